@@ -1,0 +1,1 @@
+"""AWS Marketplace SaaS fulfillment: token intake, ResolveCustomer, customer record, hand-off."""

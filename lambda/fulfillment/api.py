@@ -1,0 +1,165 @@
+"""Entry point of the fulfillment URL (API Gateway REST, Lambda proxy integration).
+
+GET / without a token answers the page AWS checks; a token (form POST, or query string on
+GET and POST) is registered and answered with a 303 to the sign-up page.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fulfillment import aws, pages, responses
+from fulfillment.customers import DynamoDBCustomerStore
+from fulfillment.errors import (
+    ConfigurationError,
+    FulfillmentError,
+    MarketplaceDisabledError,
+    MarketplaceError,
+    MissingTokenError,
+    RejectedSubmissionError,
+    StorageUnavailableError,
+)
+from fulfillment.idempotency import OncePerToken
+from fulfillment.intake import read_submission
+from fulfillment.marketplace import MeteringMarketplace
+from fulfillment.models import RegistrationOutcome, Submission
+from fulfillment.observability import (
+    ERROR_CODE_DIMENSION,
+    REASON_DIMENSION,
+    MetricName,
+    count,
+    count_by,
+    logger,
+    metrics,
+)
+from fulfillment.redirects import registration_location
+from fulfillment.registration import open_session, register
+from fulfillment.settings import MARKETPLACE_REGION, Settings, get_settings
+
+# A replayed answer whose session expires sooner than this gets a fresh session.
+SESSION_REFRESH_MARGIN_SECONDS = 60
+
+
+class Registrar:
+    """The registration use case wired to its adapters, built once per execution environment."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.customers = DynamoDBCustomerStore(aws.dynamodb(), settings.customers_table_name)
+        self.marketplace = MeteringMarketplace(aws.metering(settings.marketplace_region))
+        self.once = OncePerToken(self._register, settings.idempotency_table_name, aws.dynamodb())
+
+    def _register(self, token: str, request_id: str) -> RegistrationOutcome:
+        return register(
+            token,
+            marketplace=self.marketplace,
+            customers=self.customers,
+            product_codes=self.settings.product_codes,
+            now=datetime.now(UTC),
+            session_ttl_seconds=self.settings.session_ttl_seconds,
+            request_id=request_id,
+        )
+
+    def registration_for(
+        self, token: str, request_id: str, context: LambdaContext
+    ) -> RegistrationOutcome:
+        outcome = self.once.register(token, request_id, context)
+        now = datetime.now(UTC)
+        if outcome.session_expires_at - now.timestamp() < SESSION_REFRESH_MARGIN_SECONDS:
+            # A resubmission after the first session expired: same customer, new session,
+            # still no second ResolveCustomer call.
+            outcome = open_session(
+                outcome.customer_key,
+                outcome.product_code,
+                customers=self.customers,
+                now=now,
+                session_ttl_seconds=self.settings.session_ttl_seconds,
+                new_customer=outcome.new_customer,
+                request_id=outcome.registered_by_request,
+            )
+        return outcome
+
+
+@cache
+def _registrar() -> Registrar:
+    return Registrar(get_settings())
+
+
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
+    submission: Submission | None = None
+    try:
+        submission = read_submission(event)
+        if submission is None:
+            if event.get("httpMethod") == "GET":
+                return pages.render(pages.LANDING)
+            raise MissingTokenError("no registration token in the request")
+        registrar = _registrar()
+        outcome = registrar.registration_for(submission.token, request_id, context)
+        return responses.see_other(_location(registrar.settings, submission, outcome))
+    except Exception as error:  # every failure becomes a page for a person
+        _report(error)
+        return pages.render(pages.page_for(error), reference=request_id, submission=submission)
+
+
+def _location(settings: Settings, submission: Submission, outcome: RegistrationOutcome) -> str:
+    duplicate = outcome.registered_by_request != _current_request_id()
+    if duplicate:
+        count(MetricName.DUPLICATE_SUBMISSION)
+    else:
+        count(MetricName.REGISTRATION_SUCCEEDED)
+        count(MetricName.NEW_CUSTOMER if outcome.new_customer else MetricName.RETURNING_CUSTOMER)
+    logger.info(
+        "registration handed off",
+        extra={
+            "customer_ref": outcome.customer_ref,
+            "product_code": outcome.product_code,
+            "new_customer": outcome.new_customer,
+            "duplicate_submission": duplicate,
+            "free_trial": submission.free_trial,
+        },
+    )
+    target = settings.registration_url
+    if submission.free_trial and settings.trial_registration_url:
+        target = settings.trial_registration_url
+    return registration_location(target, outcome.session_id)
+
+
+def _current_request_id() -> str:
+    return str(logger.get_correlation_id() or "")
+
+
+def _report(error: Exception) -> None:
+    """Log and count ``error`` once; never with the token or customer identifiers."""
+    if isinstance(error, MarketplaceError):
+        count_by(MetricName.MARKETPLACE_ERROR, ERROR_CODE_DIMENSION, error.code)
+    if isinstance(error, RejectedSubmissionError):
+        count_by(MetricName.REGISTRATION_REJECTED, REASON_DIMENSION, error.reason)
+        logger.warning("registration rejected", extra={"reason": str(error.reason)})
+    elif isinstance(error, MarketplaceDisabledError):
+        logger.error(
+            "configuration fault: ResolveCustomer is disabled in the configured region",
+            extra={"variable": MARKETPLACE_REGION, "error_code": error.code},
+        )
+    elif isinstance(error, MarketplaceError):
+        logger.warning("ResolveCustomer failed", extra={"error_code": error.code})
+    elif isinstance(error, ConfigurationError):
+        logger.error(
+            f"configuration fault: {error}",
+            extra={"variable": error.variable},
+        )
+    elif isinstance(error, StorageUnavailableError):
+        logger.error("DynamoDB unavailable", extra={"error": str(error)})
+    elif isinstance(error, FulfillmentError):
+        logger.warning(type(error).__name__)
+    else:
+        logger.exception("unexpected error")

@@ -1,0 +1,90 @@
+"""The project's own exceptions. Their mapping to HTTP status and page lives in pages.py."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class RejectionReason(StrEnum):
+    """Why a submission was refused: the bounded value set of the RegistrationRejected metric."""
+
+    MISSING_TOKEN = "MissingToken"
+    MALFORMED_TOKEN = "MalformedToken"
+    INVALID_TOKEN = "InvalidToken"
+    EXPIRED_TOKEN = "ExpiredToken"
+    UNKNOWN_PRODUCT = "UnknownProduct"
+
+
+class FulfillmentError(Exception):
+    """Base of every error this function answers with a page of its own."""
+
+
+class ConfigurationError(FulfillmentError):
+    """An environment variable is missing or invalid: an operator's fault, not the buyer's."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable} {problem}")
+        self.variable = variable
+        self.problem = problem
+
+
+class RejectedSubmissionError(FulfillmentError):
+    """The buyer's submission cannot be registered; they must start again from Marketplace."""
+
+    reason: RejectionReason
+
+
+class MissingTokenError(RejectedSubmissionError):
+    reason = RejectionReason.MISSING_TOKEN
+
+
+class MalformedTokenError(RejectedSubmissionError):
+    reason = RejectionReason.MALFORMED_TOKEN
+
+
+class OversizedRequestError(MalformedTokenError):
+    """The request body is far larger than any Marketplace form post."""
+
+
+class UnknownProductError(RejectedSubmissionError):
+    reason = RejectionReason.UNKNOWN_PRODUCT
+
+    def __init__(self, product_code: str) -> None:
+        super().__init__("token resolved to a product that is not configured")
+        self.product_code = product_code
+
+
+class MarketplaceError(FulfillmentError):
+    """ResolveCustomer failed; ``code`` is the bounded AWS error code (MarketplaceError metric)."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class InvalidTokenError(MarketplaceError, RejectedSubmissionError):
+    reason = RejectionReason.INVALID_TOKEN
+
+
+class ExpiredTokenError(MarketplaceError, RejectedSubmissionError):
+    reason = RejectionReason.EXPIRED_TOKEN
+
+
+class MarketplaceUnavailableError(MarketplaceError):
+    """Throttling, an AWS-side fault or a timeout that outlasted the retries: try again shortly."""
+
+
+class MarketplaceDisabledError(MarketplaceError):
+    """ResolveCustomer is not enabled in the configured region: a configuration fault."""
+
+
+class IncompleteCustomerError(MarketplaceError):
+    """ResolveCustomer answered without an identity we can key a customer on."""
+
+
+class StorageUnavailableError(FulfillmentError):
+    """DynamoDB refused or timed out after retries; nothing was registered, try again."""
+
+
+class RegistrationInProgressError(FulfillmentError):
+    """Another request is still registering the same token."""

@@ -1,0 +1,61 @@
+"""The one Logger and Metrics of the function, and the names of everything it measures.
+
+Service name, namespace and log level come from the standard POWERTOOLS_* variables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from enum import StrEnum
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+
+logger = Logger()
+metrics = Metrics()
+
+# botocore's DEBUG lines print request parameters, and ResolveCustomer's only parameter is the
+# registration token. Keep the AWS SDK's own loggers above DEBUG whatever the function's level.
+for _name in ("botocore", "boto3", "urllib3"):
+    logging.getLogger(_name).setLevel(logging.INFO)
+
+
+class MetricName(StrEnum):
+    REGISTRATION_SUCCEEDED = "RegistrationSucceeded"
+    NEW_CUSTOMER = "NewCustomer"
+    RETURNING_CUSTOMER = "ReturningCustomer"
+    DUPLICATE_SUBMISSION = "DuplicateSubmission"
+    REGISTRATION_REJECTED = "RegistrationRejected"
+    MARKETPLACE_ERROR = "MarketplaceError"
+
+
+# Dimension names of the two metrics that are split by a bounded value.
+REASON_DIMENSION = "Reason"
+ERROR_CODE_DIMENSION = "ErrorCode"
+
+
+def count(name: MetricName) -> None:
+    """Add one to ``name`` in this invocation's metric blob (dimension: service only)."""
+    metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
+
+
+def count_by(name: MetricName, dimension: str, value: str) -> None:
+    """Emit one ``name`` with an extra bounded dimension, in a blob of its own."""
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=metrics.namespace,
+    ) as metric:
+        metric.add_dimension(name=dimension, value=value)
+
+
+def pseudonym(value: str) -> str:
+    """A stable, non-reversible reference for logs in place of a customer identifier."""
+    return hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def mask(value: str, visible: int = 4) -> str:
+    """``value`` with all but its last ``visible`` characters hidden."""
+    return "*" * max(len(value) - visible, 0) + value[-visible:]

@@ -1,0 +1,137 @@
+"""The real handler against moto's DynamoDB server and the Marketplace stand-in, over HTTP."""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+
+from local.dynamodb import RunningDynamoDB, create_tables, start_dynamodb
+from local.gateway import LambdaContext
+from local.marketplace import (
+    MarketplaceStandIn,
+    RunningServer,
+    default_customers,
+    start_server,
+)
+
+PRODUCT = "prod-integration1"
+REGISTRATION_URL = "https://app.example.com/signup?source=aws"
+TRIAL_URL = "https://app.example.com/trial"
+
+
+@pytest.fixture(scope="session")
+def dynamodb_server() -> Iterator[RunningDynamoDB]:
+    server = start_dynamodb()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def marketplace_server() -> Iterator[tuple[MarketplaceStandIn, RunningServer]]:
+    stand_in = MarketplaceStandIn(default_customers(PRODUCT))
+    server = start_server(stand_in)
+    yield stand_in, server
+    server.stop()
+
+
+@dataclass
+class Stack:
+    marketplace: MarketplaceStandIn
+    dynamodb: Any
+    customers_table: str
+    idempotency_table: str
+
+    def customer(self, pk: str) -> dict[str, Any] | None:
+        item = self.dynamodb.get_item(
+            TableName=self.customers_table,
+            Key={"pk": {"S": pk}, "sk": {"S": "CUSTOMER"}},
+            ConsistentRead=True,
+        ).get("Item")
+        return item
+
+    def items(self, table: str | None = None) -> list[dict[str, Any]]:
+        paginator = self.dynamodb.get_paginator("scan")
+        return [
+            item
+            for page in paginator.paginate(TableName=table or self.customers_table)
+            for item in page["Items"]
+        ]
+
+
+def _reset_function_caches() -> None:
+    from fulfillment import api, aws, settings
+
+    for cached in (aws.session, aws.dynamodb, aws.metering, api._registrar, settings.get_settings):
+        cached.cache_clear()
+
+
+@pytest.fixture
+def stack(
+    dynamodb_server: RunningDynamoDB,
+    marketplace_server: tuple[MarketplaceStandIn, RunningServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Stack]:
+    """Fresh tables and a reset stand-in per test; the function configured to use them."""
+    stand_in, server = marketplace_server
+    stand_in.reset()
+    suffix = uuid.uuid4().hex[:8]
+    customers, idempotency = f"customers-{suffix}", f"idempotency-{suffix}"
+    client = boto3.client("dynamodb", endpoint_url=dynamodb_server.url, region_name="us-east-1")
+    create_tables(client, customers, idempotency)
+    environment = {
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_server.url,
+        "AWS_ENDPOINT_URL_MARKETPLACE_METERING": server.url,
+        "CUSTOMERS_TABLE_NAME": customers,
+        "IDEMPOTENCY_TABLE_NAME": idempotency,
+        "PRODUCT_CODES": f"{PRODUCT},prod-second",
+        "REGISTRATION_URL": REGISTRATION_URL,
+        "TRIAL_REGISTRATION_URL": TRIAL_URL,
+        "MARKETPLACE_REGION": "us-east-1",
+        "SESSION_TTL_SECONDS": "3600",
+    }
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    _reset_function_caches()
+    yield Stack(stand_in, client, customers, idempotency)
+    _reset_function_caches()
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return LambdaContext(
+        function_name="fulfillment-api",
+        memory_limit_in_mb=512,
+        timeout_seconds=20,
+        log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
+    )
+
+
+@pytest.fixture
+def function_logs(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
+    """Everything the function logs: its Powertools JSON lines plus every other logger, at DEBUG."""
+    from fulfillment.observability import logger
+
+    stream = io.StringIO()
+    handler = logger.registered_handler
+    previous = handler.setStream(stream)  # type: ignore[attr-defined]
+    caplog.set_level(logging.DEBUG)
+    yield stream
+    handler.setStream(previous)  # type: ignore[attr-defined]
+    for record in caplog.records:
+        stream.write(f"{record.name} {record.levelname} {record.getMessage()}\n")
+
+
+def all_logs(stream: io.StringIO, caplog: pytest.LogCaptureFixture) -> str:
+    records = "\n".join(f"{r.name} {r.getMessage()} {r.__dict__}" for r in caplog.records)
+    return stream.getvalue() + "\n" + records
+
+
+os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from fulfillment.redirects import registration_location
+
+
+@pytest.mark.parametrize(
+    ("base", "expected"),
+    [
+        ("https://app.example.com/signup", "https://app.example.com/signup?registration=abc_-1"),
+        ("https://app.example.com", "https://app.example.com/?registration=abc_-1"),
+        (
+            "https://app.example.com/signup?source=aws&lang=en",
+            "https://app.example.com/signup?source=aws&lang=en&registration=abc_-1",
+        ),
+        (
+            "https://app.example.com/signup?registration=stale",
+            "https://app.example.com/signup?registration=abc_-1",
+        ),
+    ],
+)
+def test_registration_id_joins_the_configured_url(base: str, expected: str) -> None:
+    assert registration_location(base, "abc_-1") == expected
+
+
+def test_query_values_of_the_configured_url_survive_encoding() -> None:
+    location = registration_location("https://x.example/s?next=%2Fhome%3Fa%3D1", "id1")
+
+    assert parse_qs(urlsplit(location).query) == {"next": ["/home?a=1"], "registration": ["id1"]}

@@ -1,0 +1,47 @@
+"""The function's attribute names agree with the table definitions the stacks create."""
+
+from __future__ import annotations
+
+from fulfillment import customers
+from infra.schema import CUSTOMERS, IDEMPOTENCY, create_table_request
+
+
+def test_customer_store_uses_the_table_keys_and_ttl() -> None:
+    assert (customers.PK, customers.SK) == (CUSTOMERS.partition_key, CUSTOMERS.sort_key)
+    assert customers.EXPIRES_AT == CUSTOMERS.ttl_attribute
+
+
+def test_indexed_attributes_are_the_ones_registration_writes() -> None:
+    written = {
+        "license_arn",
+        "customer_identifier",
+        "agreement_id",
+        "customer_aws_account_id",
+        "product_code",
+    }
+
+    indexed = {key for index in CUSTOMERS.indexes for key in (index.partition_key, index.sort_key)}
+
+    assert indexed - {None} <= written
+
+
+def test_idempotency_table_uses_powertools_default_attributes() -> None:
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    layer = DynamoDBPersistenceLayer(table_name="t", boto3_client=object())  # type: ignore[arg-type]
+
+    assert layer.key_attr == IDEMPOTENCY.partition_key
+    assert layer.expiry_attr == IDEMPOTENCY.ttl_attribute
+
+
+def test_create_table_request_declares_every_key_attribute_once() -> None:
+    request = create_table_request(CUSTOMERS, "customers")
+
+    names = [d["AttributeName"] for d in request["AttributeDefinitions"]]
+    assert len(names) == len(set(names))
+    assert {i["IndexName"] for i in request["GlobalSecondaryIndexes"]} == {
+        "by_license",
+        "by_account",
+        "by_customer_identifier",
+        "by_agreement",
+    }

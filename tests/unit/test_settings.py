@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+
+from fulfillment.errors import ConfigurationError
+from fulfillment.settings import ENVIRONMENT_KEYS, load_settings
+
+VALID = {
+    "CUSTOMERS_TABLE_NAME": "customers",
+    "IDEMPOTENCY_TABLE_NAME": "idempotency",
+    "PRODUCT_CODES": "prod-abc, prod-def,",
+    "REGISTRATION_URL": "https://app.example.com/signup",
+}
+
+
+def test_defaults_apply_to_optional_values() -> None:
+    settings = load_settings(VALID)
+
+    assert settings.product_codes == {"prod-abc", "prod-def"}
+    assert settings.marketplace_region == "us-east-1"
+    assert settings.session_ttl_seconds == 3600
+    assert settings.trial_registration_url is None
+
+
+@pytest.mark.parametrize(
+    "variable",
+    ["CUSTOMERS_TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "PRODUCT_CODES", "REGISTRATION_URL"],
+)
+def test_missing_required_variable_is_named(variable: str) -> None:
+    environ = {k: v for k, v in VALID.items() if k != variable}
+
+    with pytest.raises(ConfigurationError) as error:
+        load_settings(environ)
+
+    assert error.value.variable == variable
+    assert variable in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("SESSION_TTL_SECONDS", "soon"),
+        ("SESSION_TTL_SECONDS", "5"),
+        ("SESSION_TTL_SECONDS", "99999999"),
+        ("MARKETPLACE_REGION", "mars"),
+        ("PRODUCT_CODES", " , "),
+        ("PRODUCT_CODES", "prod abc"),
+        ("REGISTRATION_URL", "http://app.example.com/signup"),
+        ("REGISTRATION_URL", "javascript:alert(1)"),
+        ("REGISTRATION_URL", "/relative"),
+        ("REGISTRATION_URL", "https://app.example.com/#frag"),
+        ("TRIAL_REGISTRATION_URL", "ftp://app.example.com/"),
+        ("CUSTOMERS_TABLE_NAME", "bad name!"),
+    ],
+)
+def test_invalid_values_are_named(variable: str, value: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        load_settings({**VALID, variable: value})
+
+    assert error.value.variable == variable
+
+
+def test_http_is_allowed_for_loopback_only() -> None:
+    settings = load_settings({**VALID, "REGISTRATION_URL": "http://127.0.0.1:8000/_local/r"})
+
+    assert settings.registration_url == "http://127.0.0.1:8000/_local/r"
+
+
+def test_environment_keys_are_the_settings_fields() -> None:
+    from dataclasses import fields
+
+    from fulfillment.settings import Settings
+
+    assert {f.name.upper() for f in fields(Settings)} == ENVIRONMENT_KEYS
