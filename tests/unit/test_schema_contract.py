@@ -7,8 +7,8 @@ from infra.schema import CUSTOMERS, IDEMPOTENCY, create_table_request
 
 
 def test_customer_store_uses_the_table_keys_and_ttl() -> None:
-    assert (customers.PK, customers.SK) == (CUSTOMERS.partition_key, CUSTOMERS.sort_key)
-    assert customers.EXPIRES_AT == CUSTOMERS.ttl_attribute
+    assert (CUSTOMERS.partition_key, CUSTOMERS.sort_key) == (customers.PK, customers.SK)
+    assert CUSTOMERS.ttl_attribute == customers.EXPIRES_AT
 
 
 def test_indexed_attributes_are_the_ones_registration_writes() -> None:

@@ -1,0 +1,363 @@
+"""`make run`: the whole registration flow on one machine, with no AWS account.
+
+Starts moto's DynamoDB (unless AWS_ENDPOINT_URL_DYNAMODB names one), the Marketplace stand-in
+(unless AWS_ENDPOINT_URL_MARKETPLACE_METERING names one) and the API Gateway emulator running
+the real function in worker processes, plus a few local-only pages under /_local/.
+
+    python -m local.run            # from the repository root; HOST, PORT, ... from the env
+
+Tests reuse it through start_local_stack().
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import signal
+import socket
+import sys
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import boto3
+
+from local import pages
+from local.dynamodb import RunningDynamoDB, create_tables, start_dynamodb
+from local.gateway import LocalPage, Route, RunningGateway, start_gateway
+from local.marketplace import (
+    MarketplaceStandIn,
+    RunningServer,
+    default_customers,
+    start_server,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+LAMBDA_ROOT = REPO_ROOT / "lambda"
+HANDLER = "fulfillment.api.lambda_handler"
+ROUTES = [Route("GET", "/"), Route("POST", "/")]
+
+DEFAULT_PRODUCT_CODES = "prod-localexample1"
+DEFAULT_CUSTOMERS_TABLE = "fulfillment-customers"
+DEFAULT_IDEMPOTENCY_TABLE = "fulfillment-idempotency"
+DEFAULT_WORKERS = 4
+LOCAL_REGION = "us-east-1"
+LOCAL_CREDENTIAL = "local"  # dummy: every endpoint the stack talks to is on this machine
+
+REGISTRATION_PATH = "/_local/registration"
+INDEX_PATH = "/_local/"
+MARKETPLACE_REDIRECT_PATH = "/_local/marketplace"
+
+# The function's settings variables (lambda/fulfillment/settings.py). Spelled out rather than
+# imported so that this process never imports the function; an e2e test compares the two.
+_REQUIRED_SETTINGS = (
+    "CUSTOMERS_TABLE_NAME",
+    "IDEMPOTENCY_TABLE_NAME",
+    "PRODUCT_CODES",
+    "REGISTRATION_URL",
+    "TRIAL_REGISTRATION_URL",
+)
+_OPTIONAL_SETTINGS = ("MARKETPLACE_REGION", "SESSION_TTL_SECONDS")
+# Spawned workers inherit this process's environment, and botocore refuses to build a client
+# for a profile its (isolated) config file does not hold.
+_INHERITED_PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+_GATEWAY_PORT_ATTEMPTS = 5
+
+
+@dataclass
+class LocalStack:
+    """A running local stack: URLs, the stand-in (None when external) and how to stop it."""
+
+    url: str
+    registration_url: str
+    trial_registration_url: str
+    marketplace_url: str
+    marketplace_page_url: str | None
+    marketplace: MarketplaceStandIn | None
+    dynamodb_url: str
+    customers_table: str
+    idempotency_table: str
+    function_environment: dict[str, str]
+    _gateway: RunningGateway = field(repr=False)
+    _stop_callbacks: list[Callable[[], None]] = field(default_factory=list, repr=False)
+    _stopped: bool = field(default=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def fulfillment_url(self) -> str:
+        """The URL Marketplace posts buyers to (the API's root resource)."""
+        return self.url + "/"
+
+    @property
+    def index_url(self) -> str:
+        return self.url + INDEX_PATH
+
+    def warm_up(self) -> set[int]:
+        """Start every function worker and import the handler in each; returns their pids."""
+        return self._gateway.warm_up()
+
+    def dynamodb_client(self) -> DynamoDBClient:
+        """A boto3 DynamoDB client for this stack's endpoint, with dummy credentials."""
+        return _dynamodb_client(self.dynamodb_url)
+
+    def stop(self) -> None:
+        """Stop the gateway (and its workers), then the stand-in and moto; idempotent."""
+        with self._lock:
+            if self._stopped:
+                return
+            self._stopped = True
+            callbacks, self._stop_callbacks = self._stop_callbacks, []
+        for callback in reversed(callbacks):
+            with contextlib.suppress(Exception):
+                callback()
+
+    def __enter__(self) -> LocalStack:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+def _dynamodb_client(endpoint_url: str) -> DynamoDBClient:
+    session = boto3.session.Session(
+        aws_access_key_id=LOCAL_CREDENTIAL,
+        aws_secret_access_key=LOCAL_CREDENTIAL,
+        region_name=LOCAL_REGION,
+    )
+    return session.client("dynamodb", endpoint_url=endpoint_url)
+
+
+def _url_host(host: str) -> str:
+    """The host part of a URL that reaches a server bound to ``host`` from this machine."""
+    if host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if host == "::":
+        return "[::1]"
+    return f"[{host}]" if ":" in host else host
+
+
+def _free_port(host: str) -> int:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def _setting(environ: Mapping[str, str], name: str, default: str) -> str:
+    return environ.get(name, "").strip() or default
+
+
+def start_local_stack(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    environ: Mapping[str, str],
+    workers: int | None = None,
+) -> LocalStack:
+    """Start DynamoDB, the Marketplace stand-in and the gateway; port 0 picks a free port.
+
+    ``environ`` supplies the settings (PRODUCT_CODES, table names, URLs, ...), the optional
+    external endpoints and LOCAL_WORKERS / MARKETPLACE_PORT. Removes AWS_PROFILE and
+    AWS_DEFAULT_PROFILE from this process's environment: the workers inherit it, and the local
+    stack must never pick up a real profile.
+    """
+    for name in _INHERITED_PROFILE_VARIABLES:
+        os.environ.pop(name, None)
+    worker_count = (
+        workers
+        if workers is not None
+        else int(_setting(environ, "LOCAL_WORKERS", str(DEFAULT_WORKERS)))
+    )
+    for attempt in range(_GATEWAY_PORT_ATTEMPTS):
+        # The function's URLs must be known before its workers start, so the gateway port is
+        # fixed first: a probed free one when port is 0.
+        gateway_port = port or _free_port(host)
+        stop_callbacks: list[Callable[[], None]] = []
+        try:
+            return _start(
+                host=host,
+                gateway_port=gateway_port,
+                environ=environ,
+                workers=worker_count,
+                stop_callbacks=stop_callbacks,
+            )
+        except BaseException as exc:
+            for callback in reversed(stop_callbacks):
+                with contextlib.suppress(Exception):
+                    callback()
+            # Another process took the probed port before the gateway bound it: start over.
+            port_taken = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+            if port or not port_taken or attempt == _GATEWAY_PORT_ATTEMPTS - 1:
+                raise
+    raise AssertionError("unreachable")
+
+
+def _start(
+    *,
+    host: str,
+    gateway_port: int,
+    environ: Mapping[str, str],
+    workers: int,
+    stop_callbacks: list[Callable[[], None]],
+) -> LocalStack:
+    base_url = f"http://{_url_host(host)}:{gateway_port}"
+    customers_table = _setting(environ, "CUSTOMERS_TABLE_NAME", DEFAULT_CUSTOMERS_TABLE)
+    idempotency_table = _setting(environ, "IDEMPOTENCY_TABLE_NAME", DEFAULT_IDEMPOTENCY_TABLE)
+    product_codes = _setting(environ, "PRODUCT_CODES", DEFAULT_PRODUCT_CODES)
+    registration_url = _setting(environ, "REGISTRATION_URL", base_url + REGISTRATION_PATH)
+    trial_registration_url = _setting(
+        environ, "TRIAL_REGISTRATION_URL", f"{base_url}{REGISTRATION_PATH}?offer=free-trial"
+    )
+
+    # DynamoDB: an external endpoint, or moto on an ephemeral loopback port.
+    dynamodb_url = environ.get("AWS_ENDPOINT_URL_DYNAMODB", "").strip()
+    if not dynamodb_url:
+        moto: RunningDynamoDB = start_dynamodb("127.0.0.1", 0)
+        stop_callbacks.append(moto.stop)
+        dynamodb_url = moto.url
+    client = _dynamodb_client(dynamodb_url)
+    create_tables(client, customers_table, idempotency_table)
+
+    # Marketplace: an external endpoint, or our stand-in posting buyers to the gateway.
+    marketplace_url = environ.get("AWS_ENDPOINT_URL_MARKETPLACE_METERING", "").strip()
+    stand_in: MarketplaceStandIn | None = None
+    marketplace_page_url: str | None = None
+    if not marketplace_url:
+        first_product = next(c.strip() for c in product_codes.split(",") if c.strip())
+        stand_in = MarketplaceStandIn(default_customers(first_product))
+        server: RunningServer = start_server(
+            stand_in,
+            host=host,
+            port=int(_setting(environ, "MARKETPLACE_PORT", "0")),
+            fulfillment_url=base_url + "/",
+        )
+        stop_callbacks.append(server.stop)
+        marketplace_url = f"http://{_url_host(host)}:{server.port}"
+        marketplace_page_url = marketplace_url + "/marketplace"
+
+    function_environment: dict[str, str] = {
+        "CUSTOMERS_TABLE_NAME": customers_table,
+        "IDEMPOTENCY_TABLE_NAME": idempotency_table,
+        "PRODUCT_CODES": product_codes,
+        "REGISTRATION_URL": registration_url,
+        "TRIAL_REGISTRATION_URL": trial_registration_url,
+        **{
+            name: environ[name].strip()
+            for name in _OPTIONAL_SETTINGS
+            if environ.get(name, "").strip()
+        },
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
+        "AWS_ENDPOINT_URL_MARKETPLACE_METERING": marketplace_url,
+        "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIAL,
+        "AWS_SECRET_ACCESS_KEY": LOCAL_CREDENTIAL,
+        "AWS_SESSION_TOKEN": LOCAL_CREDENTIAL,
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "AWS_REGION": LOCAL_REGION,
+        "AWS_EC2_METADATA_DISABLED": "true",
+        # A developer's ~/.aws config must not change endpoints, retries or region locally.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "POWERTOOLS_SERVICE_NAME": "fulfillment",
+        "POWERTOOLS_METRICS_NAMESPACE": "Fulfillment",
+        "POWERTOOLS_LOG_LEVEL": _setting(environ, "POWERTOOLS_LOG_LEVEL", "INFO"),
+    }
+
+    local_pages: dict[str, LocalPage] = {
+        "/_local": pages.redirect_page(base_url + INDEX_PATH),
+        INDEX_PATH: pages.index_page(
+            pages.PageLinks(
+                fulfillment_url=base_url + "/",
+                registration_url=registration_url,
+                trial_registration_url=trial_registration_url,
+                marketplace_page_url=marketplace_page_url,
+                marketplace_endpoint=marketplace_url,
+                dynamodb_endpoint=dynamodb_url,
+            )
+        ),
+        REGISTRATION_PATH: pages.registration_page(client, customers_table),
+        MARKETPLACE_REDIRECT_PATH: pages.redirect_page(marketplace_page_url),
+    }
+
+    gateway = start_gateway(
+        handler=HANDLER,
+        routes=ROUTES,
+        host=host,
+        port=gateway_port,
+        workers=workers,
+        environment=function_environment,
+        extra_sys_path=[str(LAMBDA_ROOT)],
+        local_pages=local_pages,
+    )
+    stop_callbacks.append(gateway.stop)
+
+    return LocalStack(
+        url=base_url,
+        registration_url=registration_url,
+        trial_registration_url=trial_registration_url,
+        marketplace_url=marketplace_url,
+        marketplace_page_url=marketplace_page_url,
+        marketplace=stand_in,
+        dynamodb_url=dynamodb_url,
+        customers_table=customers_table,
+        idempotency_table=idempotency_table,
+        function_environment=function_environment,
+        _gateway=gateway,
+        _stop_callbacks=stop_callbacks,
+    )
+
+
+def _banner(stack: LocalStack) -> str:
+    lines = [
+        "Fulfillment local stack (no AWS account; nothing here is deployed)",
+        f"  Fulfillment URL     {stack.fulfillment_url}",
+    ]
+    if stack.marketplace_page_url is not None:
+        lines.append(f"  AWS Marketplace     {stack.marketplace_page_url}  <- start here")
+    else:
+        lines.append(f"  Marketplace API     {stack.marketplace_url} (external)")
+    lines += [
+        f"  Registration page   {stack.registration_url}",
+        f"  Local index         {stack.index_url}",
+        f"  DynamoDB            {stack.dynamodb_url}",
+    ]
+    return "\n".join(lines)
+
+
+def _raise_keyboard_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(environ: Mapping[str, str] | None = None) -> None:
+    env = os.environ if environ is None else environ
+    host = _setting(env, "HOST", "127.0.0.1")
+    port = int(_setting(env, "PORT", "8000"))
+    # Workers are spawned while SIGINT is ignored and keep ignoring it (an ignored signal stays
+    # ignored across exec): Ctrl-C reaches the whole process group, and the workers are stopped
+    # by the gateway's shutdown instead of each printing a KeyboardInterrupt traceback.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    stack = start_local_stack(host=host, port=port, environ=env)
+    try:
+        stack.warm_up()
+        signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        print(_banner(stack), flush=True)
+        print("ready (Ctrl-C to stop)", flush=True)
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("stopping", file=sys.stderr, flush=True)
+        stack.stop()
+        print("stopped", file=sys.stderr, flush=True)
+
+
+if __name__ == "__main__":
+    main()
