@@ -9,7 +9,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help install run test test-unit test-integration test-e2e lint format chromium clean
+.PHONY: help install run test test-unit test-integration test-e2e test-infra lint format chromium \
+	build synth deploy clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -20,12 +21,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 	touch $@
 
-install: $(STAMP) ## Create .venv and install the pinned dependencies
+NODE_STAMP := node_modules/.installed
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+install: $(STAMP) $(NODE_STAMP) ## Create .venv and node_modules with the pinned dependencies
 
 run: $(STAMP) ## Serve the whole flow locally on http://127.0.0.1:8000 (no AWS account)
 	$(BIN)/python -m local.run
 
-test: $(STAMP) chromium lint ## Everything, offline: lint, unit, integration, e2e
+test: $(STAMP) $(NODE_STAMP) chromium lint build ## Everything: lint, unit, integration, infrastructure, e2e
 	$(BIN)/python -m pytest
 
 test-unit: $(STAMP)
@@ -36,6 +42,23 @@ test-integration: $(STAMP)
 
 test-e2e: $(STAMP) chromium
 	$(BIN)/python -m pytest tests/e2e
+
+test-infra: $(STAMP) $(NODE_STAMP)
+	$(BIN)/python -m pytest tests/infrastructure
+
+build: $(STAMP) $(NODE_STAMP) ## Build the function artifact (build/function): 3.13 bytecode, no Docker
+	$(BIN)/python -m infra.packaging
+
+# CONTEXT passes extra context, e.g. make deploy CONTEXT="-c productCodes=prod-x -c registrationUrl=https://..."
+CONTEXT ?=
+CDK := npx --no-install cdk
+
+synth: build ## Synthesize the stack offline into cdk.out (cdk-nag runs at every synth)
+	$(CDK) synth --quiet --no-notices $(CONTEXT)
+	$(BIN)/cfn-lint cdk.out/*.template.json
+
+deploy: build ## Build what is shipped, then deploy (refuses cdk.json's example values)
+	$(CDK) deploy --no-notices --require-approval broadening -c deploy=true $(CONTEXT)
 
 lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on the function package
 	$(BIN)/ruff check .
@@ -55,4 +78,4 @@ chromium:
 	else echo "chromium not found: browser tests will be skipped (apt-get install chromium)"; fi
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) node_modules build cdk.out .pytest_cache .mypy_cache .ruff_cache

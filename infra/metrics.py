@@ -1,0 +1,75 @@
+"""The function's metric contract as the dashboards and alarms see it.
+
+Plain constants, no CDK import. Infra never imports the function package, so the names are
+repeated here; tests/infrastructure/test_monitoring.py checks they equal what the function
+emits (``fulfillment.observability``, ``fulfillment.errors``, ``fulfillment.marketplace``).
+
+Powertools writes every metric with a ``service`` dimension. CloudWatch matches a metric only
+on its exact dimension set, so each name below says which set it is emitted with.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+NAMESPACE_DEFAULT: Final = "Fulfillment"
+SERVICE_DEFAULT: Final = "fulfillment"
+
+SERVICE_DIMENSION: Final = "service"
+
+# Dimensions {service}.
+REGISTRATION_SUCCEEDED: Final = "RegistrationSucceeded"
+NEW_CUSTOMER: Final = "NewCustomer"
+RETURNING_CUSTOMER: Final = "ReturningCustomer"
+DUPLICATE_SUBMISSION: Final = "DuplicateSubmission"
+
+# Dimensions {Reason, service}.
+REGISTRATION_REJECTED: Final = "RegistrationRejected"
+REASON_DIMENSION: Final = "Reason"
+REJECTION_REASONS: Final = (
+    "MissingToken",
+    "MalformedToken",
+    "InvalidToken",
+    "ExpiredToken",
+    "UnknownProduct",
+)
+
+# Dimensions {ErrorCode, service}.
+MARKETPLACE_ERROR: Final = "MarketplaceError"
+ERROR_CODE_DIMENSION: Final = "ErrorCode"
+DISABLED_API_CODE: Final = "DisabledApiException"
+MARKETPLACE_ERROR_CODES: Final = (
+    "InvalidTokenException",
+    "ExpiredTokenException",
+    "ThrottlingException",
+    "InternalServiceErrorException",
+    DISABLED_API_CODE,
+    "NetworkError",
+    "MissingIdentity",
+    "OtherError",
+)
+# Codes that are a fault on the Marketplace side or ours, not the buyer's: they feed the
+# Marketplace error-rate alarm. An invalid or expired token is the buyer's (a stale link),
+# and is counted as a rejection instead.
+MARKETPLACE_FAILURE_CODES: Final = (
+    "ThrottlingException",
+    "InternalServiceErrorException",
+    DISABLED_API_CODE,
+    "NetworkError",
+    "MissingIdentity",
+    "OtherError",
+)
+
+# Powertools' cold-start metric: dimensions {function_name, service}, where function_name is
+# the Lambda function's name unless POWERTOOLS_METRICS_FUNCTION_NAME says otherwise.
+COLD_START: Final = "ColdStart"
+FUNCTION_NAME_DIMENSION: Final = "function_name"
+
+METRIC_NAMES: Final = (
+    REGISTRATION_SUCCEEDED,
+    NEW_CUSTOMER,
+    RETURNING_CUSTOMER,
+    DUPLICATE_SUBMISSION,
+    REGISTRATION_REJECTED,
+    MARKETPLACE_ERROR,
+)

@@ -1,0 +1,401 @@
+"""Monitoring: one dashboard and the alarms of the fulfillment endpoint, on one SNS topic."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aws_cdk import ArnFormat, Duration, Stack
+from aws_cdk import aws_apigateway as apigateway
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_sns as sns
+from aws_cdk import aws_sns_subscriptions as subscriptions
+from cdk_monitoring_constructs import (
+    AlarmFactoryDefaults,
+    CustomMetricGroup,
+    CustomMetricWithAlarm,
+    CustomThreshold,
+    DashboardRenderingPreference,
+    DefaultDashboardFactory,
+    ErrorCountThreshold,
+    ErrorRateThreshold,
+    LatencyThreshold,
+    MonitoringFacade,
+    SnsAlarmActionStrategy,
+    ThrottledEventsThreshold,
+)
+from constructs import Construct
+
+from infra import metrics
+
+# Alarm thresholds. Registrations are rare (a buyer subscribing), so every alarm either needs
+# several events or is about something that should never happen at all.
+API_5XX_RATE = 0.01  # fraction of requests
+API_5XX_MIN_REQUESTS = 5  # in the 5-minute period, so one unlucky request does not page
+API_P90_LATENCY = Duration.seconds(3)
+MARKETPLACE_FAILURE_PERCENT = 10
+MARKETPLACE_FAILURE_MIN_COUNT = 3  # in the 5-minute period
+
+_PERIOD = Duration.minutes(5)
+_CRITICAL = "Critical"
+_WARNING = "Warning"
+
+
+class Monitoring(Construct):
+    """The dashboard, the alarms and the SNS topic they notify (optionally e-mailed)."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        api: apigateway.RestApi,
+        function: lambda_.IFunction,
+        tables: Sequence[dynamodb.ITable],
+        namespace: str,
+        service: str,
+        alarm_email: str | None,
+        dashboard_name: str,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        stack = Stack.of(self)
+        self._namespace = namespace
+        self._service = service
+
+        self.topic = self._alarm_topic(stack)
+        if alarm_email:
+            self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
+
+        notify = SnsAlarmActionStrategy(on_alarm_topic=self.topic, on_ok_topic=self.topic)
+        facade = MonitoringFacade(
+            self,
+            "Facade",
+            alarm_factory_defaults=AlarmFactoryDefaults(
+                alarm_name_prefix=stack.stack_name,
+                actions_enabled=True,
+                action=notify,
+                # The library's default is 3 of 3; each alarm below says what it needs.
+                datapoints_to_alarm=1,
+                evaluation_periods=1,
+            ),
+            dashboard_factory=DefaultDashboardFactory(
+                self,
+                "Dashboards",
+                dashboard_name_prefix=dashboard_name,
+                create_dashboard=True,
+                create_summary_dashboard=False,
+                create_alarm_dashboard=False,
+                rendering_preference=DashboardRenderingPreference.INTERACTIVE_ONLY,
+            ),
+        )
+
+        facade.add_large_header(f"Marketplace fulfillment ({service})")
+        self._monitor_registrations(facade, function)
+        self._monitor_api(facade, api)
+        self._monitor_function(facade, function)
+        for table in tables:
+            self._monitor_table(facade, table)
+
+        self.alarms: list[cloudwatch.AlarmBase] = [
+            created.alarm for created in facade.created_alarms()
+        ]
+        self.dashboard_url = (
+            f"https://{stack.region}.console.aws.amazon.com/cloudwatch/home"
+            f"?region={stack.region}#dashboards:name={dashboard_name}"
+        )
+
+    def _alarm_topic(self, stack: Stack) -> sns.Topic:
+        # CloudWatch cannot publish to a topic under the AWS-managed aws/sns key: its key
+        # policy cannot be changed to let cloudwatch.amazonaws.com use it.
+        key = kms.Key(
+            self,
+            "AlarmTopicKey",
+            description=f"Encrypts the alarm notifications of {stack.stack_name}",
+            enable_key_rotation=True,
+        )
+        key.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsToPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["kms:Decrypt", "kms:GenerateDataKey*"],
+                resources=["*"],
+            )
+        )
+        topic = sns.Topic(
+            self,
+            "AlarmTopic",
+            display_name=f"{stack.stack_name} alarms",
+            master_key=key,
+            enforce_ssl=True,
+        )
+        # Setting a topic policy (enforce_ssl does) replaces the default one: allow this
+        # account's alarms, and only them, to publish.
+        topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="AllowCloudWatchAlarmsOfThisAccount",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                    "ArnLike": {
+                        "aws:SourceArn": stack.format_arn(
+                            service="cloudwatch",
+                            resource="alarm",
+                            resource_name="*",
+                            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+                        )
+                    },
+                },
+            )
+        )
+        return topic
+
+    # -- the function's own metrics (EMF) --------------------------------------------------
+
+    def _metric(
+        self,
+        name: str,
+        *,
+        label: str,
+        dimensions: dict[str, str] | None = None,
+        period: Duration = _PERIOD,
+    ) -> cloudwatch.Metric:
+        return cloudwatch.Metric(
+            namespace=self._namespace,
+            metric_name=name,
+            dimensions_map={**(dimensions or {}), metrics.SERVICE_DIMENSION: self._service},
+            statistic=cloudwatch.Stats.SUM,
+            period=period,
+            label=label,
+        )
+
+    def _marketplace_error(self, code: str) -> cloudwatch.Metric:
+        return self._metric(
+            metrics.MARKETPLACE_ERROR,
+            label=code,
+            dimensions={metrics.ERROR_CODE_DIMENSION: code},
+        )
+
+    def _monitor_registrations(self, facade: MonitoringFacade, function: lambda_.IFunction) -> None:
+        disabled_api = CustomMetricWithAlarm(
+            metric=self._marketplace_error(metrics.DISABLED_API_CODE).with_(
+                period=Duration.minutes(1)
+            ),
+            alarm_friendly_name="Marketplace-DisabledApi",
+            add_alarm={
+                _CRITICAL: CustomThreshold(
+                    threshold=1,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    alarm_description_override=(
+                        "ResolveCustomer answered DisabledApiException: the Marketplace Metering "
+                        "API is not enabled for this product or region, so EVERY registration "
+                        "fails until it is fixed (buyers see a 503 page). Check first: the "
+                        "function's MARKETPLACE_REGION setting (ResolveCustomer is served in "
+                        "us-east-1) and its 'configuration fault' log lines, then the product's "
+                        "status in the AWS Marketplace Management Portal."
+                    ),
+                )
+            },
+        )
+        failure_rate = CustomMetricWithAlarm(
+            metric=self._marketplace_failure_percent(),
+            alarm_friendly_name="Marketplace-FailureRate",
+            add_alarm={
+                _CRITICAL: CustomThreshold(
+                    threshold=MARKETPLACE_FAILURE_PERCENT,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    alarm_description_override=(
+                        f"More than {MARKETPLACE_FAILURE_PERCENT}% of ResolveCustomer calls "
+                        f"failed on the Marketplace side (throttling, AWS internal errors, "
+                        f"disabled API, timeouts, answers without a customer identity, "
+                        f"unknown errors) in 5 minutes, with at least "
+                        f"{MARKETPLACE_FAILURE_MIN_COUNT} failures so a single blip among "
+                        f"rare registrations does not page. Buyers got a 'try again' page. "
+                        f"Invalid or expired tokens are the buyer's and are not counted. "
+                        f"Check first: the dashboard's 'Marketplace errors by code' graph, "
+                        f"the function's 'ResolveCustomer failed' log lines (error_code), then the "
+                        f"AWS Health Dashboard for AWS Metering Marketplace."
+                    ),
+                )
+            },
+        )
+        facade.monitor_custom(
+            alarm_friendly_name="Registration",
+            human_readable_name="Registrations",
+            description=(
+                f"Metrics the function emits (namespace {self._namespace}, "
+                f"service {self._service})."
+            ),
+            metric_groups=[
+                CustomMetricGroup(
+                    title="Registrations per minute",
+                    metrics=[
+                        self._metric(
+                            metrics.REGISTRATION_SUCCEEDED,
+                            label="Registrations",
+                            period=Duration.minutes(1),
+                        )
+                    ],
+                ),
+                CustomMetricGroup(
+                    title="New versus returning customers",
+                    metrics=[
+                        self._metric(metrics.NEW_CUSTOMER, label="New"),
+                        self._metric(metrics.RETURNING_CUSTOMER, label="Returning"),
+                        self._metric(metrics.DUPLICATE_SUBMISSION, label="Duplicate submission"),
+                    ],
+                ),
+                CustomMetricGroup(
+                    title="Rejections by reason",
+                    metrics=[
+                        self._metric(
+                            metrics.REGISTRATION_REJECTED,
+                            label=reason,
+                            dimensions={metrics.REASON_DIMENSION: reason},
+                        )
+                        for reason in metrics.REJECTION_REASONS
+                    ],
+                ),
+                CustomMetricGroup(
+                    title="Marketplace errors by code",
+                    metrics=[
+                        disabled_api
+                        if code == metrics.DISABLED_API_CODE
+                        else self._marketplace_error(code)
+                        for code in metrics.MARKETPLACE_ERROR_CODES
+                    ],
+                ),
+                CustomMetricGroup(
+                    title="Marketplace failure rate (%)",
+                    metrics=[failure_rate],
+                ),
+                CustomMetricGroup(
+                    title="Cold starts",
+                    metrics=[
+                        self._metric(
+                            metrics.COLD_START,
+                            label="Cold starts",
+                            dimensions={metrics.FUNCTION_NAME_DIMENSION: function.function_name},
+                        )
+                    ],
+                ),
+            ],
+        )
+
+    def _marketplace_failure_percent(self) -> cloudwatch.MathExpression:
+        # FILL(..., 0): periods without a given code still count, or the sum would be missing.
+        failure_ids = {
+            f"f{index}": self._marketplace_error(code)
+            for index, code in enumerate(metrics.MARKETPLACE_FAILURE_CODES)
+        }
+        failures = cloudwatch.MathExpression(
+            expression=" + ".join(f"FILL({metric_id}, 0)" for metric_id in failure_ids),
+            using_metrics=failure_ids,
+            label="Marketplace failures",
+            period=_PERIOD,
+        )
+        return cloudwatch.MathExpression(
+            expression=(
+                f"IF(failures >= {MARKETPLACE_FAILURE_MIN_COUNT}, "
+                "100 * failures / (failures + FILL(succeeded, 0)), 0)"
+            ),
+            using_metrics={
+                "failures": failures,
+                "succeeded": self._metric(metrics.REGISTRATION_SUCCEEDED, label="Registrations"),
+            },
+            label="Marketplace failures (% of resolutions)",
+            period=_PERIOD,
+        )
+
+    # -- AWS service metrics --------------------------------------------------------------
+
+    def _monitor_api(self, facade: MonitoringFacade, api: apigateway.RestApi) -> None:
+        facade.monitor_api_gateway(
+            api=api,
+            api_stage=api.deployment_stage.stage_name,
+            alarm_friendly_name="Api",
+            human_readable_name="API Gateway",
+            add5_xx_fault_rate_alarm={
+                _CRITICAL: ErrorRateThreshold(
+                    max_error_rate=API_5XX_RATE,
+                    min_sample_count_to_evaluate_datapoint=API_5XX_MIN_REQUESTS - 1,
+                    alarm_description_override=(
+                        f"More than {API_5XX_RATE:.0%} of requests to the fulfillment API "
+                        f"answered 5xx in 5 minutes (evaluated once there are at least "
+                        f"{API_5XX_MIN_REQUESTS} requests). Buyers coming from AWS Marketplace "
+                        f"see an error page instead of signing up. Check first: the "
+                        f"Marketplace and DynamoDB alarms and graphs (503 = Marketplace or "
+                        f"DynamoDB unavailable), then the function's 'unexpected error' and "
+                        f"'configuration fault' log lines (500)."
+                    ),
+                )
+            },
+            add_latency_p90_alarm={
+                _WARNING: LatencyThreshold(
+                    max_latency=API_P90_LATENCY,
+                    datapoints_to_alarm=2,
+                    evaluation_periods=3,
+                    alarm_description_override=(
+                        f"The fulfillment API's p90 latency was above "
+                        f"{API_P90_LATENCY.to_seconds():.0f} s in 2 of the last 3 five-minute "
+                        f"periods: buyers wait on the redirect to sign-up. Check first: the "
+                        f"function's Duration and cold starts on the dashboard, then slow "
+                        f"ResolveCustomer calls (Marketplace throttling) or DynamoDB latency."
+                    ),
+                )
+            },
+        )
+
+    def _monitor_function(self, facade: MonitoringFacade, function: lambda_.IFunction) -> None:
+        facade.monitor_lambda_function(
+            lambda_function=function,
+            alarm_friendly_name="Function",
+            human_readable_name="Fulfillment function",
+            add_fault_count_alarm={
+                _CRITICAL: ErrorCountThreshold(
+                    max_error_count=0,
+                    alarm_description_override=(
+                        "The fulfillment function failed an invocation in the last 5 minutes "
+                        "(Lambda Errors > 0). Its handler turns every exception into a page, so "
+                        "this means a timeout, running out of memory, a crash while starting "
+                        "(import or configuration) or a bug outside the handler: the buyer got "
+                        "API Gateway's bare 502. Check first: the function's log group for "
+                        "'Task timed out', 'Runtime exited' or an init error, and the last "
+                        "deployment."
+                    ),
+                )
+            },
+        )
+
+    def _monitor_table(self, facade: MonitoringFacade, table: dynamodb.ITable) -> None:
+        name = table.node.id
+        description = (
+            f"DynamoDB throttled {{kind}} requests on table {name} in the last 5 minutes. "
+            f"Requests that still failed after the SDK's retries became a 'try again' (503) "
+            f"page. Check first: the table's consumed capacity and throttles on the dashboard "
+            f"(a hot partition key or the on-demand account limit), then the function's "
+            f"'DynamoDB unavailable' log lines."
+        )
+        facade.monitor_dynamo_table(
+            table=table,
+            alarm_friendly_name=f"Table-{name}",
+            human_readable_name=f"DynamoDB table {name}",
+            add_read_throttled_events_count_alarm={
+                _CRITICAL: ThrottledEventsThreshold(
+                    max_throttled_events_threshold=0,
+                    alarm_description_override=description.format(kind="read"),
+                )
+            },
+            add_write_throttled_events_count_alarm={
+                _CRITICAL: ThrottledEventsThreshold(
+                    max_throttled_events_threshold=0,
+                    alarm_description_override=description.format(kind="write"),
+                )
+            },
+        )

@@ -1,0 +1,124 @@
+"""The fulfillment stack: tables, API + function, web firewall, monitoring."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aws_cdk import CfnOutput, Stack
+from constructs import Construct
+
+from infra.api import FulfillmentApi
+from infra.config import FulfillmentConfig
+from infra.monitoring import Monitoring
+from infra.nag import Acknowledgement, acknowledge
+from infra.packaging import DATA_PATH_ENV
+from infra.tables import Tables
+from infra.waf import WebFirewall
+
+
+class FulfillmentStack(Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        config: FulfillmentConfig,
+        code_dir: Path,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        self.acknowledgements: list[Acknowledgement] = []
+
+        tables = Tables(self, "Tables")
+        api = FulfillmentApi(
+            self,
+            "Fulfillment",
+            config=config,
+            tables=tables,
+            code_dir=code_dir,
+            extra_environment=DATA_PATH_ENV,
+        )
+        stage = api.api.deployment_stage
+        if config.waf_enabled:
+            WebFirewall(
+                self, "Firewall", stage_arn=stage.stage_arn, rate_limit=config.waf_rate_limit
+            )
+        else:
+            self._acknowledge(
+                stage,
+                "AwsSolutions-APIG3",
+                "WAF turned off by the operator (context wafEnabled=false)",
+            )
+        monitoring = Monitoring(
+            self,
+            "Monitoring",
+            api=api.api,
+            function=api.function,
+            tables=[tables.customers, tables.idempotency],
+            namespace=config.metrics_namespace,
+            service=config.service_name,
+            alarm_email=config.alarm_email,
+            dashboard_name=f"{config.stack_name}-fulfillment",
+        )
+        self._acknowledge_by_design(api)
+
+        CfnOutput(
+            self,
+            "FulfillmentUrl",
+            value=api.url,
+            description="Paste into the AWS Marketplace Management Portal as the fulfillment URL",
+        )
+        if api.domain_target is not None:
+            CfnOutput(
+                self,
+                "CustomDomainTarget",
+                value=api.domain_target,
+                description="Point the custom domain's DNS (alias or CNAME) here",
+            )
+        CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url)
+        CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
+        CfnOutput(self, "CustomersTableName", value=tables.customers.table_name)
+
+    def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:
+        self.acknowledgements.append(acknowledge(construct, rule_id, reason))
+
+    def _acknowledge_by_design(self, api: FulfillmentApi) -> None:
+        for method in api.api.methods:
+            self._acknowledge(
+                method,
+                "AwsSolutions-APIG4",
+                "The fulfillment URL is opened by buyers' browsers straight from AWS Marketplace: "
+                "it cannot require authorization; the registration token is the credential.",
+            )
+            self._acknowledge(
+                method,
+                "AwsSolutions-COG4",
+                "Public by design (see APIG4): buyers have no Cognito identity when they arrive.",
+            )
+        role = api.function.role
+        assert role is not None
+        policy = role.node.try_find_child("DefaultPolicy")
+        assert policy is not None
+        self._acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "aws-marketplace:ResolveCustomer supports no resource ARNs, and X-Ray's "
+            "PutTraceSegments/PutTelemetryRecords require '*'; every DynamoDB action is scoped "
+            "to its table ARN.",
+        )
+        cloudwatch_role = api.api.node.try_find_child("CloudWatchRole")
+        assert cloudwatch_role is not None
+        self._acknowledge(
+            cloudwatch_role,
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AmazonAPIGatewayPushToCloudWatchLogs]",
+            "API Gateway's account-level logging role: AWS's managed policy is the documented way "
+            "to let API Gateway write execution logs (required by APIG6).",
+        )
+        self._acknowledge(
+            api.function,
+            "AwsSolutions-L1",
+            "python3.13 on purpose: the shipped bytecode is compiled for 3.13 (see "
+            "docs/decisions.md); move to a newer runtime together with the bytecode compiler.",
+        )

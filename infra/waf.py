@@ -1,0 +1,53 @@
+"""A regional WebACL in front of the API stage: a per-IP rate rule and AWS's common rules."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_wafv2 as wafv2
+from constructs import Construct
+
+
+def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
+    return wafv2.CfnWebACL.VisibilityConfigProperty(
+        cloud_watch_metrics_enabled=True, metric_name=name, sampled_requests_enabled=True
+    )
+
+
+class WebFirewall(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, stage_arn: str, rate_limit: int
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.web_acl = wafv2.CfnWebACL(
+            self,
+            "WebAcl",
+            scope="REGIONAL",
+            default_action=wafv2.CfnWebACL.DefaultActionProperty(allow={}),
+            visibility_config=_visibility("FulfillmentWebAcl"),
+            rules=[
+                wafv2.CfnWebACL.RuleProperty(
+                    name="RateLimitPerIp",
+                    priority=0,
+                    action=wafv2.CfnWebACL.RuleActionProperty(block={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        rate_based_statement=wafv2.CfnWebACL.RateBasedStatementProperty(
+                            limit=rate_limit, aggregate_key_type="IP"
+                        )
+                    ),
+                    visibility_config=_visibility("RateLimitPerIp"),
+                ),
+                wafv2.CfnWebACL.RuleProperty(
+                    name="AWSManagedRulesCommonRuleSet",
+                    priority=1,
+                    override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
+                    statement=wafv2.CfnWebACL.StatementProperty(
+                        managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
+                            vendor_name="AWS", name="AWSManagedRulesCommonRuleSet"
+                        )
+                    ),
+                    visibility_config=_visibility("AWSManagedRulesCommonRuleSet"),
+                ),
+            ],
+        )
+        wafv2.CfnWebACLAssociation(
+            self, "Association", resource_arn=stage_arn, web_acl_arn=self.web_acl.attr_arn
+        )
