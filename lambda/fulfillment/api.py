@@ -37,7 +37,7 @@ from fulfillment.observability import (
     logger,
     metrics,
 )
-from fulfillment.redirects import registration_location
+from fulfillment.redirects import builtin_signup_path, registration_location
 from fulfillment.registration import open_session, register
 from fulfillment.settings import MARKETPLACE_REGION, Settings, get_settings
 
@@ -105,13 +105,18 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             raise MissingTokenError("no registration token in the request")
         registrar = _registrar()
         outcome = registrar.registration_for(submission.token, request_id, context)
-        return responses.see_other(_location(registrar.settings, submission, outcome))
+        return responses.see_other(_location(registrar.settings, submission, outcome, event))
     except Exception as error:  # every failure becomes a page for a person
         _report(error)
         return pages.render(pages.page_for(error), reference=request_id, submission=submission)
 
 
-def _location(settings: Settings, submission: Submission, outcome: RegistrationOutcome) -> str:
+def _location(
+    settings: Settings,
+    submission: Submission,
+    outcome: RegistrationOutcome,
+    event: dict[str, Any],
+) -> str:
     duplicate = outcome.registered_by_request != _current_request_id()
     if duplicate:
         count(MetricName.DUPLICATE_SUBMISSION)
@@ -128,7 +133,7 @@ def _location(settings: Settings, submission: Submission, outcome: RegistrationO
             "free_trial": submission.free_trial,
         },
     )
-    target = settings.registration_url
+    target = settings.registration_url or builtin_signup_path(event)
     if submission.free_trial and settings.trial_registration_url:
         target = settings.trial_registration_url
     return registration_location(target, outcome.session_id)

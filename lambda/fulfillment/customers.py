@@ -14,8 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from fulfillment.errors import StorageUnavailableError
-from fulfillment.models import ResolvedCustomer
+from fulfillment.errors import (
+    SignupAlreadyCompletedError,
+    SignupSessionUnavailableError,
+    StorageUnavailableError,
+)
+from fulfillment.models import ContactDetails, CustomerRecord, ResolvedCustomer, SignupSession
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -25,6 +29,7 @@ PK = "pk"
 SK = "sk"
 CUSTOMER_SK = "CUSTOMER"
 SESSION_SK = "SESSION"
+CONTACT_SK = "CONTACT"
 SESSION_PREFIX = "SESSION#"
 EXPIRES_AT = "expires_at"
 
@@ -46,9 +51,12 @@ class DynamoDBCustomerStore:
         self._client = client
         self._table = table_name
 
-    def record_registration(self, customer: ResolvedCustomer, at: datetime) -> bool:
+    def record_registration(
+        self, customer: ResolvedCustomer, at: datetime, registration_id: str
+    ) -> bool:
         values: dict[str, Any] = {
             ":entity": {"S": "customer"},
+            ":registration": {"S": registration_id},
             ":product": {"S": customer.product_code},
             ":account": {"S": customer.customer_aws_account_id},
             ":now": {"S": _timestamp(at)},
@@ -60,6 +68,7 @@ class DynamoDBCustomerStore:
             "customer_aws_account_id = :account",
             "first_registered_at = if_not_exists(first_registered_at, :now)",
             "last_registered_at = :now",
+            "last_registration_id = :registration",
         ]
         # Empty strings are never written: GSI key attributes must be absent or non-empty.
         for field, attribute in _OPTIONAL_ATTRIBUTES.items():
@@ -80,7 +89,13 @@ class DynamoDBCustomerStore:
         return "registration_count" not in answer.get("Attributes", {})
 
     def create_session(
-        self, session_id: str, customer_key: str, product_code: str, at: datetime, expires_at: int
+        self,
+        session_id: str,
+        customer_key: str,
+        product_code: str,
+        at: datetime,
+        expires_at: int,
+        csrf_token: str,
     ) -> None:
         with _storage_errors():
             self._client.put_item(
@@ -93,9 +108,122 @@ class DynamoDBCustomerStore:
                     "product_code": {"S": product_code},
                     "created_at": {"S": _timestamp(at)},
                     EXPIRES_AT: {"N": str(expires_at)},
+                    "csrf_token": {"S": csrf_token},
                 },
                 ConditionExpression="attribute_not_exists(pk)",
             )
+
+    def get_session(self, session_id: str) -> SignupSession | None:
+        with _storage_errors():
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={PK: {"S": SESSION_PREFIX + session_id}, SK: {"S": SESSION_SK}},
+                ConsistentRead=True,
+            ).get("Item")
+        if item is None:
+            return None
+        return SignupSession(
+            session_id=session_id,
+            customer_key=item["customer_pk"]["S"],
+            product_code=item["product_code"]["S"],
+            expires_at=int(item[EXPIRES_AT]["N"]),
+            csrf_token=item.get("csrf_token", {}).get("S", ""),
+            completed="completed_at" in item,
+        )
+
+    def get_customer(self, customer_key: str) -> CustomerRecord | None:
+        with _storage_errors():
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={PK: {"S": customer_key}, SK: {"S": CUSTOMER_SK}},
+                ConsistentRead=True,
+            ).get("Item")
+        if item is None:
+            return None
+
+        def text(name: str) -> str | None:
+            value = item.get(name, {}).get("S")
+            return str(value) if value else None
+
+        return CustomerRecord(
+            customer_key=customer_key,
+            product_code=text("product_code") or "",
+            customer_aws_account_id=text("customer_aws_account_id") or "",
+            license_arn=text("license_arn"),
+            customer_identifier=text("customer_identifier"),
+            agreement_id=text("agreement_id"),
+            status=text("status"),
+            signed_up_at=text("signed_up_at"),
+        )
+
+    def complete_signup(
+        self, session: SignupSession, contact: ContactDetails, at: datetime
+    ) -> None:
+        now = _timestamp(at)
+        contact_item: dict[str, Any] = {
+            PK: {"S": session.customer_key},
+            SK: {"S": CONTACT_SK},
+            "entity": {"S": "contact"},
+            "company": {"S": contact.company},
+            "contact_name": {"S": contact.contact_name},
+            "email": {"S": contact.email},
+            "registration_id": {"S": session.session_id},
+            "updated_at": {"S": now},
+        }
+        if contact.phone:
+            contact_item["phone"] = {"S": contact.phone}
+        if contact.extra:
+            contact_item["extra"] = {"M": {k: {"S": v} for k, v in contact.extra}}
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {
+                                PK: {"S": SESSION_PREFIX + session.session_id},
+                                SK: {"S": SESSION_SK},
+                            },
+                            "UpdateExpression": "SET completed_at = :now",
+                            # Once, and only while the session lives (TTL deletion lags).
+                            "ConditionExpression": (
+                                "attribute_exists(pk) AND attribute_not_exists(completed_at) "
+                                "AND expires_at > :epoch"
+                            ),
+                            "ExpressionAttributeValues": {
+                                ":now": {"S": now},
+                                ":epoch": {"N": str(int(at.timestamp()))},
+                            },
+                        }
+                    },
+                    # Personal data in one item of its own, apart from the lifecycle state.
+                    {"Put": {"TableName": self._table, "Item": contact_item}},
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {PK: {"S": session.customer_key}, SK: {"S": CUSTOMER_SK}},
+                            "UpdateExpression": (
+                                "SET signed_up_at = :now, signup_registration_id = :registration"
+                            ),
+                            "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeValues": {
+                                ":now": {"S": now},
+                                ":registration": {"S": session.session_id},
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            session_reason = reasons[0].get("Code") if reasons else None
+            if session_reason == "ConditionalCheckFailed":
+                if session.completed or session.expires_at > int(at.timestamp()):
+                    raise SignupAlreadyCompletedError("sign-up already submitted") from None
+                raise SignupSessionUnavailableError("sign-up session expired") from None
+            raise StorageUnavailableError(_error_code(exc)) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailableError(_error_code(exc)) from exc
 
 
 @contextmanager

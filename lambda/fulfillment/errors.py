@@ -88,3 +88,15 @@ class StorageUnavailableError(FulfillmentError):
 
 class RegistrationInProgressError(FulfillmentError):
     """Another request is still registering the same token."""
+
+
+class SignupSessionUnavailableError(FulfillmentError):
+    """The registration id is unknown or its sign-up session expired."""
+
+
+class SignupAlreadyCompletedError(FulfillmentError):
+    """The sign-up of this registration was already submitted."""
+
+
+class CsrfTokenError(FulfillmentError):
+    """The sign-up form came back without the token bound to its registration id."""

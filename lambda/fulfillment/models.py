@@ -45,3 +45,40 @@ class RegistrationOutcome:
     product_code: str
     new_customer: bool
     registered_by_request: str
+
+
+@dataclass(frozen=True, slots=True)
+class SignupSession:
+    """A hand-off from registration to sign-up, as stored (the id travels in the URL)."""
+
+    session_id: str
+    customer_key: str
+    product_code: str
+    expires_at: int
+    csrf_token: str
+    completed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerRecord:
+    """A customer as the seller's systems see it: Marketplace identity and status, no contact."""
+
+    customer_key: str
+    product_code: str
+    customer_aws_account_id: str
+    license_arn: str | None
+    customer_identifier: str | None
+    agreement_id: str | None
+    status: str | None
+    signed_up_at: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ContactDetails:
+    """What the buyer typed into the sign-up form, validated; personal data."""
+
+    company: str
+    contact_name: str
+    email: str
+    phone: str | None
+    extra: tuple[tuple[str, str], ...] = ()

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REGISTRATION_PARAMETER = "registration"
+SIGNUP_RESOURCE = "/signup"
 
 
 def registration_location(base_url: str, session_id: str) -> str:
@@ -17,3 +20,15 @@ def registration_location(base_url: str, session_id: str) -> str:
     ]
     query.append((REGISTRATION_PARAMETER, session_id))
     return urlunsplit((parts.scheme, parts.netloc, parts.path or "/", urlencode(query), ""))
+
+
+def builtin_signup_path(event: Mapping[str, Any]) -> str:
+    """The path of the built-in sign-up page as the buyer's browser sees this API.
+
+    ``requestContext.path`` carries the stage (``/prod/``) on execute-api hosts and the
+    base path on custom domains, so the page is found behind either.
+    """
+    seen = str((event.get("requestContext") or {}).get("path") or "")
+    routed = str(event.get("path") or "")
+    prefix = seen[: len(seen) - len(routed)] if routed and seen.endswith(routed) else ""
+    return prefix.rstrip("/") + SIGNUP_RESOURCE

@@ -19,6 +19,10 @@ def new_session_id() -> str:
     return secrets.token_urlsafe(SESSION_ID_BYTES)
 
 
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(SESSION_ID_BYTES)
+
+
 def register(
     token: str,
     *,
@@ -33,7 +37,8 @@ def register(
     customer = marketplace.resolve_customer(token)
     if customer.product_code not in product_codes:
         raise UnknownProductError(customer.product_code)
-    new_customer = customers.record_registration(customer, now)
+    session_id = new_session_id()
+    new_customer = customers.record_registration(customer, now, session_id)
     return open_session(
         customer.customer_key,
         customer.product_code,
@@ -42,6 +47,7 @@ def register(
         session_ttl_seconds=session_ttl_seconds,
         new_customer=new_customer,
         request_id=request_id,
+        session_id=session_id,
     )
 
 
@@ -54,11 +60,14 @@ def open_session(
     session_ttl_seconds: int,
     new_customer: bool,
     request_id: str,
+    session_id: str | None = None,
 ) -> RegistrationOutcome:
     """Store a fresh sign-up session for an already recorded customer."""
-    session_id = new_session_id()
+    session_id = session_id or new_session_id()
     expires_at = int(now.timestamp()) + session_ttl_seconds
-    customers.create_session(session_id, customer_key, product_code, now, expires_at)
+    customers.create_session(
+        session_id, customer_key, product_code, now, expires_at, new_csrf_token()
+    )
     return RegistrationOutcome(
         session_id=session_id,
         session_expires_at=expires_at,

@@ -1,12 +1,14 @@
-"""The function's configuration: read from the environment here and nowhere else.
+"""The functions' configuration: read from the environment here and nowhere else.
 
-Each field maps one to one to an UPPER_SNAKE environment variable. Values are validated once
-and cached; a missing or invalid value raises ConfigurationError naming the variable, so the
-request fails with a clear ERROR log instead of a bare KeyError at import time.
+Each function has its own settings class whose fields map one to one to UPPER_SNAKE
+environment variables (FUNCTION_ENVIRONMENT_KEYS; a test compares them with the stack).
+Values are validated once and cached; a missing or invalid value raises ConfigurationError
+naming the variable, so the request fails with a clear ERROR log, not a bare KeyError.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -24,7 +26,10 @@ REGISTRATION_URL = "REGISTRATION_URL"
 TRIAL_REGISTRATION_URL = "TRIAL_REGISTRATION_URL"
 MARKETPLACE_REGION = "MARKETPLACE_REGION"
 SESSION_TTL_SECONDS = "SESSION_TTL_SECONDS"
+SIGNUP_COMPLETE_URL = "SIGNUP_COMPLETE_URL"
+SIGNUP_EXTRA_FIELDS = "SIGNUP_EXTRA_FIELDS"
 
+# The fulfillment URL function (fulfillment.api).
 ENVIRONMENT_KEYS = frozenset(
     {
         CUSTOMERS_TABLE_NAME,
@@ -53,10 +58,78 @@ class Settings:
     customers_table_name: str
     idempotency_table_name: str
     product_codes: frozenset[str]
-    registration_url: str
+    # None: hand the buyer to the built-in sign-up page (GET /signup).
+    registration_url: str | None
     trial_registration_url: str | None
     marketplace_region: str
     session_ttl_seconds: int
+
+
+# The sign-up page (fulfillment.signup).
+SIGNUP_ENVIRONMENT_KEYS = frozenset(
+    {CUSTOMERS_TABLE_NAME, SIGNUP_COMPLETE_URL, SIGNUP_EXTRA_FIELDS}
+)
+# The seller hand-off API (fulfillment.handoff).
+HANDOFF_ENVIRONMENT_KEYS = frozenset({CUSTOMERS_TABLE_NAME})
+
+FUNCTION_ENVIRONMENT_KEYS: dict[str, frozenset[str]] = {
+    "fulfillment.api.lambda_handler": ENVIRONMENT_KEYS,
+    "fulfillment.signup.lambda_handler": SIGNUP_ENVIRONMENT_KEYS,
+    "fulfillment.handoff.lambda_handler": HANDOFF_ENVIRONMENT_KEYS,
+}
+
+MAX_EXTRA_FIELDS = 10
+MAX_FIELD_LENGTH = 2000
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+# Names the built-in form uses itself; an extra field may not shadow them.
+RESERVED_FIELD_NAMES = frozenset(
+    {"company", "contact_name", "email", "phone", "registration", "csrf_token"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraField:
+    """A seller-defined field of the sign-up form."""
+
+    name: str
+    label: str
+    required: bool
+    max_length: int
+
+
+@dataclass(frozen=True, slots=True)
+class SignupSettings:
+    customers_table_name: str
+    signup_complete_url: str | None
+    signup_extra_fields: tuple[ExtraField, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class HandoffSettings:
+    customers_table_name: str
+
+
+def load_signup_settings(environ: Mapping[str, str]) -> SignupSettings:
+    """Validate the sign-up page's variables; raise ConfigurationError naming the first fault."""
+    return SignupSettings(
+        customers_table_name=_table_name(environ, CUSTOMERS_TABLE_NAME),
+        signup_complete_url=_redirect_target(environ, SIGNUP_COMPLETE_URL, required=False),
+        signup_extra_fields=_extra_fields(environ),
+    )
+
+
+def load_handoff_settings(environ: Mapping[str, str]) -> HandoffSettings:
+    return HandoffSettings(customers_table_name=_table_name(environ, CUSTOMERS_TABLE_NAME))
+
+
+@cache
+def get_signup_settings() -> SignupSettings:
+    return load_signup_settings(os.environ)
+
+
+@cache
+def get_handoff_settings() -> HandoffSettings:
+    return load_handoff_settings(os.environ)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -65,7 +138,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         customers_table_name=_table_name(environ, CUSTOMERS_TABLE_NAME),
         idempotency_table_name=_table_name(environ, IDEMPOTENCY_TABLE_NAME),
         product_codes=_product_codes(environ),
-        registration_url=_redirect_target(environ, REGISTRATION_URL, required=True) or "",
+        registration_url=_redirect_target(environ, REGISTRATION_URL, required=False),
         trial_registration_url=_redirect_target(environ, TRIAL_REGISTRATION_URL, required=False),
         marketplace_region=_region(environ),
         session_ttl_seconds=_session_ttl(environ),
@@ -139,3 +212,44 @@ def _session_ttl(environ: Mapping[str, str]) -> int:
             f"must be between {MIN_SESSION_TTL_SECONDS} and {MAX_SESSION_TTL_SECONDS}",
         )
     return value
+
+
+def _extra_fields(environ: Mapping[str, str]) -> tuple[ExtraField, ...]:
+    """SIGNUP_EXTRA_FIELDS: a JSON list of {"name", "label", "required", "max_length"}."""
+    raw = environ.get(SIGNUP_EXTRA_FIELDS, "").strip()
+    if not raw:
+        return ()
+    try:
+        items = json.loads(raw)
+    except ValueError:
+        raise ConfigurationError(SIGNUP_EXTRA_FIELDS, "is not valid JSON") from None
+    if not isinstance(items, list) or len(items) > MAX_EXTRA_FIELDS:
+        raise ConfigurationError(
+            SIGNUP_EXTRA_FIELDS, f"must be a JSON list of at most {MAX_EXTRA_FIELDS} fields"
+        )
+    fields: list[ExtraField] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ConfigurationError(SIGNUP_EXTRA_FIELDS, "lists something that is not an object")
+        name, label = item.get("name"), item.get("label")
+        required, max_length = item.get("required", False), item.get("max_length", 200)
+        if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
+            raise ConfigurationError(
+                SIGNUP_EXTRA_FIELDS, "has a field name that is not lower_snake_case (max 40)"
+            )
+        if name in RESERVED_FIELD_NAMES or any(f.name == name for f in fields):
+            raise ConfigurationError(SIGNUP_EXTRA_FIELDS, f"repeats or reserves the name {name!r}")
+        if not isinstance(label, str) or not 0 < len(label.strip()) <= 100:
+            raise ConfigurationError(SIGNUP_EXTRA_FIELDS, f"field {name!r} needs a label")
+        if not isinstance(required, bool):
+            raise ConfigurationError(SIGNUP_EXTRA_FIELDS, f"field {name!r}: required is a boolean")
+        if (
+            not isinstance(max_length, int)
+            or isinstance(max_length, bool)
+            or not 1 <= max_length <= MAX_FIELD_LENGTH
+        ):
+            raise ConfigurationError(
+                SIGNUP_EXTRA_FIELDS, f"field {name!r}: max_length must be 1 to {MAX_FIELD_LENGTH}"
+            )
+        fields.append(ExtraField(name, label.strip(), required, max_length))
+    return tuple(fields)

@@ -27,13 +27,21 @@ class FakeCustomerStore:
     registrations: dict[str, int] = field(default_factory=dict)
     sessions: dict[str, tuple[str, str, int]] = field(default_factory=dict)
 
-    def record_registration(self, customer: ResolvedCustomer, at: datetime) -> bool:
+    def record_registration(
+        self, customer: ResolvedCustomer, at: datetime, registration_id: str
+    ) -> bool:
         key = customer.customer_key
         self.registrations[key] = self.registrations.get(key, 0) + 1
         return self.registrations[key] == 1
 
     def create_session(
-        self, session_id: str, customer_key: str, product_code: str, at: datetime, expires_at: int
+        self,
+        session_id: str,
+        customer_key: str,
+        product_code: str,
+        at: datetime,
+        expires_at: int,
+        csrf_token: str,
     ) -> None:
         assert session_id not in self.sessions
         self.sessions[session_id] = (customer_key, product_code, expires_at)

@@ -4,7 +4,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from fulfillment.redirects import registration_location
+from fulfillment.redirects import builtin_signup_path, registration_location
 
 
 @pytest.mark.parametrize(
@@ -30,3 +30,21 @@ def test_query_values_of_the_configured_url_survive_encoding() -> None:
     location = registration_location("https://x.example/s?next=%2Fhome%3Fa%3D1", "id1")
 
     assert parse_qs(urlsplit(location).query) == {"next": ["/home?a=1"], "registration": ["id1"]}
+
+
+@pytest.mark.parametrize(
+    ("context_path", "path", "expected"),
+    [
+        ("/prod/", "/", "/prod/signup"),
+        ("/", "/", "/signup"),
+        ("/aws/", "/", "/aws/signup"),
+        (None, "/", "/signup"),
+    ],
+)
+def test_builtin_signup_page_is_found_behind_stage_or_base_path(
+    context_path: str | None, path: str, expected: str
+) -> None:
+    event = {"path": path, "requestContext": {"path": context_path}}
+
+    assert builtin_signup_path(event) == expected
+    assert registration_location(expected, "id1") == f"{expected}?registration=id1"

@@ -1,9 +1,21 @@
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from fulfillment.errors import ConfigurationError
-from fulfillment.settings import ENVIRONMENT_KEYS, load_settings
+from fulfillment.settings import (
+    ENVIRONMENT_KEYS,
+    HANDOFF_ENVIRONMENT_KEYS,
+    SIGNUP_ENVIRONMENT_KEYS,
+    ExtraField,
+    HandoffSettings,
+    Settings,
+    SignupSettings,
+    load_settings,
+    load_signup_settings,
+)
 
 VALID = {
     "CUSTOMERS_TABLE_NAME": "customers",
@@ -24,7 +36,7 @@ def test_defaults_apply_to_optional_values() -> None:
 
 @pytest.mark.parametrize(
     "variable",
-    ["CUSTOMERS_TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "PRODUCT_CODES", "REGISTRATION_URL"],
+    ["CUSTOMERS_TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "PRODUCT_CODES"],
 )
 def test_missing_required_variable_is_named(variable: str) -> None:
     environ = {k: v for k, v in VALID.items() if k != variable}
@@ -60,15 +72,60 @@ def test_invalid_values_are_named(variable: str, value: str) -> None:
     assert error.value.variable == variable
 
 
+def test_without_a_registration_url_the_built_in_sign_up_page_is_used() -> None:
+    settings = load_settings({k: v for k, v in VALID.items() if k != "REGISTRATION_URL"})
+
+    assert settings.registration_url is None
+
+
 def test_http_is_allowed_for_loopback_only() -> None:
     settings = load_settings({**VALID, "REGISTRATION_URL": "http://127.0.0.1:8000/_local/r"})
 
     assert settings.registration_url == "http://127.0.0.1:8000/_local/r"
 
 
-def test_environment_keys_are_the_settings_fields() -> None:
-    from dataclasses import fields
+@pytest.mark.parametrize(
+    ("settings_class", "keys"),
+    [
+        (Settings, ENVIRONMENT_KEYS),
+        (SignupSettings, SIGNUP_ENVIRONMENT_KEYS),
+        (HandoffSettings, HANDOFF_ENVIRONMENT_KEYS),
+    ],
+)
+def test_environment_keys_are_the_settings_fields(
+    settings_class: type, keys: frozenset[str]
+) -> None:
+    assert {f.name.upper() for f in fields(settings_class)} == keys
 
-    from fulfillment.settings import Settings
 
-    assert {f.name.upper() for f in fields(Settings)} == ENVIRONMENT_KEYS
+EXTRA = '[{"name": "team_size", "label": "Team size", "required": true, "max_length": 5}]'
+
+
+def test_extra_sign_up_fields_are_parsed() -> None:
+    settings = load_signup_settings(
+        {"CUSTOMERS_TABLE_NAME": "customers", "SIGNUP_EXTRA_FIELDS": EXTRA}
+    )
+
+    assert settings.signup_extra_fields == (ExtraField("team_size", "Team size", True, 5),)
+    assert settings.signup_complete_url is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "not json",
+        '{"name": "x"}',
+        '[{"name": "Team Size", "label": "x"}]',
+        '[{"name": "email", "label": "Email again"}]',
+        '[{"name": "a", "label": "A"}, {"name": "a", "label": "A"}]',
+        '[{"name": "a", "label": ""}]',
+        '[{"name": "a", "label": "A", "required": "yes"}]',
+        '[{"name": "a", "label": "A", "max_length": 0}]',
+        '[{"name": "a", "label": "A", "max_length": 99999}]',
+    ],
+)
+def test_invalid_extra_fields_are_named(value: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        load_signup_settings({"CUSTOMERS_TABLE_NAME": "c1c", "SIGNUP_EXTRA_FIELDS": value})
+
+    assert error.value.variable == "SIGNUP_EXTRA_FIELDS"
