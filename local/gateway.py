@@ -48,10 +48,17 @@ _HOP_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "
 
 @dataclass(frozen=True)
 class Route:
-    """One method on one resource template, e.g. Route("GET", "/registrations/{id}")."""
+    """One method on one resource template, e.g. Route("GET", "/registrations/{id}").
+
+    ``handler`` names the function behind the route ("pkg.module.func"); None means the
+    gateway's default handler. ``iam_auth`` mimics AuthorizationType AWS_IAM: a request
+    without a SigV4 Authorization header is refused with 403 before any function runs.
+    """
 
     method: str
     resource: str
+    handler: str | None = None
+    iam_auth: bool = False
 
 
 def _match_template(resource: str, path: str) -> dict[str, str] | None:
@@ -88,17 +95,33 @@ def match_route(
 
     A known path with an undefined method is None too: REST APIs answer both with 403.
     """
-    candidates: list[tuple[tuple[int, int], str, dict[str, str]]] = []
+    found = find_route(routes, method, path)
+    if found is None:
+        return None
+    route, params = found
+    return route.resource, params
+
+
+def find_route(
+    routes: list[Route], method: str, path: str
+) -> tuple[Route, dict[str, str] | None] | None:
+    """Like match_route, but returns the Route itself (with its handler and auth)."""
+    candidates: list[tuple[tuple[int, int], Route, dict[str, str]]] = []
     for route in routes:
         if route.method.upper() not in (method.upper(), "ANY"):
             continue
         params = _match_template(route.resource, path)
         if params is not None:
-            candidates.append((_specificity(route.resource), route.resource, params))
+            candidates.append((_specificity(route.resource), route, params))
     if not candidates:
         return None
-    _, resource, params = max(candidates, key=lambda c: c[0])
-    return resource, (params or None)
+    _, route, params = max(candidates, key=lambda c: c[0])
+    return route, (params or None)
+
+
+def _signed(authorization: str) -> bool:
+    # Shape only: the local stack has no IAM to check a signature against.
+    return authorization.startswith("AWS4-HMAC-SHA256 ") and "Signature=" in authorization
 
 
 # --------------------------------------------------------------------------- event
@@ -339,7 +362,9 @@ class _WorkerState:
     memory_limit_in_mb: int = 512
     timeout_seconds: float = 25.0
     barrier: Barrier | None = None
-    handler: Callable[[dict[str, Any], LambdaContext], Any] | None = None
+    handlers: dict[str, Callable[[dict[str, Any], LambdaContext], Any]] = field(
+        default_factory=dict
+    )
     # One log stream per execution environment, as in CloudWatch.
     log_stream_name: str = field(
         default_factory=lambda: f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}"
@@ -374,13 +399,14 @@ def _init_worker(
     _worker.barrier = barrier
 
 
-def _load_handler() -> Callable[[dict[str, Any], LambdaContext], Any]:
+def _load_handler(path: str | None = None) -> Callable[[dict[str, Any], LambdaContext], Any]:
     # Imported on first use, like Lambda's init phase; a failed init is retried next time.
-    if _worker.handler is None:
-        module_name, _, attribute = _worker.handler_path.rpartition(".")
+    path = path or _worker.handler_path
+    if path not in _worker.handlers:
+        module_name, _, attribute = path.rpartition(".")
         module = importlib.import_module(module_name)
-        _worker.handler = getattr(module, attribute)
-    return _worker.handler
+        _worker.handlers[path] = getattr(module, attribute)
+    return _worker.handlers[path]
 
 
 def _warm() -> int:
@@ -394,7 +420,7 @@ def _warm() -> int:
     return os.getpid()
 
 
-def _invoke(event: dict[str, Any]) -> tuple[bool, Any]:
+def _invoke(event: dict[str, Any], handler_path: str | None = None) -> tuple[bool, Any]:
     """Run the handler once; returns (ok, JSON-safe result or error text)."""
     context = LambdaContext(
         function_name=_worker.function_name,
@@ -403,7 +429,7 @@ def _invoke(event: dict[str, Any]) -> tuple[bool, Any]:
         log_stream_name=_worker.log_stream_name,
     )
     try:
-        result = _load_handler()(event, context)
+        result = _load_handler(handler_path)(event, context)
         # Round-trip through JSON as Lambda does: non-serializable results are errors.
         return True, json.loads(json.dumps(result))
     except Exception:
@@ -563,10 +589,13 @@ class _GatewayHandler(BaseHTTPRequestHandler):
                 return internal_error_response()
             return HttpResponse(local.status, list(local.headers.items()), local.body)
 
-        matched = match_route(config.routes, self.command, path)
-        if matched is None:
+        found = find_route(config.routes, self.command, path)
+        if found is None:
             return missing_token_response()
-        resource, path_parameters = matched
+        route, path_parameters = found
+        resource = route.resource
+        if route.iam_auth and not _signed(self.headers.get("Authorization", "")):
+            return missing_token_response()
         event = build_event(
             method=self.command,
             path=unquote(path),
@@ -579,7 +608,7 @@ class _GatewayHandler(BaseHTTPRequestHandler):
             binary_media_types=config.binary_media_types,
         )
         try:
-            future = config.pool.submit(_invoke, event)
+            future = config.pool.submit(_invoke, event, route.handler)
             ok, result = future.result(timeout=config.timeout_seconds + 5)
         except concurrent.futures.TimeoutError:
             sys.stderr.write(f"gateway: function timed out on {self.command} {path}\n")
