@@ -34,6 +34,20 @@ REJECTION_REASONS: Final = (
     "UnknownProduct",
 )
 
+# The sign-up page. SignupCompleted: dimensions {service}. SignupRejected: {Reason, service},
+# Reason one of SIGNUP_REJECTION_REASONS (fulfillment.errors.SignupRejectionReason).
+SIGNUP_COMPLETED: Final = "SignupCompleted"
+SIGNUP_REJECTED: Final = "SignupRejected"
+SIGNUP_REJECTION_REASONS: Final = (
+    "InvalidInput",
+    "CsrfMismatch",
+    "ExpiredRegistration",
+    "UnknownRegistration",
+    "MalformedRegistration",
+    "AlreadyCompleted",
+    "UnreadableForm",
+)
+
 # Dimensions {ErrorCode, service}.
 MARKETPLACE_ERROR: Final = "MarketplaceError"
 ERROR_CODE_DIMENSION: Final = "ErrorCode"
@@ -72,4 +86,6 @@ METRIC_NAMES: Final = (
     DUPLICATE_SUBMISSION,
     REGISTRATION_REJECTED,
     MARKETPLACE_ERROR,
+    SIGNUP_COMPLETED,
+    SIGNUP_REJECTED,
 )

@@ -34,6 +34,10 @@ _MAX_DRAIN_BYTES = 64 * 1024 * 1024
 ACCOUNT_ID = "123456789012"
 API_ID = "1234567890"
 REGION = "us-east-1"
+# The stage name in requestContext.path. Like an execute-api host, the gateway also serves every
+# route under /local/..., so a Location the function builds from requestContext.path (the
+# built-in sign-up page, redirects.builtin_signup_path) resolves here too.
+STAGE = "local"
 
 _JSON_HEADERS = {"Content-Type": "application/json"}
 _PROXY_RESULT_KEYS = frozenset(
@@ -163,7 +167,7 @@ def build_event(
     source_ip: str = "127.0.0.1",
     resource: str,
     path_parameters: dict[str, str] | None,
-    stage: str = "local",
+    stage: str = STAGE,
     binary_media_types: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """Build the event API Gateway REST sends to a Lambda proxy integration (payload 1.0)."""
@@ -589,6 +593,9 @@ class _GatewayHandler(BaseHTTPRequestHandler):
                 return internal_error_response()
             return HttpResponse(local.status, list(local.headers.items()), local.body)
 
+        stage_prefix = f"/{STAGE}"
+        if path == stage_prefix or path.startswith(stage_prefix + "/"):
+            path = path[len(stage_prefix) :] or "/"
         found = find_route(config.routes, self.command, path)
         if found is None:
             return missing_token_response()

@@ -1,8 +1,10 @@
 """The local stack's own pages: an index, the stand-in registration page, a redirect.
 
-Never deployed. They run in the gateway process and bypass the function, playing the seller's
-sign-up application that the fulfillment URL hands buyers over to. Every value is escaped with
-html.escape; the pages load nothing but their own inline style, pinned by hash in the CSP.
+Never deployed. They run in the gateway process and bypass the function. The stand-in
+registration page plays a seller's own sign-up application (what REGISTRATION_URL points at);
+without REGISTRATION_URL buyers go to the function's built-in sign-up page instead. Every value
+is escaped with html.escape; the pages load nothing but their own inline style, pinned by hash
+in the CSP.
 """
 
 from __future__ import annotations
@@ -53,8 +55,10 @@ class PageLinks:
     """Where the local stack's parts live, as shown on the index page."""
 
     fulfillment_url: str
-    registration_url: str
-    trial_registration_url: str
+    signup_url: str
+    standin_registration_url: str
+    registration_url: str | None
+    trial_registration_url: str | None
     marketplace_page_url: str | None
     marketplace_endpoint: str
     dynamodb_endpoint: str
@@ -110,17 +114,37 @@ def index_page(links: PageLinks) -> Callable[[LocalRequest], LocalResponse]:
                 f'<a id="marketplace-link" href="{_e(links.marketplace_page_url)}">'
                 f"{_e(links.marketplace_page_url)}</a></li>"
             )
+        if links.registration_url is None:
+            handed_to = (
+                f'<span id="signup-target">the built-in sign-up page, {_e(links.signup_url)}'
+                "?registration=&lt;id&gt;</span>"
+            )
+        else:
+            handed_to = f'<span id="signup-target">{link(links.registration_url)}</span>'
+        items += [f"<li>Buyers are handed to: {handed_to}</li>"]
+        if links.trial_registration_url is not None:
+            items.append(
+                f"<li>Free-trial buyers are handed to: {link(links.trial_registration_url)}</li>"
+            )
         items += [
-            f"<li>Registration page: {link(links.registration_url)}</li>",
-            f"<li>Free-trial registration page: {link(links.trial_registration_url)}</li>",
+            "<li>Stand-in seller sign-up page (try it with "
+            "<code>REGISTRATION_URL=/_local/registration make run</code>): "
+            f"<code>{_e(links.standin_registration_url)}</code></li>",
             "<li>Marketplace Metering endpoint: "
             f"<code>{_e(links.marketplace_endpoint)}</code></li>",
             f"<li>DynamoDB endpoint: <code>{_e(links.dynamodb_endpoint)}</code></li>",
         ]
+        start = ""
+        if links.marketplace_page_url is not None:
+            start = (
+                f'<p><a id="signup-flow-link" href="{_e(links.marketplace_page_url)}">'
+                "Try the sign-up flow</a>: pick a test buyer on the Marketplace page and choose "
+                '"Set up your account".</p>'
+            )
         body = (
-            f"<ul>{''.join(items)}</ul>"
+            f"{start}<ul>{''.join(items)}</ul>"
             '<p class="note">Open the Marketplace page and choose "Set up your account" to run '
-            "the whole registration flow against the local function.</p>"
+            "the whole registration and sign-up flow against the local functions.</p>"
         )
         return _html(200, "Fulfillment: local stack", body)
 

@@ -1,8 +1,11 @@
-"""`make run`: the whole registration flow on one machine, with no AWS account.
+"""`make run`: the whole registration and sign-up flow on one machine, with no AWS account.
 
 Starts moto's DynamoDB (unless AWS_ENDPOINT_URL_DYNAMODB names one), the Marketplace stand-in
 (unless AWS_ENDPOINT_URL_MARKETPLACE_METERING names one) and the API Gateway emulator running
-the real function in worker processes, plus a few local-only pages under /_local/.
+the real functions in worker processes, plus a few local-only pages under /_local/.
+
+Without REGISTRATION_URL buyers go to the built-in sign-up page (the product's default);
+REGISTRATION_URL=/_local/registration sends them to the stand-in seller page instead.
 
     python -m local.run            # from the repository root; HOST, PORT, ... from the env
 
@@ -41,7 +44,16 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_ROOT = REPO_ROOT / "lambda"
 HANDLER = "fulfillment.api.lambda_handler"
-ROUTES = [Route("GET", "/"), Route("POST", "/")]
+SIGNUP_HANDLER = "fulfillment.signup.lambda_handler"
+HANDOFF_HANDLER = "fulfillment.handoff.lambda_handler"
+SIGNUP_PATH = "/signup"
+ROUTES = [
+    Route("GET", "/"),
+    Route("POST", "/"),
+    Route("GET", SIGNUP_PATH, handler=SIGNUP_HANDLER),
+    Route("POST", SIGNUP_PATH, handler=SIGNUP_HANDLER),
+    Route("GET", "/registrations/{id}", handler=HANDOFF_HANDLER, iam_auth=True),
+]
 
 DEFAULT_PRODUCT_CODES = "prod-localexample1"
 DEFAULT_CUSTOMERS_TABLE = "fulfillment-customers"
@@ -54,16 +66,14 @@ REGISTRATION_PATH = "/_local/registration"
 INDEX_PATH = "/_local/"
 MARKETPLACE_REDIRECT_PATH = "/_local/marketplace"
 
-# The function's settings variables (lambda/fulfillment/settings.py). Spelled out rather than
+# The functions' settings variables (lambda/fulfillment/settings.py). Spelled out rather than
 # imported so that this process never imports the function; an e2e test compares the two.
-_REQUIRED_SETTINGS = (
-    "CUSTOMERS_TABLE_NAME",
-    "IDEMPOTENCY_TABLE_NAME",
-    "PRODUCT_CODES",
-    "REGISTRATION_URL",
-    "TRIAL_REGISTRATION_URL",
-)
-_OPTIONAL_SETTINGS = ("MARKETPLACE_REGION", "SESSION_TTL_SECONDS")
+# Every function worker gets all of them (the local stack runs all handlers in one pool).
+_REQUIRED_SETTINGS = ("CUSTOMERS_TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "PRODUCT_CODES")
+_OPTIONAL_SETTINGS = ("MARKETPLACE_REGION", "SESSION_TTL_SECONDS", "SIGNUP_EXTRA_FIELDS")
+# URLs: passed on only when set; a value starting with "/" is taken relative to the local
+# gateway (e.g. REGISTRATION_URL=/_local/registration), so it works with any PORT.
+_URL_SETTINGS = ("REGISTRATION_URL", "TRIAL_REGISTRATION_URL", "SIGNUP_COMPLETE_URL")
 # Spawned workers inherit this process's environment, and botocore refuses to build a client
 # for a profile its (isolated) config file does not hold.
 _INHERITED_PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
@@ -75,8 +85,9 @@ class LocalStack:
     """A running local stack: URLs, the stand-in (None when external) and how to stop it."""
 
     url: str
-    registration_url: str
-    trial_registration_url: str
+    # None: buyers go to the built-in sign-up page (signup_url), the product's default.
+    registration_url: str | None
+    trial_registration_url: str | None
     marketplace_url: str
     marketplace_page_url: str | None
     marketplace: MarketplaceStandIn | None
@@ -97,6 +108,16 @@ class LocalStack:
     @property
     def index_url(self) -> str:
         return self.url + INDEX_PATH
+
+    @property
+    def signup_url(self) -> str:
+        """The built-in sign-up page (fulfillment.signup)."""
+        return self.url + SIGNUP_PATH
+
+    @property
+    def standin_registration_url(self) -> str:
+        """The stand-in seller page, for trying REGISTRATION_URL=/_local/registration."""
+        return self.url + REGISTRATION_PATH
 
     def warm_up(self) -> set[int]:
         """Start every function worker and import the handler in each; returns their pids."""
@@ -151,6 +172,13 @@ def _free_port(host: str) -> int:
 
 def _setting(environ: Mapping[str, str], name: str, default: str) -> str:
     return environ.get(name, "").strip() or default
+
+
+def _url_setting(environ: Mapping[str, str], name: str, base_url: str) -> str | None:
+    value = environ.get(name, "").strip()
+    if not value:
+        return None
+    return base_url + value if value.startswith("/") else value
 
 
 def start_local_stack(
@@ -210,10 +238,10 @@ def _start(
     customers_table = _setting(environ, "CUSTOMERS_TABLE_NAME", DEFAULT_CUSTOMERS_TABLE)
     idempotency_table = _setting(environ, "IDEMPOTENCY_TABLE_NAME", DEFAULT_IDEMPOTENCY_TABLE)
     product_codes = _setting(environ, "PRODUCT_CODES", DEFAULT_PRODUCT_CODES)
-    registration_url = _setting(environ, "REGISTRATION_URL", base_url + REGISTRATION_PATH)
-    trial_registration_url = _setting(
-        environ, "TRIAL_REGISTRATION_URL", f"{base_url}{REGISTRATION_PATH}?offer=free-trial"
-    )
+    # Unset by default: the function then hands buyers to its built-in sign-up page.
+    urls = {name: _url_setting(environ, name, base_url) for name in _URL_SETTINGS}
+    registration_url = urls["REGISTRATION_URL"]
+    trial_registration_url = urls["TRIAL_REGISTRATION_URL"]
 
     # DynamoDB: an external endpoint, or moto on an ephemeral loopback port.
     dynamodb_url = environ.get("AWS_ENDPOINT_URL_DYNAMODB", "").strip()
@@ -245,8 +273,7 @@ def _start(
         "CUSTOMERS_TABLE_NAME": customers_table,
         "IDEMPOTENCY_TABLE_NAME": idempotency_table,
         "PRODUCT_CODES": product_codes,
-        "REGISTRATION_URL": registration_url,
-        "TRIAL_REGISTRATION_URL": trial_registration_url,
+        **{name: url for name, url in urls.items() if url is not None},
         **{
             name: environ[name].strip()
             for name in _OPTIONAL_SETTINGS
@@ -273,6 +300,8 @@ def _start(
         INDEX_PATH: pages.index_page(
             pages.PageLinks(
                 fulfillment_url=base_url + "/",
+                signup_url=base_url + SIGNUP_PATH,
+                standin_registration_url=base_url + REGISTRATION_PATH,
                 registration_url=registration_url,
                 trial_registration_url=trial_registration_url,
                 marketplace_page_url=marketplace_page_url,
@@ -322,7 +351,7 @@ def _banner(stack: LocalStack) -> str:
     else:
         lines.append(f"  Marketplace API     {stack.marketplace_url} (external)")
     lines += [
-        f"  Registration page   {stack.registration_url}",
+        f"  Buyers go to        {stack.registration_url or stack.signup_url + ' (built-in)'}",
         f"  Local index         {stack.index_url}",
         f"  DynamoDB            {stack.dynamodb_url}",
     ]

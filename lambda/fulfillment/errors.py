@@ -100,3 +100,31 @@ class SignupAlreadyCompletedError(FulfillmentError):
 
 class CsrfTokenError(FulfillmentError):
     """The sign-up form came back without the token bound to its registration id."""
+
+
+class SignupRejectionReason(StrEnum):
+    """Why a sign-up request was turned away: the bounded value set of SignupRejected."""
+
+    INVALID_INPUT = "InvalidInput"
+    CSRF_MISMATCH = "CsrfMismatch"
+    EXPIRED_REGISTRATION = "ExpiredRegistration"
+    UNKNOWN_REGISTRATION = "UnknownRegistration"
+    MALFORMED_REGISTRATION = "MalformedRegistration"
+    ALREADY_COMPLETED = "AlreadyCompleted"
+    UNREADABLE_FORM = "UnreadableForm"
+
+
+class UnknownSignupSessionError(SignupSessionUnavailableError):
+    """No sign-up session has this registration id (never issued, or deleted by TTL)."""
+
+
+class MalformedRegistrationIdError(FulfillmentError):
+    """The registration id is missing or cannot be one we issued; no AWS call is made."""
+
+
+class UnreadableFormError(FulfillmentError):
+    """A form body that is not well-formed application/x-www-form-urlencoded."""
+
+
+class OversizedFormError(UnreadableFormError):
+    """A form body far larger than any form of ours."""

@@ -28,9 +28,13 @@ class MetricName(StrEnum):
     DUPLICATE_SUBMISSION = "DuplicateSubmission"
     REGISTRATION_REJECTED = "RegistrationRejected"
     MARKETPLACE_ERROR = "MarketplaceError"
+    # The sign-up page (fulfillment.signup).
+    SIGNUP_COMPLETED = "SignupCompleted"
+    SIGNUP_REJECTED = "SignupRejected"
 
 
-# Dimension names of the two metrics that are split by a bounded value.
+# Dimension names of the metrics that are split by a bounded value (RegistrationRejected and
+# SignupRejected by Reason, MarketplaceError by ErrorCode).
 REASON_DIMENSION = "Reason"
 ERROR_CODE_DIMENSION = "ErrorCode"
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -16,22 +17,30 @@ from typing import TYPE_CHECKING, Any
 from fulfillment import responses
 from fulfillment.errors import (
     ConfigurationError,
+    CsrfTokenError,
     ExpiredTokenError,
     FulfillmentError,
     InvalidTokenError,
+    MalformedRegistrationIdError,
     MalformedTokenError,
     MarketplaceDisabledError,
     MarketplaceUnavailableError,
     MissingTokenError,
+    OversizedFormError,
     OversizedRequestError,
     RegistrationInProgressError,
+    SignupAlreadyCompletedError,
+    SignupSessionUnavailableError,
     StorageUnavailableError,
     UnknownProductError,
+    UnreadableFormError,
 )
 from fulfillment.models import Submission
 
 if TYPE_CHECKING:
-    from jinja2 import Template
+    from jinja2 import Environment
+
+    from fulfillment.contacts import FieldRule
 
 MARKETPLACE_SUBSCRIPTIONS_URL = "https://console.aws.amazon.com/marketplace/home#/subscriptions"
 
@@ -44,6 +53,24 @@ CSS = (
     "border-radius:4px;background:#0972d3;color:#fff;text-decoration:none;cursor:pointer}"
     "button:focus,.button:focus{outline:3px solid #033160;outline-offset:2px}"
     ".reference{font-size:.875rem;color:#5f6b7a}"
+    "a{color:#0972d3}a:focus{outline:3px solid #033160;outline-offset:2px}"
+    "@media (max-width:40rem){body{background:#fff}"
+    "main{margin:0;border-radius:0;padding:1.25rem 1rem}}"
+    # The sign-up form.
+    ".field{margin:0 0 1.25rem}"
+    "label{display:block;font-weight:600;margin-bottom:.3rem}"
+    "input{box-sizing:border-box;width:100%;font:inherit;padding:.55rem .65rem;"
+    "border:2px solid #5f6b7a;border-radius:4px;background:#fff;color:inherit}"
+    "input:focus{outline:3px solid #033160;outline-offset:1px}"
+    ".invalid input{border-color:#b3261e}"
+    ".field-error{margin:0 0 .3rem;color:#b3261e;font-weight:600}"
+    ".error-summary{border:3px solid #b3261e;border-radius:4px;padding:1rem;margin-bottom:1.5rem}"
+    ".error-summary:focus{outline:3px solid #033160;outline-offset:2px}"
+    ".error-summary h2{font-size:1.2rem;margin:0 0 .5rem}"
+    ".error-summary ul{margin:0;padding-left:1.2rem}"
+    ".error-summary a{color:#b3261e;font-weight:600}"
+    ".visually-hidden{position:absolute;width:1px;height:1px;margin:-1px;overflow:hidden;"
+    "clip:rect(0 0 0 0);white-space:nowrap;border:0}"
 )
 # The only thing a page may load is its own inline style, pinned by hash.
 PAGE_CSP = (
@@ -95,6 +122,36 @@ _UNEXPECTED = Page(
     ),
     marketplace_link=True,
     show_reference=True,
+)
+
+SIGNUP_TITLE = "Set up your account"
+SIGNUP_COMPLETED = Page(
+    200,
+    "Thank you, your account is set up",
+    (
+        "We have your details and will contact you about getting started.",
+        "You can close this page.",
+    ),
+)
+_SIGNUP_LINK_GONE = Page(
+    410,
+    "This sign-up link has expired",
+    (
+        "Sign-up links from AWS Marketplace are valid for a limited time, and this one is no "
+        "longer valid.",
+        "Return to your AWS Marketplace subscriptions and choose \u201cSet up your account\u201d "
+        "again to get a new one.",
+    ),
+    marketplace_link=True,
+)
+_FORM_UNREADABLE = Page(
+    400,
+    "We could not read the form",
+    (
+        "Your browser sent the sign-up form in a way we could not read. Nothing was saved.",
+        "Go back to the form and submit it again, or start again from AWS Marketplace.",
+    ),
+    marketplace_link=True,
 )
 
 # The one place where errors meet HTTP. Looked up along the exception's class hierarchy.
@@ -175,6 +232,40 @@ ERROR_PAGES: dict[type[FulfillmentError], Page] = {
         retry_after_seconds=300,
         show_reference=True,
     ),
+    # The sign-up page (fulfillment.signup).
+    MalformedRegistrationIdError: Page(
+        400,
+        "This sign-up link is not valid",
+        (
+            "The link you followed is incomplete or was changed on the way.",
+            "Open your AWS Marketplace subscriptions and choose \u201cSet up your account\u201d "
+            "again.",
+        ),
+        marketplace_link=True,
+    ),
+    # Unknown and expired alike: both mean "start again", and neither says which ids exist.
+    SignupSessionUnavailableError: _SIGNUP_LINK_GONE,
+    SignupAlreadyCompletedError: Page(
+        200,
+        "Your sign-up is complete",
+        (
+            "The details for this subscription were already sent. There is nothing more to "
+            "do here.",
+            "If something needs changing, contact the seller.",
+        ),
+    ),
+    CsrfTokenError: Page(
+        403,
+        "We could not accept this form",
+        (
+            "For your security, the form must be sent from the sign-up page it came from. "
+            "Nothing was saved.",
+            "Open the sign-up link again from AWS Marketplace and fill in the form there.",
+        ),
+        marketplace_link=True,
+    ),
+    UnreadableFormError: _FORM_UNREADABLE,
+    OversizedFormError: Page(413, _FORM_UNREADABLE.title, _FORM_UNREADABLE.paragraphs, True),
     ConfigurationError: _UNEXPECTED,
     FulfillmentError: _UNEXPECTED,
 }
@@ -190,17 +281,27 @@ def page_for(error: BaseException) -> Page:
 
 
 def render(
-    page: Page, *, reference: str = "", submission: Submission | None = None
+    page: Page,
+    *,
+    reference: str = "",
+    submission: Submission | None = None,
+    retry_href: str | None = None,
 ) -> dict[str, Any]:
-    """The proxy response for ``page``; ``submission`` fills the re-submit form where it has one."""
-    body = _template().render(
-        title=page.title,
-        paragraphs=page.paragraphs,
-        marketplace_link=page.marketplace_link,
-        marketplace_url=MARKETPLACE_SUBSCRIPTIONS_URL,
-        resubmit=submission if page.resubmit else None,
-        reference=reference if page.show_reference else "",
-        css=CSS,
+    """The proxy response for ``page``; ``submission`` fills the re-submit form where it has one,
+    ``retry_href`` (a same-page link) stands in for it where a GET can simply be repeated."""
+    body = (
+        _environment()
+        .get_template("page.html")
+        .render(
+            title=page.title,
+            paragraphs=page.paragraphs,
+            marketplace_link=page.marketplace_link,
+            marketplace_url=MARKETPLACE_SUBSCRIPTIONS_URL,
+            resubmit=submission if page.resubmit else None,
+            retry_href=retry_href if page.resubmit else None,
+            reference=reference if page.show_reference else "",
+            css=CSS,
+        )
     )
     extra = {}
     if page.retry_after_seconds is not None:
@@ -208,14 +309,83 @@ def render(
     return responses.html(page.status, body, PAGE_CSP, extra)
 
 
+@dataclass(frozen=True, slots=True)
+class FormField:
+    """One input of the sign-up form as the template shows it."""
+
+    name: str
+    label: str
+    required: bool
+    type: str
+    autocomplete: str | None
+    inputmode: str | None
+    value: str
+    error: str | None
+
+
+# What browsers and password managers may fill in; extra fields get nothing.
+_AUTOCOMPLETE = {
+    "company": "organization",
+    "contact_name": "name",
+    "email": "email",
+    "phone": "tel",
+}
+_INPUTMODE = {"email": "email", "tel": "tel"}
+
+
+def render_signup_form(
+    rules: tuple[FieldRule, ...],
+    *,
+    registration: str,
+    csrf_token: str,
+    values: Mapping[str, str] | None = None,
+    errors: Mapping[str, str] | None = None,
+    status: int = 200,
+    notice: str | None = None,
+    retry_after_seconds: int | None = None,
+) -> dict[str, Any]:
+    """The sign-up form, with ``values`` kept and ``errors`` next to their fields."""
+    values = values or {}
+    errors = errors or {}
+    fields = [
+        FormField(
+            name=rule.name,
+            label=rule.label,
+            required=rule.required,
+            type=rule.kind,
+            autocomplete=_AUTOCOMPLETE.get(rule.name),
+            inputmode=_INPUTMODE.get(rule.kind),
+            value=values.get(rule.name, ""),
+            error=errors.get(rule.name),
+        )
+        for rule in rules
+    ]
+    body = (
+        _environment()
+        .get_template("signup.html")
+        .render(
+            title=SIGNUP_TITLE,
+            fields=fields,
+            errors=bool(errors),
+            notice=notice,
+            registration=registration,
+            csrf_token=csrf_token,
+            css=CSS,
+        )
+    )
+    extra = {}
+    if retry_after_seconds is not None:
+        extra["Retry-After"] = str(retry_after_seconds)
+    return responses.html(status, body, PAGE_CSP, extra)
+
+
 @cache
-def _template() -> Template:
+def _environment() -> Environment:
     from jinja2 import Environment, FileSystemLoader
 
-    environment = Environment(
+    return Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
         autoescape=True,
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    return environment.get_template("page.html")

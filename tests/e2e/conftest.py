@@ -17,6 +17,12 @@ if TYPE_CHECKING:
     from playwright.sync_api import Browser
 
 PRODUCT_CODE = "prod-localexample1"
+# The product's default: REGISTRATION_URL unset, so buyers get the built-in sign-up page.
+# Free-trial buyers go to the stand-in seller page, so that hand-off is exercised too.
+TRIAL_REGISTRATION_PATH = "/_local/registration?offer=free-trial"
+SIGNUP_EXTRA_FIELDS = (
+    '[{"name": "team_size", "label": "Team size", "required": false, "max_length": 6}]'
+)
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -32,7 +38,12 @@ CHROMIUM_ARGS = [
 def stack() -> Iterator[LocalStack]:
     running = start_local_stack(
         port=0,
-        environ={"PRODUCT_CODES": PRODUCT_CODE, "LOCAL_WORKERS": "2"},
+        environ={
+            "PRODUCT_CODES": PRODUCT_CODE,
+            "LOCAL_WORKERS": "2",
+            "TRIAL_REGISTRATION_URL": TRIAL_REGISTRATION_PATH,
+            "SIGNUP_EXTRA_FIELDS": SIGNUP_EXTRA_FIELDS,
+        },
     )
     try:
         running.warm_up()

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.browser
 
-NEW_STYLE = {c.name: c for c in default_customers(PRODUCT_CODE)}["new-style"]
+FREE_TRIAL = {c.name: c for c in default_customers(PRODUCT_CODE)}["free-trial"]
 SUBSCRIPTIONS_URL_PREFIX = "https://console.aws.amazon.com/marketplace/"
 
 
@@ -44,30 +44,34 @@ def _screenshot(page: Page, path: Path) -> None:
     assert path.stat().st_size > 0
 
 
-def test_buyer_sets_up_an_account_from_marketplace(
+def test_seller_registration_url_receives_the_hand_off(
     page: Page, stack: LocalStack, tmp_path: Path
 ) -> None:
+    # The e2e stack sends free-trial buyers to the stand-in seller page (TRIAL_REGISTRATION_URL),
+    # as a seller's own sign-up site would receive them; everyone else gets the built-in page.
     assert stack.marketplace_page_url is not None
+    assert stack.trial_registration_url is not None
+    seller_page = stack.trial_registration_url.partition("?")[0]
 
     # Given the buyer is on the (stand-in) Marketplace page
     page.goto(stack.marketplace_page_url)
 
-    # When they choose "Set up your account" as the new-style buyer
-    form = page.locator('[data-customer="new-style"]')
-    with page.expect_navigation(url=f"{stack.registration_url}?*"):
+    # When they choose "Set up your account" as the free-trial buyer
+    form = page.locator('[data-customer="free-trial"]')
+    with page.expect_navigation(url=f"{seller_page}?*"):
         form.get_by_role("button", name="Set up your account").click()
 
-    # Then they land on the sign-up page, which knows their account
-    assert page.url.startswith(stack.registration_url + "?registration=")
+    # Then they land on the seller's page, which can look up their account
+    assert page.url.startswith(stack.trial_registration_url + "&registration=")
     assert page.locator("h1", has_text="Registration received").count() == 1
     account = page.locator('[data-field="customer_aws_account_id"]')
-    assert account.inner_text() == NEW_STYLE.customer_aws_account_id == "111122223333"
+    assert account.inner_text() == FREE_TRIAL.customer_aws_account_id == "777788889999"
     _screenshot(page, tmp_path / "registration.png")
 
     # And the customer is in DynamoDB
     item = stack.dynamodb_client().get_item(
         TableName=stack.customers_table,
-        Key={"pk": {"S": f"LICENSE#{NEW_STYLE.license_arn}"}, "sk": {"S": "CUSTOMER"}},
+        Key={"pk": {"S": f"LICENSE#{FREE_TRIAL.license_arn}"}, "sk": {"S": "CUSTOMER"}},
         ConsistentRead=True,
     )
     assert item["Item"]["registration_count"] == {"N": "1"}

@@ -127,13 +127,25 @@ def test_landing_page_is_html_with_security_headers(stack: LocalStack) -> None:
 
 
 def test_function_receives_every_settings_variable(stack: LocalStack) -> None:
-    from fulfillment.settings import ENVIRONMENT_KEYS
+    from fulfillment.settings import FUNCTION_ENVIRONMENT_KEYS
 
-    # MARKETPLACE_REGION and SESSION_TTL_SECONDS have defaults and pass through only when set.
-    assert ENVIRONMENT_KEYS - set(stack.function_environment) <= {
+    # Variables with a default (or optional ones) pass through only when set; this stack runs
+    # the product default, the built-in sign-up page (REGISTRATION_URL unset).
+    optional = {
         "MARKETPLACE_REGION",
         "SESSION_TTL_SECONDS",
+        "REGISTRATION_URL",
+        "SIGNUP_COMPLETE_URL",
     }
+    from local.run import HANDLER, ROUTES
+
+    # Every function the gateway serves gets its variables.
+    served = {HANDLER} | {route.handler for route in ROUTES if route.handler}
+    assert served >= {"fulfillment.api.lambda_handler", "fulfillment.signup.lambda_handler"}
+    for handler in served:
+        assert FUNCTION_ENVIRONMENT_KEYS[handler] - set(stack.function_environment) <= optional
+    assert "REGISTRATION_URL" not in stack.function_environment
+    assert stack.registration_url is None
 
 
 def test_registration_hands_over_an_id_and_stores_the_customer(
@@ -145,10 +157,10 @@ def test_registration_hands_over_an_id_and_stores_the_customer(
     # When the browser posts it to the fulfillment URL
     answer = submit(stack, token)
 
-    # Then it is sent on to the registration page with an opaque id only
+    # Then it is sent on to the built-in sign-up page with an opaque id only
     assert answer.status == 303
     location = answer.header("Location")
-    assert location.startswith(stack.registration_url + "?registration=")
+    assert location.startswith("/local/signup?registration=")
     assert len(registration_id(location)) >= 22
     for secret in (token, quote(token, safe=""), NEW_STYLE.customer_aws_account_id):
         assert secret not in location
@@ -162,12 +174,12 @@ def test_registration_hands_over_an_id_and_stores_the_customer(
     for table in (stack.customers_table, stack.idempotency_table):
         assert token not in json.dumps(all_items(stack, table))
 
-    # And the registration page shows who registered
-    page = request(location)
+    # And the sign-up page shows the form for that registration
+    page = request(stack.url + location)
     assert page.status == 200
-    assert "Registration received" in page.body
-    assert f'data-field="customer_aws_account_id">{NEW_STYLE.customer_aws_account_id}<' in page.body
-    assert f'data-field="registration_id">{registration_id(location)}<' in page.body
+    assert "Set up your account" in page.body
+    assert f'name="registration" value="{registration_id(location)}"' in page.body
+    assert NEW_STYLE.customer_aws_account_id not in page.body
 
     # When the same token is submitted again
     again = submit(stack, token)
@@ -208,8 +220,9 @@ def test_legacy_buyer_is_keyed_by_product_and_customer_identifier(
     item = customer_item(stack, f"LEGACY#{PRODUCT_CODE}#{legacy.customer_identifier}")
     assert item is not None
     assert item["customer_identifier"] == {"S": legacy.customer_identifier}
-    page = request(answer.header("Location"))
-    assert f'data-field="customer_identifier">{legacy.customer_identifier}<' in page.body
+    page = request(stack.url + answer.header("Location"))
+    assert page.status == 200
+    assert 'name="csrf_token"' in page.body
 
 
 def test_expired_token_asks_the_buyer_to_start_again(
@@ -319,7 +332,7 @@ def test_concurrent_submissions_of_one_token_register_once(
 
 @pytest.mark.parametrize("registration", ["", "not-a-session-id-at-all-xxxxxx", "<script>"])
 def test_registration_page_rejects_unknown_ids(stack: LocalStack, registration: str) -> None:
-    answer = request(f"{stack.registration_url}?registration={quote(registration)}")
+    answer = request(f"{stack.standin_registration_url}?registration={quote(registration)}")
 
     assert answer.status == 404
     assert "unknown or expired registration" in answer.body.lower()
@@ -331,6 +344,8 @@ def test_local_index_and_marketplace_redirect(stack: LocalStack) -> None:
     assert index.status == 200
     assert "default-src 'none'" in index.header("Content-Security-Policy")
     assert f'href="{stack.marketplace_page_url}"' in index.body
+    assert 'id="signup-flow-link"' in index.body
+    assert f"the built-in sign-up page, {stack.signup_url}?registration=" in index.body
 
     redirect = request(stack.url + "/_local/marketplace")
     assert redirect.status == 303
