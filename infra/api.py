@@ -1,8 +1,10 @@
-"""The fulfillment function and the REST API in front of it."""
+"""The REST API and the three functions behind it, built from the one artifact."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy
@@ -16,9 +18,14 @@ from constructs import Construct
 from infra.config import FulfillmentConfig
 from infra.tables import Tables
 
-HANDLER = "fulfillment.api.lambda_handler"
-# Exactly the calls the function makes: UpdateItem (customer) and PutItem (session) on the
-# customers table; Powertools idempotency's get/put/update/delete on its own table.
+# Three functions from the one artifact, each with its own role. The DynamoDB actions are
+# exactly the calls each one makes (tests/infrastructure/test_stack.py pins them).
+FULFILLMENT_HANDLER = "fulfillment.api.lambda_handler"
+SIGNUP_HANDLER = "fulfillment.signup.lambda_handler"
+HANDOFF_HANDLER = "fulfillment.handoff.lambda_handler"
+
+# Fulfillment: UpdateItem (customer) and PutItem (session) on the customers table; Powertools
+# idempotency's get/put/update/delete on its own table; ResolveCustomer.
 CUSTOMERS_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem")
 IDEMPOTENCY_TABLE_ACTIONS = (
     "dynamodb:DeleteItem",
@@ -27,10 +34,21 @@ IDEMPOTENCY_TABLE_ACTIONS = (
     "dynamodb:UpdateItem",
 )
 MARKETPLACE_ACTIONS = ("aws-marketplace:ResolveCustomer",)
+# Sign-up: GetItem (session, customer), then one TransactWriteItems of Update (session) +
+# Put (contact) + Update (customer). A transaction is authorized per item by the item
+# action (there is no TransactWriteItems IAM action); it has no ConditionCheck item, so no
+# dynamodb:ConditionCheckItem.
+SIGNUP_CUSTOMERS_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+# Hand-off: GetItem (session, customer), nothing else.
+HANDOFF_CUSTOMERS_TABLE_ACTIONS = ("dynamodb:GetItem",)
+
 # See docs/decisions.md: cold start is CPU-bound (imports), and memory buys CPU.
 MEMORY_MB = 1024
 # Below API Gateway's 29 s integration timeout, above the worst case of the botocore retries.
 TIMEOUT_SECONDS = 20
+
+STAGE_NAME = "prod"
+REGISTRATIONS_RESOURCE = "registrations"
 
 _RETENTION = {
     1: logs.RetentionDays.ONE_DAY,
@@ -58,23 +76,107 @@ _RETENTION = {
 }
 
 
-def function_environment(config: FulfillmentConfig, tables: Tables) -> dict[str, str]:
-    """The function's environment: the settings module's variables plus Powertools' own."""
+def _powertools(config: FulfillmentConfig) -> dict[str, str]:
     return {
-        "CUSTOMERS_TABLE_NAME": tables.customers.table_name,
-        "IDEMPOTENCY_TABLE_NAME": tables.idempotency.table_name,
-        "PRODUCT_CODES": ",".join(config.product_codes),
-        "REGISTRATION_URL": config.registration_url,
-        "TRIAL_REGISTRATION_URL": config.trial_registration_url or "",
-        "MARKETPLACE_REGION": config.marketplace_region,
-        "SESSION_TTL_SECONDS": str(config.session_ttl_seconds),
         "POWERTOOLS_SERVICE_NAME": config.service_name,
         "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
 
 
+def function_environment(config: FulfillmentConfig, tables: Tables) -> dict[str, str]:
+    """The fulfillment function's variables (fulfillment.settings) plus Powertools' own.
+
+    Optional values are set empty rather than left out, so the key set always equals the
+    settings module's (a test compares them).
+    """
+    return {
+        "CUSTOMERS_TABLE_NAME": tables.customers.table_name,
+        "IDEMPOTENCY_TABLE_NAME": tables.idempotency.table_name,
+        "PRODUCT_CODES": ",".join(config.product_codes),
+        "REGISTRATION_URL": config.registration_url or "",
+        "TRIAL_REGISTRATION_URL": config.trial_registration_url or "",
+        "MARKETPLACE_REGION": config.marketplace_region,
+        "SESSION_TTL_SECONDS": str(config.session_ttl_seconds),
+        **_powertools(config),
+    }
+
+
+def signup_environment(config: FulfillmentConfig, tables: Tables) -> dict[str, str]:
+    """The sign-up page's variables (SignupSettings) plus Powertools' own."""
+    extra_fields = [field.as_json() for field in config.signup_extra_fields]
+    return {
+        "CUSTOMERS_TABLE_NAME": tables.customers.table_name,
+        "SIGNUP_COMPLETE_URL": config.signup_complete_url or "",
+        "SIGNUP_EXTRA_FIELDS": json.dumps(extra_fields, separators=(",", ":"))
+        if extra_fields
+        else "",
+        **_powertools(config),
+    }
+
+
+def handoff_environment(config: FulfillmentConfig, tables: Tables) -> dict[str, str]:
+    """The hand-off function's variables (HandoffSettings) plus Powertools' own."""
+    return {"CUSTOMERS_TABLE_NAME": tables.customers.table_name, **_powertools(config)}
+
+
+@dataclass(frozen=True, slots=True)
+class FunctionSpec:
+    """What differs between the functions; everything else is the same for all three."""
+
+    construct_prefix: str
+    handler: str
+    description: str
+    role_description: str
+    environment: Mapping[str, str]
+    statements: Sequence[iam.PolicyStatement]
+
+
+def lambda_function(
+    scope: Construct, spec: FunctionSpec, *, code: lambda_.Code, retention: logs.RetentionDays
+) -> lambda_.Function:
+    """A function of the shared artifact with its own log group and its own role.
+
+    The role can write to that log group and do exactly ``spec.statements``; no managed policy.
+    """
+    prefix = spec.construct_prefix
+    log_group = logs.LogGroup(
+        scope, f"{prefix}FunctionLogs", retention=retention, removal_policy=RemovalPolicy.RETAIN
+    )
+    role = iam.Role(
+        scope,
+        f"{prefix}FunctionRole",
+        assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
+        description=spec.role_description,
+    )
+    log_group.grant_write(role)
+    for statement in spec.statements:
+        role.add_to_policy(statement)
+    return lambda_.Function(
+        scope,
+        f"{prefix}Function",
+        description=spec.description,
+        runtime=lambda_.Runtime.PYTHON_3_13,
+        architecture=lambda_.Architecture.ARM_64,
+        handler=spec.handler,
+        code=code,
+        memory_size=MEMORY_MB,
+        timeout=Duration.seconds(TIMEOUT_SECONDS),
+        role=role,
+        environment=dict(spec.environment),
+        log_group=log_group,
+        logging_format=lambda_.LoggingFormat.JSON,
+        tracing=lambda_.Tracing.ACTIVE,
+    )
+
+
+def _allow(actions: Sequence[str], resource: str) -> iam.PolicyStatement:
+    return iam.PolicyStatement(actions=list(actions), resources=[resource])
+
+
 class FulfillmentApi(Construct):
+    """The REST API and its three functions: fulfillment URL, sign-up page, seller hand-off."""
+
     def __init__(
         self,
         scope: Construct,
@@ -87,45 +189,56 @@ class FulfillmentApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         retention = _RETENTION[config.log_retention_days]
+        # One asset: the three functions share the uploaded zip.
+        code = lambda_.Code.from_asset(str(code_dir))
+        customers = tables.customers.table_arn
 
-        function_logs = logs.LogGroup(
-            self, "FunctionLogs", retention=retention, removal_policy=RemovalPolicy.RETAIN
-        )
-        role = iam.Role(
+        self.function = lambda_function(
             self,
-            "FunctionRole",
-            assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"),
-            description="fulfillment function: ResolveCustomer and its own two tables only",
+            FunctionSpec(
+                # Unprefixed: the construct ids the fulfillment function had before issue 4.
+                construct_prefix="",
+                handler=FULFILLMENT_HANDLER,
+                description="AWS Marketplace fulfillment URL: ResolveCustomer, store, hand off",
+                role_description="fulfillment function: ResolveCustomer and its own two tables",
+                # extra_environment: AWS_DATA_PATH, for the one function that calls Marketplace.
+                environment={**function_environment(config, tables), **extra_environment},
+                statements=[
+                    _allow(MARKETPLACE_ACTIONS, "*"),
+                    _allow(CUSTOMERS_TABLE_ACTIONS, customers),
+                    _allow(IDEMPOTENCY_TABLE_ACTIONS, tables.idempotency.table_arn),
+                ],
+            ),
+            code=code,
+            retention=retention,
         )
-        function_logs.grant_write(role)
-        role.add_to_policy(iam.PolicyStatement(actions=list(MARKETPLACE_ACTIONS), resources=["*"]))
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=list(CUSTOMERS_TABLE_ACTIONS), resources=[tables.customers.table_arn]
-            )
-        )
-        role.add_to_policy(
-            iam.PolicyStatement(
-                actions=list(IDEMPOTENCY_TABLE_ACTIONS), resources=[tables.idempotency.table_arn]
-            )
-        )
-
-        self.function = lambda_.Function(
+        self.signup_function = lambda_function(
             self,
-            "Function",
-            description="AWS Marketplace fulfillment URL: ResolveCustomer, store, hand off",
-            runtime=lambda_.Runtime.PYTHON_3_13,
-            architecture=lambda_.Architecture.ARM_64,
-            handler=HANDLER,
-            code=lambda_.Code.from_asset(str(code_dir)),
-            memory_size=MEMORY_MB,
-            timeout=Duration.seconds(TIMEOUT_SECONDS),
-            role=role,
-            environment={**function_environment(config, tables), **extra_environment},
-            log_group=function_logs,
-            logging_format=lambda_.LoggingFormat.JSON,
-            tracing=lambda_.Tracing.ACTIVE,
+            FunctionSpec(
+                construct_prefix="Signup",
+                handler=SIGNUP_HANDLER,
+                description="Built-in sign-up page: contact details for a registration",
+                role_description="sign-up function: sessions, contacts, customers in one table",
+                environment=signup_environment(config, tables),
+                statements=[_allow(SIGNUP_CUSTOMERS_TABLE_ACTIONS, customers)],
+            ),
+            code=code,
+            retention=retention,
         )
+        self.handoff_function = lambda_function(
+            self,
+            FunctionSpec(
+                construct_prefix="Handoff",
+                handler=HANDOFF_HANDLER,
+                description="Seller hand-off: the customer behind a registration id (IAM)",
+                role_description="hand-off function: reads sessions and customers only",
+                environment=handoff_environment(config, tables),
+                statements=[_allow(HANDOFF_CUSTOMERS_TABLE_ACTIONS, customers)],
+            ),
+            code=code,
+            retention=retention,
+        )
+        self.functions = (self.function, self.signup_function, self.handoff_function)
 
         access_logs = logs.LogGroup(
             self, "AccessLogs", retention=retention, removal_policy=RemovalPolicy.RETAIN
@@ -140,7 +253,7 @@ class FulfillmentApi(Construct):
             cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
             disable_execute_api_endpoint=bool(config.domain_name),
             deploy_options=apigw.StageOptions(
-                stage_name="prod",
+                stage_name=STAGE_NAME,
                 # The standard fields carry the resource path, never the query string or body.
                 access_log_destination=apigw.LogGroupLogDestination(access_logs),
                 access_log_format=apigw.AccessLogFormat.json_with_standard_fields(
@@ -166,9 +279,33 @@ class FulfillmentApi(Construct):
         validator = self.api.add_request_validator(
             "RequestValidator", validate_request_body=True, validate_request_parameters=True
         )
-        integration = apigw.LambdaIntegration(self.function, proxy=True, allow_test_invoke=False)
+        # The buyer-facing methods are public by design (stack.py acknowledges that to
+        # cdk-nag); the hand-off is for the seller's backend only, signed with SigV4.
+        self.public_methods: list[apigw.Method] = []
+        fulfillment = _integration(self.function)
         for method in ("GET", "POST"):
-            self.api.root.add_method(method, integration, request_validator=validator)
+            self.public_methods.append(
+                self.api.root.add_method(method, fulfillment, request_validator=validator)
+            )
+        signup_resource = self.api.root.add_resource("signup")
+        signup = _integration(self.signup_function)
+        self.signup_methods = [
+            signup_resource.add_method(method, signup, request_validator=validator)
+            for method in ("GET", "POST")
+        ]
+        self.public_methods += self.signup_methods
+        registration = self.api.root.add_resource(REGISTRATIONS_RESOURCE).add_resource("{id}")
+        self.handoff_method = registration.add_method(
+            "GET",
+            _integration(self.handoff_function),
+            authorization_type=apigw.AuthorizationType.IAM,
+            request_validator=validator,
+            request_parameters={"method.request.path.id": True},
+        )
+        # What the seller's backend role needs: execute-api:Invoke on this ARN.
+        self.handoff_invoke_arn = self.api.arn_for_execute_api(
+            "GET", f"/{REGISTRATIONS_RESOURCE}/*", STAGE_NAME
+        )
 
         self.url = self.api.url
         if config.domain_name and config.certificate_arn:
@@ -187,3 +324,8 @@ class FulfillmentApi(Construct):
             self.url = f"https://{config.domain_name}/"
         else:
             self.domain_target = None
+        self.registrations_endpoint = f"{self.url}{REGISTRATIONS_RESOURCE}/{{id}}"
+
+
+def _integration(function: lambda_.IFunction) -> apigw.LambdaIntegration:
+    return apigw.LambdaIntegration(function, proxy=True, allow_test_invoke=False)

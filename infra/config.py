@@ -6,6 +6,7 @@ missing or invalid one stops synth with a message that names its context key.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -14,6 +15,17 @@ from urllib.parse import urlsplit
 _PRODUCT_CODE = re.compile(r"[-a-zA-Z0-9/=:_.@]{1,255}")
 _REGION = re.compile(r"[a-z]{2}(-gov)?-[a-z]+-\d{1,2}")
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# The sign-up form's extra fields: the same rules as SIGNUP_EXTRA_FIELDS in the function's
+# settings (infra never imports the function package; tests/infrastructure/test_config.py
+# checks that both accept and refuse the same lists).
+_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+MAX_EXTRA_FIELDS = 10
+MAX_FIELD_LENGTH = 2000
+DEFAULT_FIELD_LENGTH = 200
+MAX_LABEL_LENGTH = 100
+RESERVED_FIELD_NAMES = frozenset(
+    {"company", "contact_name", "email", "phone", "registration", "csrf_token"}
+)
 _CERTIFICATE_ARN = re.compile(r"arn:aws[a-z-]*:acm:[a-z0-9-]+:\d{12}:certificate/[0-9a-f-]{36}")
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
@@ -46,6 +58,24 @@ class ConfigError(ValueError):
     """A context value is missing or invalid; the message names the key."""
 
 
+@dataclass(frozen=True, slots=True)
+class ExtraField:
+    """A seller-defined field of the built-in sign-up form (context ``signupExtraFields``)."""
+
+    name: str
+    label: str
+    required: bool
+    max_length: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "label": self.label,
+            "required": self.required,
+            "max_length": self.max_length,
+        }
+
+
 class ContextSource(Protocol):
     def try_get_context(self, key: str) -> Any: ...
 
@@ -54,8 +84,11 @@ class ContextSource(Protocol):
 class FulfillmentConfig:
     stack_name: str
     product_codes: tuple[str, ...]
-    registration_url: str
+    # None: buyers go to the built-in sign-up page (GET /signup) of this API.
+    registration_url: str | None
     trial_registration_url: str | None
+    signup_complete_url: str | None
+    signup_extra_fields: tuple[ExtraField, ...]
     marketplace_region: str
     session_ttl_seconds: int
     alarm_email: str | None
@@ -89,8 +122,10 @@ class FulfillmentConfig:
         return cls(
             stack_name=get.optional("stackName") or "Fulfillment",
             product_codes=get.product_codes("productCodes"),
-            registration_url=get.https_url("registrationUrl", required=True) or "",
+            registration_url=get.https_url("registrationUrl", required=False),
             trial_registration_url=get.https_url("trialRegistrationUrl", required=False),
+            signup_complete_url=get.https_url("signupCompleteUrl", required=False),
+            signup_extra_fields=get.extra_fields("signupExtraFields"),
             marketplace_region=get.region("marketplaceRegion", "us-east-1"),
             session_ttl_seconds=get.integer("sessionTtlSeconds", 3600, 60, 7 * 24 * 3600),
             alarm_email=email,
@@ -115,11 +150,16 @@ EXAMPLE_HOST_SUFFIXES = ("example.com", "example.net", "example.org", ".example"
 def _refuse_examples(get: _Reader) -> None:
     if any(c.startswith(EXAMPLE_PRODUCT_PREFIX) for c in get.product_codes("productCodes")):
         raise ConfigError("context 'productCodes' still holds the example value: set your own")
-    for key in ("registrationUrl", "trialRegistrationUrl"):
+    for key in ("registrationUrl", "trialRegistrationUrl", "signupCompleteUrl"):
         url = get.optional(key)
         host = urlsplit(url).hostname or "" if url else ""
         if host.endswith(EXAMPLE_HOST_SUFFIXES):
-            raise ConfigError(f"context '{key}' still points at an example host: set your own")
+            hint = (
+                " (empty: buyers use the built-in sign-up page)" if key == "registrationUrl" else ""
+            )
+            raise ConfigError(
+                f"context '{key}' still points at an example host: set your own or empty it{hint}"
+            )
 
 
 class _Reader:
@@ -159,6 +199,25 @@ class _Reader:
             raise ConfigError(f"context '{key}' must be an https:// URL without a fragment")
         return value
 
+    def extra_fields(self, key: str) -> tuple[ExtraField, ...]:
+        """A JSON list (in cdk.json, or as a string with -c) of field objects; empty: none."""
+        raw = self._source.try_get_context(key)
+        if raw is None or (isinstance(raw, str) and not raw.strip()):
+            return ()
+        if isinstance(raw, str):
+            try:
+                raw = json.loads(raw)
+            except ValueError:
+                raise ConfigError(f"context '{key}' is not valid JSON") from None
+        if not isinstance(raw, list) or len(raw) > MAX_EXTRA_FIELDS:
+            raise ConfigError(
+                f"context '{key}' must be a JSON list of at most {MAX_EXTRA_FIELDS} fields"
+            )
+        fields: list[ExtraField] = []
+        for item in raw:
+            fields.append(_extra_field(key, item, taken={f.name for f in fields}))
+        return tuple(fields)
+
     def region(self, key: str, default: str) -> str:
         value = self.optional(key) or default
         if not _REGION.fullmatch(value):
@@ -189,3 +248,32 @@ class _Reader:
         if text in {"false", "0", "no", "off"}:
             return False
         raise ConfigError(f"context '{key}' must be true or false")
+
+
+def _extra_field(key: str, item: Any, *, taken: set[str]) -> ExtraField:
+    if not isinstance(item, dict):
+        raise ConfigError(f"context '{key}' lists something that is not an object")
+    name, label = item.get("name"), item.get("label")
+    required = item.get("required", False)
+    max_length = item.get("max_length", DEFAULT_FIELD_LENGTH)
+    if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
+        raise ConfigError(
+            f"context '{key}': every field needs a lower_snake_case name (at most 40 characters)"
+        )
+    if name in RESERVED_FIELD_NAMES or name in taken:
+        raise ConfigError(f"context '{key}': the name {name!r} is repeated or reserved")
+    if not isinstance(label, str) or not 0 < len(label.strip()) <= MAX_LABEL_LENGTH:
+        raise ConfigError(
+            f"context '{key}': field {name!r} needs a label of 1 to {MAX_LABEL_LENGTH} characters"
+        )
+    if not isinstance(required, bool):
+        raise ConfigError(f"context '{key}': field {name!r}: 'required' must be true or false")
+    if (
+        not isinstance(max_length, int)
+        or isinstance(max_length, bool)
+        or not 1 <= max_length <= MAX_FIELD_LENGTH
+    ):
+        raise ConfigError(
+            f"context '{key}': field {name!r}: 'max_length' must be 1 to {MAX_FIELD_LENGTH}"
+        )
+    return ExtraField(name, label.strip(), required, max_length)

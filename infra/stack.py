@@ -1,4 +1,4 @@
-"""The fulfillment stack: tables, API + function, web firewall, monitoring."""
+"""The fulfillment stack: tables, API + functions, web firewall, monitoring."""
 
 from __future__ import annotations
 
@@ -76,6 +76,19 @@ class FulfillmentStack(Stack):
                 value=api.domain_target,
                 description="Point the custom domain's DNS (alias or CNAME) here",
             )
+        CfnOutput(
+            self,
+            "RegistrationsEndpoint",
+            value=api.registrations_endpoint,
+            description="Seller hand-off: GET with SigV4 (service execute-api), {id} = the "
+            "registration id your sign-up page received (docs/handoff.md)",
+        )
+        CfnOutput(
+            self,
+            "RegistrationsInvokeArn",
+            value=api.handoff_invoke_arn,
+            description="Allow execute-api:Invoke on this ARN in your seller backend's IAM policy",
+        )
         CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url)
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
         CfnOutput(self, "CustomersTableName", value=tables.customers.table_name)
@@ -84,29 +97,48 @@ class FulfillmentStack(Stack):
         self.acknowledgements.append(acknowledge(construct, rule_id, reason))
 
     def _acknowledge_by_design(self, api: FulfillmentApi) -> None:
-        for method in api.api.methods:
+        for method in api.public_methods:
             self._acknowledge(
                 method,
                 "AwsSolutions-APIG4",
-                "The fulfillment URL is opened by buyers' browsers straight from AWS Marketplace: "
-                "it cannot require authorization; the registration token is the credential.",
+                "Opened by buyers' browsers straight from AWS Marketplace (the fulfillment URL, "
+                "then the built-in sign-up page): it cannot require authorization; the "
+                "registration token, then the registration id and its CSRF token, are the "
+                "credentials.",
             )
             self._acknowledge(
                 method,
                 "AwsSolutions-COG4",
                 "Public by design (see APIG4): buyers have no Cognito identity when they arrive.",
             )
-        role = api.function.role
-        assert role is not None
-        policy = role.node.try_find_child("DefaultPolicy")
-        assert policy is not None
         self._acknowledge(
-            policy,
-            "AwsSolutions-IAM5[Resource::*]",
-            "aws-marketplace:ResolveCustomer supports no resource ARNs, and X-Ray's "
-            "PutTraceSegments/PutTelemetryRecords require '*'; every DynamoDB action is scoped "
-            "to its table ARN.",
+            api.handoff_method,
+            "AwsSolutions-COG4",
+            "IAM-authorized for the seller's backend (SigV4, execute-api:Invoke on this route "
+            "only): a machine caller in the seller's AWS account, no Cognito user.",
         )
+        for function in api.functions:
+            role = function.role
+            assert role is not None
+            policy = role.node.try_find_child("DefaultPolicy")
+            assert policy is not None
+            marketplace = (
+                ", and aws-marketplace:ResolveCustomer supports no resource ARNs"
+                if function is api.function
+                else ""
+            )
+            self._acknowledge(
+                policy,
+                "AwsSolutions-IAM5[Resource::*]",
+                f"X-Ray's PutTraceSegments/PutTelemetryRecords (active tracing) require '*'"
+                f"{marketplace}; every DynamoDB action is scoped to its table ARN.",
+            )
+            self._acknowledge(
+                function,
+                "AwsSolutions-L1",
+                "python3.13 on purpose: the shipped bytecode is compiled for 3.13 (see "
+                "docs/decisions.md); move to a newer runtime together with the bytecode compiler.",
+            )
         cloudwatch_role = api.api.node.try_find_child("CloudWatchRole")
         assert cloudwatch_role is not None
         self._acknowledge(
@@ -115,10 +147,4 @@ class FulfillmentStack(Stack):
             "AmazonAPIGatewayPushToCloudWatchLogs]",
             "API Gateway's account-level logging role: AWS's managed policy is the documented way "
             "to let API Gateway write execution logs (required by APIG6).",
-        )
-        self._acknowledge(
-            api.function,
-            "AwsSolutions-L1",
-            "python3.13 on purpose: the shipped bytecode is compiled for 3.13 (see "
-            "docs/decisions.md); move to a newer runtime together with the bytecode compiler.",
         )

@@ -14,8 +14,21 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from fulfillment.settings import ENVIRONMENT_KEYS
-from infra.api import CUSTOMERS_TABLE_ACTIONS, IDEMPOTENCY_TABLE_ACTIONS, MARKETPLACE_ACTIONS
+from fulfillment.settings import (
+    FUNCTION_ENVIRONMENT_KEYS,
+    load_settings,
+    load_signup_settings,
+)
+from infra.api import (
+    CUSTOMERS_TABLE_ACTIONS,
+    FULFILLMENT_HANDLER,
+    HANDOFF_CUSTOMERS_TABLE_ACTIONS,
+    HANDOFF_HANDLER,
+    IDEMPOTENCY_TABLE_ACTIONS,
+    MARKETPLACE_ACTIONS,
+    SIGNUP_CUSTOMERS_TABLE_ACTIONS,
+    SIGNUP_HANDLER,
+)
 from infra.app import build_app
 from infra.schema import CUSTOMERS, IDEMPOTENCY, create_table_request
 from infra.stack import FulfillmentStack
@@ -25,7 +38,15 @@ CONTEXT = {
     "registrationUrl": "https://app.example.io/aws",
     "trialRegistrationUrl": "https://app.example.io/trial",
     "alarmEmail": "oncall@example.io",
+    "signupCompleteUrl": "https://app.example.io/welcome",
+    # As cdk.json holds it: a JSON list, not a string.
+    "signupExtraFields": [
+        {"name": "vat_id", "label": "VAT ID", "max_length": 20},
+        {"name": "team_size", "label": "Team size", "required": True},
+    ],
 }
+HANDLERS = (FULFILLMENT_HANDLER, SIGNUP_HANDLER, HANDOFF_HANDLER)
+XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
 class Synth:
@@ -43,6 +64,19 @@ class Synth:
         assert len(found) == 1, f"{len(found)} {kind}"
         return found[0]["Properties"]
 
+    def functions(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """handler -> (logical id, properties) of every function of the shared artifact."""
+        found: dict[str, tuple[str, dict[str, Any]]] = {}
+        for logical_id, resource in self.resources("AWS::Lambda::Function").items():
+            handler = resource["Properties"].get("Handler", "")
+            if handler.startswith("fulfillment."):
+                assert handler not in found, f"two functions run {handler}"
+                found[handler] = (logical_id, resource["Properties"])
+        return found
+
+    def function(self, handler: str) -> dict[str, Any]:
+        return self.functions()[handler][1]
+
 
 def _synth(outdir: Path, artifact: Path, **extra: Any) -> Synth:
     app, stack = build_app({**CONTEXT, **extra}, code_dir=artifact, outdir=str(outdir))
@@ -55,32 +89,68 @@ def synth(tmp_path_factory: pytest.TempPathFactory, function_artifact: Path) -> 
     return _synth(tmp_path_factory.mktemp("cdk.out"), function_artifact)
 
 
-def test_function_runtime_architecture_timeout_and_logging(synth: Synth) -> None:
-    function = synth.one("AWS::Lambda::Function")
+def test_the_api_has_its_three_functions(synth: Synth) -> None:
+    assert set(HANDLERS) <= synth.functions().keys()
+
+
+@pytest.mark.parametrize("handler", HANDLERS)
+def test_function_runtime_architecture_timeout_and_logging(synth: Synth, handler: str) -> None:
+    function = synth.function(handler)
 
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
-    assert function["Handler"] == "fulfillment.api.lambda_handler"
     assert function["Timeout"] < 29
     assert function["MemorySize"] == 1024
     assert function["LoggingConfig"]["LogFormat"] == "JSON"
     assert function["TracingConfig"] == {"Mode": "Active"}
 
 
-def test_function_environment_is_exactly_the_settings_keys(synth: Synth) -> None:
-    environment = synth.one("AWS::Lambda::Function")["Environment"]["Variables"]
+def test_every_function_environment_is_exactly_its_settings_keys(synth: Synth) -> None:
+    functions = synth.functions()
 
-    own = {key for key in environment if not key.startswith("POWERTOOLS_")} - {"AWS_DATA_PATH"}
-    assert own == ENVIRONMENT_KEYS
-    assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= environment.keys()
-    assert environment["PRODUCT_CODES"] == "prod-abc123,prod-def456"
+    # Every function of the package in the template, the API's three and any other
+    for handler, (_, function) in functions.items():
+        environment = function["Environment"]["Variables"]
+        own = {key for key in environment if not key.startswith("POWERTOOLS_")}
+        # Only the function that calls Marketplace gets the newer service model's path.
+        if handler == FULFILLMENT_HANDLER:
+            own.remove("AWS_DATA_PATH")
+        assert own == FUNCTION_ENVIRONMENT_KEYS[handler], handler
+        assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= environment.keys()
+        assert "AWS_DATA_PATH" in environment or handler != FULFILLMENT_HANDLER
+
+
+def _resolved(environment: dict[str, Any]) -> dict[str, str]:
+    """The environment as the function sees it, with CloudFormation references filled in."""
+    return {k: v if isinstance(v, str) else "customers-table" for k, v in environment.items()}
+
+
+def test_fulfillment_environment_is_accepted_by_its_settings(synth: Synth) -> None:
+    environment = synth.function(FULFILLMENT_HANDLER)["Environment"]["Variables"]
+
+    settings = load_settings(_resolved(environment))
+
+    assert settings.product_codes == {"prod-abc123", "prod-def456"}
+    assert settings.registration_url == "https://app.example.io/aws"
+
+
+def test_signup_extra_fields_reach_the_sign_up_function_as_json(synth: Synth) -> None:
+    environment = synth.function(SIGNUP_HANDLER)["Environment"]["Variables"]
+
+    settings = load_signup_settings(_resolved(environment))
+
+    assert settings.signup_complete_url == "https://app.example.io/welcome"
+    assert [(f.name, f.label, f.required, f.max_length) for f in settings.signup_extra_fields] == [
+        ("vat_id", "VAT ID", False, 20),
+        ("team_size", "Team size", True, 200),
+    ]
 
 
 def test_function_code_is_the_built_artifact_and_no_docker_asset(
     synth: Synth, function_artifact: Path
 ) -> None:
     manifest = json.loads(next(synth.outdir.glob("*.assets.json")).read_text())
-    environment = synth.one("AWS::Lambda::Function")["Environment"]["Variables"]
+    environment = synth.function(FULFILLMENT_HANDLER)["Environment"]["Variables"]
 
     assert manifest.get("dockerImages", {}) == {}
     staged = [
@@ -88,10 +158,16 @@ def test_function_code_is_the_built_artifact_and_no_docker_asset(
         for f in manifest["files"].values()
         if f["source"].get("packaging") == "zip"
     ]
+    # One artifact, uploaded once, shared by the API's functions
     assert len(staged) == 1
+    assert len({json.dumps(synth.function(h)["Code"], sort_keys=True) for h in HANDLERS}) == 1
     assert (staged[0] / "fulfillment" / "api.py").read_bytes() == (
         function_artifact / "fulfillment" / "api.py"
     ).read_bytes()
+    # Each handler's module is in it
+    for handler in HANDLERS:
+        module = handler.rsplit(".", 1)[0].replace(".", "/")
+        assert (staged[0] / f"{module}.py").is_file(), handler
     # (a) the current ResolveCustomer model travels with the code and botocore is told so
     data_path = environment["AWS_DATA_PATH"]
     assert data_path.startswith("/var/task/")
@@ -133,9 +209,15 @@ def test_tables_match_the_local_definition(synth: Synth, schema: Any, name: str)
     assert table["DeletionPolicy"] == table["UpdateReplacePolicy"] == "Retain"
 
 
-def _function_statements(synth: Synth) -> list[dict[str, Any]]:
-    policies = synth.resources("AWS::IAM::Policy")
-    (policy,) = [p for k, p in policies.items() if "FunctionRole" in k]
+def _function_statements(synth: Synth, handler: str) -> list[dict[str, Any]]:
+    """The statements of the one inline policy on ``handler``'s own role."""
+    role_id = synth.function(handler)["Role"]["Fn::GetAtt"][0]
+    (policy,) = [
+        p
+        for p in synth.resources("AWS::IAM::Policy").values()
+        if {"Ref": role_id} in p["Properties"]["Roles"]
+    ]
+    assert policy["Properties"]["Roles"] == [{"Ref": role_id}]
     return policy["Properties"]["PolicyDocument"]["Statement"]
 
 
@@ -156,27 +238,70 @@ def _ref_to(logical_prefix: str) -> Any:
     )
 
 
-def test_iam_is_exactly_what_the_function_calls(synth: Synth) -> None:
-    statements = _function_statements(synth)
-
-    assert all(s["Effect"] == "Allow" for s in statements)
-    assert _actions_on(statements, _ref_to("Customers")) == set(CUSTOMERS_TABLE_ACTIONS)
-    assert _actions_on(statements, _ref_to("Idempotency")) == set(IDEMPOTENCY_TABLE_ACTIONS)
-    assert _actions_on(statements, lambda r: r == "*") == {
-        *MARKETPLACE_ACTIONS,
-        "xray:PutTraceSegments",
-        "xray:PutTelemetryRecords",
-    }
-    every_action = {
+def _all_actions(statements: list[dict[str, Any]]) -> set[str]:
+    return {
         a
         for s in statements
         for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])
     }
-    assert not any(a.endswith("*") for a in every_action)
-    assert {a for a in every_action if a.startswith("logs:")} <= {
+
+
+@pytest.mark.parametrize(
+    ("handler", "customers", "idempotency", "unscoped"),
+    [
+        (
+            FULFILLMENT_HANDLER,
+            {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+            {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+            {"aws-marketplace:ResolveCustomer", *XRAY_ACTIONS},
+        ),
+        (
+            SIGNUP_HANDLER,
+            {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+            set(),
+            XRAY_ACTIONS,
+        ),
+        (HANDOFF_HANDLER, {"dynamodb:GetItem"}, set(), XRAY_ACTIONS),
+    ],
+)
+def test_iam_is_exactly_what_each_function_calls(
+    synth: Synth,
+    handler: str,
+    customers: set[str],
+    idempotency: set[str],
+    unscoped: set[str],
+) -> None:
+    statements = _function_statements(synth, handler)
+    log_group_id = synth.function(handler)["LoggingConfig"]["LogGroup"]["Ref"]
+
+    assert all(s["Effect"] == "Allow" for s in statements)
+    assert _actions_on(statements, _ref_to("Customers")) == customers
+    assert _actions_on(statements, _ref_to("Idempotency")) == idempotency
+    assert _actions_on(statements, lambda r: r == "*") == unscoped
+    # Logs: write to its own log group, nothing else
+    assert _actions_on(statements, _ref_to(log_group_id)) == {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     }
+    every_action = _all_actions(statements)
+    assert every_action == customers | idempotency | unscoped | {
+        "logs:CreateLogStream",
+        "logs:PutLogEvents",
+    }
+    assert not any(a.endswith("*") for a in every_action)
+
+
+def test_action_constants_are_what_the_template_grants(synth: Synth) -> None:
+    # The constants infra/api.py builds the policies from, as named in the decision log
+    assert set(CUSTOMERS_TABLE_ACTIONS) == {"dynamodb:PutItem", "dynamodb:UpdateItem"}
+    assert set(IDEMPOTENCY_TABLE_ACTIONS) == _actions_on(
+        _function_statements(synth, FULFILLMENT_HANDLER), _ref_to("Idempotency")
+    )
+    assert set(MARKETPLACE_ACTIONS) == {"aws-marketplace:ResolveCustomer"}
+    assert set(SIGNUP_CUSTOMERS_TABLE_ACTIONS) == _actions_on(
+        _function_statements(synth, SIGNUP_HANDLER), _ref_to("Customers")
+    )
+    assert set(HANDOFF_CUSTOMERS_TABLE_ACTIONS) == {"dynamodb:GetItem"}
 
 
 def test_stage_logs_access_without_bodies_and_is_throttled(synth: Synth) -> None:
@@ -190,12 +315,64 @@ def test_stage_logs_access_without_bodies_and_is_throttled(synth: Synth) -> None
     assert "$context.path" not in json.dumps(stage["AccessLogSetting"])
 
 
-def test_get_and_post_on_the_root_go_to_the_function(synth: Synth) -> None:
-    methods = synth.resources("AWS::ApiGateway::Method").values()
+def _routes(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
+    """(path, HTTP method) -> method properties, with the path rebuilt from the resources."""
+    resources = synth.resources("AWS::ApiGateway::Resource")
 
-    assert sorted(m["Properties"]["HttpMethod"] for m in methods) == ["GET", "POST"]
-    for method in methods:
-        assert method["Properties"]["Integration"]["Type"] == "AWS_PROXY"
+    def path_of(reference: Any) -> str:
+        if isinstance(reference, dict) and "Ref" in reference:
+            resource = resources[reference["Ref"]]["Properties"]
+            return path_of(resource["ParentId"]) + "/" + resource["PathPart"]
+        return ""  # the API's root resource
+
+    return {
+        (path_of(m["Properties"]["ResourceId"]) or "/", m["Properties"]["HttpMethod"]): m[
+            "Properties"
+        ]
+        for m in synth.resources("AWS::ApiGateway::Method").values()
+    }
+
+
+def test_each_route_goes_to_its_function_with_its_authorization(synth: Synth) -> None:
+    routes = _routes(synth)
+    functions = {h: logical_id for h, (logical_id, _) in synth.functions().items()}
+
+    expected = {
+        ("/", "GET"): (FULFILLMENT_HANDLER, "NONE"),
+        ("/", "POST"): (FULFILLMENT_HANDLER, "NONE"),
+        ("/signup", "GET"): (SIGNUP_HANDLER, "NONE"),
+        ("/signup", "POST"): (SIGNUP_HANDLER, "NONE"),
+        ("/registrations/{id}", "GET"): (HANDOFF_HANDLER, "AWS_IAM"),
+    }
+    assert routes.keys() == expected.keys()
+    validators = set()
+    for route, (handler, authorization) in expected.items():
+        method = routes[route]
+        assert method["Integration"]["Type"] == "AWS_PROXY"
+        assert functions[handler] in json.dumps(method["Integration"]["Uri"]), route
+        assert method["AuthorizationType"] == authorization, route
+        validators.add(json.dumps(method["RequestValidatorId"]))
+    # One request validator, on every method
+    assert len(validators) == 1
+    assert routes[("/registrations/{id}", "GET")]["RequestParameters"] == {
+        "method.request.path.id": True
+    }
+
+
+def test_only_api_gateway_may_invoke_each_function_on_its_own_route(synth: Synth) -> None:
+    permissions = synth.resources("AWS::Lambda::Permission").values()
+    functions = synth.functions()
+
+    for handler, route in (
+        (SIGNUP_HANDLER, "/signup"),
+        (HANDOFF_HANDLER, "/GET/registrations/*"),
+    ):
+        logical_id = functions[handler][0]
+        mine = [p["Properties"] for p in permissions if logical_id in json.dumps(p)]
+        assert mine
+        for permission in mine:
+            assert permission["Principal"] == "apigateway.amazonaws.com"
+            assert route in json.dumps(permission["SourceArn"])
 
 
 def test_waf_guards_the_stage_with_a_rate_rule_and_common_rules(synth: Synth) -> None:
@@ -229,12 +406,34 @@ def test_alarms_notify_the_topic_and_an_email_is_subscribed(synth: Synth) -> Non
     assert len(synth.resources("AWS::CloudWatch::Dashboard")) == 1
 
 
-def test_outputs_give_the_fulfillment_and_dashboard_urls(synth: Synth) -> None:
+def _joined(value: Any) -> str:
+    """An Fn::Join output as text, references shown as <Name>."""
+    if isinstance(value, str):
+        return value
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return str(separator).join(_joined(p) for p in parts)
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    return "<" + json.dumps(value) + ">"
+
+
+def test_outputs_give_the_urls_and_the_hand_off_endpoint_and_arn(synth: Synth) -> None:
     outputs = synth.json["Outputs"]
 
     assert "FulfillmentUrl" in outputs
     assert "DashboardUrl" in outputs
     assert "Marketplace Management Portal" in outputs["FulfillmentUrl"]["Description"]
+    endpoint = _joined(outputs["RegistrationsEndpoint"]["Value"])
+    assert endpoint.startswith("https://<FulfillmentApi")
+    assert ".execute-api.<AWS::Region>.<AWS::URLSuffix>/<FulfillmentApiDeploymentStageprod" in (
+        endpoint
+    )
+    assert endpoint.endswith("/registrations/{id}")
+    arn = _joined(outputs["RegistrationsInvokeArn"]["Value"])
+    assert arn.startswith("arn:<AWS::Partition>:execute-api:<AWS::Region>:<AWS::AccountId>:")
+    assert arn.endswith("/prod/GET/registrations/*")
+    assert "execute-api:Invoke" in outputs["RegistrationsInvokeArn"]["Description"]
 
 
 def test_cfn_lint_passes(synth: Synth) -> None:
@@ -287,8 +486,26 @@ def test_every_nag_acknowledgement_suppresses_a_real_finding(
         )
 
 
-def test_waf_off_by_context_removes_the_web_acl(tmp_path: Path, function_artifact: Path) -> None:
-    synth = _synth(tmp_path / "cdk.out", function_artifact, wafEnabled="false")
+def test_waf_off_and_no_registration_url(tmp_path: Path, function_artifact: Path) -> None:
+    # Given the optional features off: no WAF, no seller sign-up site
+    synth = _synth(
+        tmp_path / "cdk.out",
+        function_artifact,
+        wafEnabled="false",
+        registrationUrl="",
+        signupCompleteUrl="",
+        signupExtraFields="",
+    )
 
+    # Then there is no web ACL, and its absence is acknowledged once
     assert synth.resources("AWS::WAFv2::WebACL") == {}
     assert [a.rule_id for a in synth.stack.acknowledgements].count("AwsSolutions-APIG3") == 1
+    # And buyers go to the built-in sign-up page, which has no extra fields
+    fulfillment = load_settings(
+        _resolved(synth.function(FULFILLMENT_HANDLER)["Environment"]["Variables"])
+    )
+    assert fulfillment.registration_url is None
+    signup = load_signup_settings(
+        _resolved(synth.function(SIGNUP_HANDLER)["Environment"]["Variables"])
+    )
+    assert (signup.signup_complete_url, signup.signup_extra_fields) == (None, ())

@@ -1,0 +1,151 @@
+"""The hand-off handler against moto's DynamoDB, after a real registration through the API."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from fulfillment import api, aws, handoff, settings
+from fulfillment.customers import DynamoDBCustomerStore
+from fulfillment.models import ContactDetails
+from local.gateway import LambdaContext
+from tests.events import form_post
+from tests.handoff_events import CALLER_ARN, registration_request
+from tests.integration.conftest import PRODUCT, Stack
+
+NEW_STYLE_LICENSE = (
+    "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
+)
+
+
+def _reset_handoff_caches() -> None:
+    handoff._store.cache_clear()
+    settings.get_handoff_settings.cache_clear()
+
+
+@pytest.fixture
+def seller(stack: Stack) -> Iterator[Stack]:
+    """The stack with the hand-off function's caches pointing at this test's tables."""
+    _reset_handoff_caches()
+    yield stack
+    _reset_handoff_caches()
+
+
+def _register(stack: Stack, customer: str, context: LambdaContext) -> str:
+    token = stack.marketplace.issue_token(customer)
+    response = api.lambda_handler(form_post(token), context)
+    assert response["statusCode"] == 303, response.get("body")
+    return parse_qs(urlsplit(response["headers"]["Location"]).query)["registration"][0]
+
+
+def _get(registration_id: str, context: LambdaContext) -> tuple[int, dict[str, Any]]:
+    response = handoff.lambda_handler(registration_request(registration_id), context)
+    assert response["headers"]["Content-Type"] == "application/json"
+    assert response["headers"]["Cache-Control"] == "no-store"
+    return response["statusCode"], json.loads(response["body"])
+
+
+def test_seller_backend_gets_the_customer_of_a_fresh_registration(
+    seller: Stack, lambda_context: LambdaContext, function_logs: io.StringIO
+) -> None:
+    # Given a buyer who just came through the fulfillment URL
+    registration_id = _register(seller, "new-style", lambda_context)
+
+    # When the seller's backend looks the id up
+    status, body = _get(registration_id, lambda_context)
+
+    # Then it learns which Marketplace customer that is, and that sign-up is still open
+    assert status == 200
+    assert body["customer"] == {
+        "productCode": PRODUCT,
+        "customerAWSAccountId": "111122223333",
+        "licenseArn": NEW_STYLE_LICENSE,
+        "customerIdentifier": None,
+        "agreementId": "agmt-1a2b3c4d5e6f7g8h9i0j1k2l3",
+        "status": None,
+        "signedUpAt": None,
+    }
+    assert body["registration"]["id"] == registration_id
+    assert body["registration"]["signUpCompleted"] is False
+    expires = datetime.fromisoformat(body["registration"]["expiresAt"])
+    assert 3500 < (expires - datetime.now(UTC)).total_seconds() <= 3600
+    # And the log says who asked
+    assert CALLER_ARN in function_logs.getvalue()
+
+
+def test_legacy_customer_carries_its_customer_identifier(
+    seller: Stack, lambda_context: LambdaContext
+) -> None:
+    registration_id = _register(seller, "legacy", lambda_context)
+
+    status, body = _get(registration_id, lambda_context)
+
+    assert status == 200
+    assert body["customer"]["customerIdentifier"] == "Ab1Cd2Ef3Gh"
+    assert body["customer"]["licenseArn"] is None
+    assert body["customer"]["agreementId"] is None
+
+
+def test_completed_sign_up_shows_without_contact_details(
+    seller: Stack, lambda_context: LambdaContext, function_logs: io.StringIO
+) -> None:
+    # Given a registration whose buyer completed the built-in sign-up
+    registration_id = _register(seller, "new-style", lambda_context)
+    store = DynamoDBCustomerStore(aws.dynamodb(), seller.customers_table)
+    session = store.get_session(registration_id)
+    assert session is not None
+    contact = ContactDetails("Example Corp", "Jane Buyer", "jane@buyer.example", "+1 555 0100")
+    store.complete_signup(session, contact, datetime.now(UTC))
+
+    # When the seller's backend looks it up
+    status, body = _get(registration_id, lambda_context)
+
+    # Then it sees the sign-up done, and no personal data in the answer or the logs
+    assert status == 200
+    assert body["registration"]["signUpCompleted"] is True
+    assert body["customer"]["signedUpAt"]
+    for personal in ("Jane Buyer", "jane@buyer.example", "555 0100", "Example Corp"):
+        assert personal not in json.dumps(body)
+        assert personal not in function_logs.getvalue()
+
+
+def test_expired_registration_still_in_the_table_is_not_found(
+    seller: Stack, lambda_context: LambdaContext
+) -> None:
+    # Given a session past its expiry that TTL has not deleted yet
+    registration_id = _register(seller, "new-style", lambda_context)
+    seller.dynamodb.update_item(
+        TableName=seller.customers_table,
+        Key={"pk": {"S": f"SESSION#{registration_id}"}, "sk": {"S": "SESSION"}},
+        UpdateExpression="SET expires_at = :past",
+        ExpressionAttributeValues={":past": {"N": str(int(datetime.now(UTC).timestamp()) - 1)}},
+    )
+
+    status, body = _get(registration_id, lambda_context)
+
+    assert status == 404
+    assert body["message"]
+
+
+def test_unknown_and_malformed_ids(seller: Stack, lambda_context: LambdaContext) -> None:
+    assert _get("A" * 32, lambda_context)[0] == 404
+    assert _get("not an id", lambda_context)[0] == 400
+
+
+def test_storage_failure_answers_503(
+    seller: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the function pointed at a table DynamoDB does not have
+    monkeypatch.setenv("CUSTOMERS_TABLE_NAME", "no-such-table")
+    _reset_handoff_caches()
+
+    response = handoff.lambda_handler(registration_request("A" * 32), lambda_context)
+
+    assert response["statusCode"] == 503
+    assert response["headers"]["Retry-After"] == "5"
