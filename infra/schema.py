@@ -23,6 +23,8 @@ class TableSchema:
     sort_key: str | None
     ttl_attribute: str
     indexes: tuple[Index, ...] = ()
+    # DynamoDB Streams view type ("NEW_AND_OLD_IMAGES", ...), or None for no stream.
+    stream_view_type: str | None = None
 
     def key_attributes(self) -> list[str]:
         names = [self.partition_key, *([self.sort_key] if self.sort_key else [])]
@@ -44,6 +46,8 @@ CUSTOMERS = TableSchema(
         Index("by_customer_identifier", "customer_identifier"),
         Index("by_agreement", "agreement_id"),
     ),
+    # The registration events publisher derives its events from both images of each write.
+    stream_view_type="NEW_AND_OLD_IMAGES",
 )
 
 # Powertools idempotency records: its default key and expiry attribute names.
@@ -51,7 +55,7 @@ IDEMPOTENCY = TableSchema(partition_key="id", sort_key=None, ttl_attribute="expi
 
 
 def create_table_request(schema: TableSchema, table_name: str) -> dict[str, Any]:
-    """boto3 ``create_table`` arguments for ``schema`` (on-demand billing)."""
+    """boto3 ``create_table`` arguments for ``schema`` (on-demand billing, its stream)."""
     request: dict[str, Any] = {
         "TableName": table_name,
         "BillingMode": "PAY_PER_REQUEST",
@@ -69,6 +73,11 @@ def create_table_request(schema: TableSchema, table_name: str) -> dict[str, Any]
             }
             for index in schema.indexes
         ]
+    if schema.stream_view_type:
+        request["StreamSpecification"] = {
+            "StreamEnabled": True,
+            "StreamViewType": schema.stream_view_type,
+        }
     return request
 
 

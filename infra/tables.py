@@ -20,6 +20,9 @@ def _table(scope: Construct, construct_id: str, schema: TableSchema) -> dynamodb
         partition_key=_attribute(schema.partition_key),
         sort_key=_attribute(schema.sort_key) if schema.sort_key else None,
         time_to_live_attribute=schema.ttl_attribute,
+        stream=(
+            dynamodb.StreamViewType[schema.stream_view_type] if schema.stream_view_type else None
+        ),
         billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
         encryption=dynamodb.TableEncryption.AWS_MANAGED,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(

@@ -8,7 +8,7 @@ standard AWS_ENDPOINT_URL_* variables, which is how the local stack reaches its 
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -47,3 +47,24 @@ def dynamodb() -> DynamoDBClient:
 @cache
 def metering(region: str) -> MarketplaceMeteringClient:
     return session().client("meteringmarketplace", region_name=region, config=MARKETPLACE_CONFIG)
+
+
+# The publisher runs after the buyer's request, so it can afford more patience than the API:
+# 5 attempts, read 5 s; what still fails goes to the retry queue, then back to Lambda.
+DELIVERY_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"mode": "standard", "total_max_attempts": 5},
+    tcp_keepalive=True,
+)
+
+
+# No EventBridge or SQS stubs are pinned: fulfillment.delivery types these by the calls it makes.
+@cache
+def events() -> Any:
+    return session().client("events", config=DELIVERY_CONFIG)
+
+
+@cache
+def sqs() -> Any:
+    return session().client("sqs", config=DELIVERY_CONFIG)

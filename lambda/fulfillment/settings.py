@@ -28,6 +28,8 @@ MARKETPLACE_REGION = "MARKETPLACE_REGION"
 SESSION_TTL_SECONDS = "SESSION_TTL_SECONDS"
 SIGNUP_COMPLETE_URL = "SIGNUP_COMPLETE_URL"
 SIGNUP_EXTRA_FIELDS = "SIGNUP_EXTRA_FIELDS"
+EVENT_BUS_NAME = "EVENT_BUS_NAME"
+PUBLISH_RETRY_QUEUE_URL = "PUBLISH_RETRY_QUEUE_URL"
 
 # The fulfillment URL function (fulfillment.api).
 ENVIRONMENT_KEYS = frozenset(
@@ -51,6 +53,11 @@ _TABLE_NAME = re.compile(r"[a-zA-Z0-9_.-]{3,255}")
 _PRODUCT_CODE = re.compile(r"[-a-zA-Z0-9/=:_.@]{1,255}")
 _REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}")
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+# A bus name, or its ARN (PutEvents accepts both).
+_EVENT_BUS = re.compile(
+    r"(arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/)?[/.\-_A-Za-z0-9]{1,256}"
+)
+_QUEUE_PATH = re.compile(r"/\d{12}/[A-Za-z0-9_-]{1,80}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,11 +78,14 @@ SIGNUP_ENVIRONMENT_KEYS = frozenset(
 )
 # The seller hand-off API (fulfillment.handoff).
 HANDOFF_ENVIRONMENT_KEYS = frozenset({CUSTOMERS_TABLE_NAME})
+# The registration events publisher (fulfillment.publisher).
+PUBLISHER_ENVIRONMENT_KEYS = frozenset({EVENT_BUS_NAME, PUBLISH_RETRY_QUEUE_URL})
 
 FUNCTION_ENVIRONMENT_KEYS: dict[str, frozenset[str]] = {
     "fulfillment.api.lambda_handler": ENVIRONMENT_KEYS,
     "fulfillment.signup.lambda_handler": SIGNUP_ENVIRONMENT_KEYS,
     "fulfillment.handoff.lambda_handler": HANDOFF_ENVIRONMENT_KEYS,
+    "fulfillment.publisher.lambda_handler": PUBLISHER_ENVIRONMENT_KEYS,
 }
 
 MAX_EXTRA_FIELDS = 10
@@ -109,6 +119,12 @@ class HandoffSettings:
     customers_table_name: str
 
 
+@dataclass(frozen=True, slots=True)
+class PublisherSettings:
+    event_bus_name: str
+    publish_retry_queue_url: str
+
+
 def load_signup_settings(environ: Mapping[str, str]) -> SignupSettings:
     """Validate the sign-up page's variables; raise ConfigurationError naming the first fault."""
     return SignupSettings(
@@ -122,6 +138,14 @@ def load_handoff_settings(environ: Mapping[str, str]) -> HandoffSettings:
     return HandoffSettings(customers_table_name=_table_name(environ, CUSTOMERS_TABLE_NAME))
 
 
+def load_publisher_settings(environ: Mapping[str, str]) -> PublisherSettings:
+    """Validate the publisher's variables; raise ConfigurationError naming the first fault."""
+    return PublisherSettings(
+        event_bus_name=_event_bus(environ),
+        publish_retry_queue_url=_queue_url(environ, PUBLISH_RETRY_QUEUE_URL),
+    )
+
+
 @cache
 def get_signup_settings() -> SignupSettings:
     return load_signup_settings(os.environ)
@@ -130,6 +154,11 @@ def get_signup_settings() -> SignupSettings:
 @cache
 def get_handoff_settings() -> HandoffSettings:
     return load_handoff_settings(os.environ)
+
+
+@cache
+def get_publisher_settings() -> PublisherSettings:
+    return load_publisher_settings(os.environ)
 
 
 def load_settings(environ: Mapping[str, str]) -> Settings:
@@ -188,6 +217,29 @@ def _redirect_target(environ: Mapping[str, str], name: str, *, required: bool) -
     secure = parts.scheme == "https" or loopback
     if not secure or not parts.hostname or parts.fragment or parts.username or parts.password:
         raise ConfigurationError(name, "must be an absolute https:// URL without a fragment")
+    return value
+
+
+def _event_bus(environ: Mapping[str, str]) -> str:
+    value = _required(environ, EVENT_BUS_NAME)
+    if not _EVENT_BUS.fullmatch(value):
+        raise ConfigurationError(EVENT_BUS_NAME, "is not an event bus name or ARN")
+    return value
+
+
+def _queue_url(environ: Mapping[str, str], name: str) -> str:
+    value = _required(environ, name)
+    parts = urlsplit(value)
+    # https, except a loopback endpoint for the local stack and tests.
+    loopback = parts.scheme == "http" and parts.hostname in _LOOPBACK_HOSTS
+    if (
+        not (parts.scheme == "https" or loopback)
+        or not parts.hostname
+        or not _QUEUE_PATH.fullmatch(parts.path)
+        or parts.query
+        or parts.fragment
+    ):
+        raise ConfigurationError(name, "is not an SQS queue URL")
     return value
 
 

@@ -45,3 +45,13 @@ def test_create_table_request_declares_every_key_attribute_once() -> None:
         "by_customer_identifier",
         "by_agreement",
     }
+
+
+def test_customers_table_streams_both_images_for_the_events_publisher() -> None:
+    request = create_table_request(CUSTOMERS, "customers")
+
+    assert request["StreamSpecification"] == {
+        "StreamEnabled": True,
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    assert "StreamSpecification" not in create_table_request(IDEMPOTENCY, "idempotency")

@@ -1,0 +1,434 @@
+"""Local registration events: moto's DynamoDB stream -> the real publisher -> moto's bus.
+
+Never deployed. Stands in for what Lambda does in AWS with the publisher's two event source
+mappings: a daemon thread polls the customers table's stream (same sk=CUSTOMER filter as the
+deployed mapping) and the publish retry queue, and invokes `fulfillment.publisher.lambda_handler`
+with the exact Lambda event shapes in a spawned worker process of its own (one invocation at a
+time, module state kept warm, like an execution environment). EventBridge and SQS are moto's,
+on the same server as DynamoDB. A rule on the bus copies every event into an inspection queue,
+which the `/_local/events` page reads.
+
+    events = start_local_events(dynamodb_url=..., customers_table=..., function_environment=...,
+                                region="us-east-1")
+    local_pages["/_local/events"] = events.page
+    ...
+    events.stop()
+"""
+
+from __future__ import annotations
+
+import base64
+import concurrent.futures
+import contextlib
+import hashlib
+import html
+import importlib
+import json
+import multiprocessing
+import os
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from local.gateway import LambdaContext, LocalRequest, LocalResponse
+
+HANDLER = "fulfillment.publisher.lambda_handler"
+EVENTS_PATH = "/_local/events"
+SOURCE = "fulfillment.registration"
+CUSTOMER_SK = "CUSTOMER"
+POLL_SECONDS = 0.3
+# What the deployed mappings use (infra/events.py).
+STREAM_BATCH_SIZE = 10
+QUEUE_BATCH_SIZE = 10
+MAX_RECEIVE_COUNT = 5
+# Shorter than in AWS so a local retry is seen within seconds.
+RETRY_VISIBILITY_SECONDS = 5
+STREAM_RETRY_ATTEMPTS = 3
+LOCAL_CREDENTIAL = "local"
+_LAMBDA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lambda")
+
+_CSS = (
+    "body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f2f3f3;color:#16191f}"
+    "header{background:#232f3e;color:#fff;padding:1rem 2rem}header h1{margin:0;font-size:1.4rem}"
+    "main{max-width:60rem;margin:2rem auto;padding:1.5rem;background:#fff;border-radius:8px}"
+    "article{border-top:1px solid #d5dbdb;padding:.5rem 0}h2{font-size:1.1rem;margin:.3rem 0}"
+    "pre{background:#f2f3f3;padding:.6rem;overflow-x:auto;font-size:.85rem}"
+    ".note{color:#545b64;font-size:.9rem}"
+)
+_CSP = (
+    "default-src 'none'; "
+    f"style-src 'sha256-{base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()}'; "
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+)
+
+
+# --------------------------------------------------------------------------- worker side
+
+_handler: Callable[[dict[str, Any], LambdaContext], Any] | None = None
+
+
+def _init_worker(environment: dict[str, str], sys_path: list[str]) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+    for entry in reversed(sys_path):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    os.environ.update(environment)
+
+
+def _invoke(event: dict[str, Any]) -> tuple[bool, Any]:
+    """Run the publisher once in the worker; (ok, JSON-safe result or the traceback)."""
+    global _handler
+    context = LambdaContext(
+        function_name="fulfillment-publisher-local",
+        memory_limit_in_mb=256,
+        timeout_seconds=120,
+        log_stream_name=f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
+    )
+    try:
+        if _handler is None:
+            module_name, _, attribute = HANDLER.rpartition(".")
+            _handler = getattr(importlib.import_module(module_name), attribute)
+        result = _handler(event, context)
+        return True, json.loads(json.dumps(result))
+    except Exception:
+        return False, traceback.format_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+
+
+# --------------------------------------------------------------------------- event shapes
+
+
+def _epoch_seconds(value: object) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    if isinstance(value, int | float):
+        return float(value)
+    return time.time()
+
+
+def lambda_stream_record(record: Mapping[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+    """A record from GetRecords in the shape Lambda hands a DynamoDB stream event source."""
+    source = record["dynamodb"]
+    dynamodb: dict[str, Any] = {
+        "ApproximateCreationDateTime": int(
+            _epoch_seconds(source.get("ApproximateCreationDateTime"))
+        ),
+        "Keys": source["Keys"],
+    }
+    for image in ("NewImage", "OldImage"):
+        if image in source:
+            dynamodb[image] = source[image]
+    dynamodb["SequenceNumber"] = source["SequenceNumber"]
+    dynamodb["SizeBytes"] = source.get("SizeBytes", 0)
+    dynamodb["StreamViewType"] = source.get("StreamViewType", "NEW_AND_OLD_IMAGES")
+    return {
+        "eventID": record.get("eventID") or uuid.uuid4().hex,
+        "eventName": record["eventName"],
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": dynamodb,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def lambda_sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    """A ReceiveMessage message in the shape Lambda hands an SQS event source."""
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": dict(message.get("Attributes", {})),
+        "messageAttributes": {},
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+def matches_customer_filter(record: Mapping[str, Any]) -> bool:
+    """The deployed mapping's filter: {"dynamodb": {"Keys": {"sk": {"S": ["CUSTOMER"]}}}}."""
+    return bool(record.get("dynamodb", {}).get("Keys", {}).get("sk") == {"S": CUSTOMER_SK})
+
+
+# --------------------------------------------------------------------------- the poller
+
+
+class LocalEvents:
+    """A running local events pipeline; see start_local_events."""
+
+    def __init__(
+        self,
+        *,
+        session: boto3.session.Session,
+        endpoint_url: str,
+        customers_table: str,
+        function_environment: Mapping[str, str],
+        region: str,
+        prefix: str,
+    ) -> None:
+        self._region = region
+        self._dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
+        self._streams = session.client("dynamodbstreams", endpoint_url=endpoint_url)
+        self._events = session.client("events", endpoint_url=endpoint_url)
+        self._sqs = session.client("sqs", endpoint_url=endpoint_url)
+        self.bus_name = f"{prefix}-registrations"
+        self._create_bus_and_queues(prefix)
+        self.environment: dict[str, str] = {
+            "EVENT_BUS_NAME": self.bus_name,
+            "PUBLISH_RETRY_QUEUE_URL": self.retry_queue_url,
+            "AWS_ENDPOINT_URL_EVENTBRIDGE": endpoint_url,
+            "AWS_ENDPOINT_URL_SQS": endpoint_url,
+        }
+        table = self._dynamodb.describe_table(TableName=customers_table)["Table"]
+        self._stream_arn: str = table["LatestStreamArn"]
+        self._iterators = {
+            shard["ShardId"]: self._streams.get_shard_iterator(
+                StreamArn=self._stream_arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+            )["ShardIterator"]
+            for shard in self._streams.describe_stream(StreamArn=self._stream_arn)[
+                "StreamDescription"
+            ]["Shards"]
+        }
+        self._pending: list[tuple[dict[str, Any], int]] = []  # (record, attempts) to retry
+        self._published: list[dict[str, Any]] = []
+        self._published_lock = threading.Lock()
+        self._executor = concurrent.futures.ProcessPoolExecutor(
+            max_workers=1,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(
+                {**function_environment, **self.environment},
+                [_LAMBDA_ROOT],
+            ),
+        )
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="local-events", daemon=True)
+        self._thread.start()
+
+    # -- setup -----------------------------------------------------------------------------
+
+    def _queue(self, name: str, **attributes: str) -> tuple[str, str]:
+        url = self._sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"
+        ]["QueueArn"]
+        return str(url), str(arn)
+
+    def _create_bus_and_queues(self, prefix: str) -> None:
+        with contextlib.suppress(self._events.exceptions.ResourceAlreadyExistsException):
+            self._events.create_event_bus(Name=self.bus_name)
+        _, dlq_arn = self._queue(f"{prefix}-publish-dead-letters")
+        self.retry_queue_url, self._retry_queue_arn = self._queue(
+            f"{prefix}-publish-retry",
+            VisibilityTimeout=str(RETRY_VISIBILITY_SECONDS),
+            RedrivePolicy=json.dumps(
+                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+            ),
+        )
+        self._inspection_url, inspection_arn = self._queue(f"{prefix}-events-inspection")
+        rule = f"{prefix}-inspect-registrations"
+        self._events.put_rule(
+            Name=rule,
+            EventBusName=self.bus_name,
+            EventPattern=json.dumps({"source": [SOURCE]}),
+            State="ENABLED",
+        )
+        self._events.put_targets(
+            Rule=rule,
+            EventBusName=self.bus_name,
+            Targets=[{"Id": "inspection", "Arn": inspection_arn}],
+        )
+
+    # -- polling ---------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL_SECONDS):
+            try:
+                self._poll_stream()
+                self._poll_retry_queue()
+            except Exception:
+                if self._stop.is_set():
+                    return
+                traceback.print_exc()
+
+    def _invoke(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """Invoke the publisher; its response, or None when the invocation failed."""
+        ok, result = self._executor.submit(_invoke, event).result(timeout=150)
+        if not ok:
+            sys.stderr.write(f"local events: publisher failed\n{result}")
+            return None
+        return result if isinstance(result, dict) else {}
+
+    def _poll_stream(self) -> None:
+        fresh: list[dict[str, Any]] = []
+        for shard_id, iterator in list(self._iterators.items()):
+            if iterator is None:
+                continue
+            answer = self._streams.get_records(ShardIterator=iterator, Limit=1000)
+            self._iterators[shard_id] = answer.get("NextShardIterator")
+            fresh += [
+                lambda_stream_record(r, self._stream_arn, self._region)
+                for r in answer.get("Records", [])
+            ]
+        queue = self._pending + [(r, 0) for r in fresh if matches_customer_filter(r)]
+        self._pending = []
+        while queue:
+            batch, queue = queue[:STREAM_BATCH_SIZE], queue[STREAM_BATCH_SIZE:]
+            response = self._invoke({"Records": [record for record, _ in batch]})
+            if response is None:
+                failed = {r["dynamodb"]["SequenceNumber"] for r, _ in batch}
+            else:
+                failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            for record, attempts in batch:
+                if record["dynamodb"]["SequenceNumber"] not in failed:
+                    continue
+                if attempts + 1 < STREAM_RETRY_ATTEMPTS:
+                    self._pending.append((record, attempts + 1))
+                else:
+                    sys.stderr.write(
+                        "local events: gave up on stream record "
+                        f"{record['dynamodb']['SequenceNumber']} (in AWS: stream-failure queue)\n"
+                    )
+
+    def _poll_retry_queue(self) -> None:
+        messages = self._sqs.receive_message(
+            QueueUrl=self.retry_queue_url,
+            MaxNumberOfMessages=QUEUE_BATCH_SIZE,
+            AttributeNames=["All"],
+        ).get("Messages", [])
+        if not messages:
+            return
+        event = {
+            "Records": [lambda_sqs_record(m, self._retry_queue_arn, self._region) for m in messages]
+        }
+        response = self._invoke(event)
+        if response is None:
+            return  # every message becomes visible again, as with a failed invocation
+        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+        for message in messages:
+            if message["MessageId"] not in failed:
+                self._sqs.delete_message(
+                    QueueUrl=self.retry_queue_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+
+    # -- inspection ------------------------------------------------------------------------
+
+    def published(self) -> list[dict[str, Any]]:
+        """Every event the bus delivered so far (EventBridge's envelope), oldest first."""
+        with self._published_lock:
+            while True:
+                try:
+                    messages = self._sqs.receive_message(
+                        QueueUrl=self._inspection_url, MaxNumberOfMessages=10
+                    ).get("Messages", [])
+                except (BotoCoreError, ClientError):
+                    break
+                if not messages:
+                    break
+                for message in messages:
+                    self._published.append(json.loads(message["Body"]))
+                    self._sqs.delete_message(
+                        QueueUrl=self._inspection_url, ReceiptHandle=message["ReceiptHandle"]
+                    )
+            return list(self._published)
+
+    def page(self, request: LocalRequest) -> LocalResponse:
+        """The `/_local/events` page: every published event, newest first."""
+        return LocalResponse(
+            200,
+            {
+                "Content-Type": "text/html; charset=utf-8",
+                "Content-Security-Policy": _CSP,
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+                "Cache-Control": "no-store",
+            },
+            render_events_page(self.published(), bus_name=self.bus_name),
+        )
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+def render_events_page(published: list[dict[str, Any]], *, bus_name: str) -> bytes:
+    """The events page; every value escaped with html.escape."""
+    escape = html.escape
+    items = []
+    for event in reversed(published):
+        detail = json.dumps(event.get("detail"), indent=2, sort_keys=True)
+        items.append(
+            "<article>"
+            f"<h2>{escape(str(event.get('detail-type', '')))}</h2>"
+            f'<p class="note">{escape(str(event.get("time", "")))} &middot; '
+            f"source {escape(str(event.get('source', '')))} &middot; "
+            f"id {escape(str(event.get('id', '')))}</p>"
+            f"<pre>{escape(detail)}</pre>"
+            "</article>"
+        )
+    body = "".join(items) or "<p>No events yet. Register a customer to see one here.</p>"
+    document = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>Published events</title><style>{_CSS}</style></head><body>"
+        "<header><h1>Published registration events (local)</h1></header><main>"
+        f'<p class="note">What the bus <code>{escape(bus_name)}</code> delivered, newest first '
+        f"({len(published)} so far).</p>{body}</main></body></html>"
+    )
+    return document.encode()
+
+
+def start_local_events(
+    *,
+    dynamodb_url: str,
+    customers_table: str,
+    function_environment: Mapping[str, str],
+    region: str,
+    prefix: str = "fulfillment-local",
+) -> LocalEvents:
+    """Create the bus, the queues and the inspection rule on moto (the server at
+    ``dynamodb_url``) and start polling the customers table's stream from now on.
+
+    ``function_environment`` is the function environment of the local stack (credentials,
+    region, Powertools settings); the publisher's own variables are added (``.environment``).
+    """
+    session = boto3.session.Session(
+        aws_access_key_id=LOCAL_CREDENTIAL,
+        aws_secret_access_key=LOCAL_CREDENTIAL,
+        region_name=region,
+    )
+    return LocalEvents(
+        session=session,
+        endpoint_url=dynamodb_url,
+        customers_table=customers_table,
+        function_environment=function_environment,
+        region=region,
+        prefix=prefix,
+    )
+
+
+__all__ = [
+    "EVENTS_PATH",
+    "LocalEvents",
+    "lambda_sqs_record",
+    "lambda_stream_record",
+    "matches_customer_filter",
+    "render_events_page",
+    "start_local_events",
+]
