@@ -189,6 +189,7 @@ class FulfillmentApi(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         retention = _RETENTION[config.log_retention_days]
+        self.log_retention = retention
         # One asset: the three functions share the uploaded zip.
         code = lambda_.Code.from_asset(str(code_dir))
         customers = tables.customers.table_arn

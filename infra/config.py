@@ -92,6 +92,7 @@ class FulfillmentConfig:
     marketplace_region: str
     session_ttl_seconds: int
     alarm_email: str | None
+    notification_email: str | None
     waf_enabled: bool
     waf_rate_limit: int
     throttling_rate_limit: int
@@ -114,6 +115,9 @@ class FulfillmentConfig:
         email = get.optional("alarmEmail")
         if email and not _EMAIL.fullmatch(email):
             raise ConfigError("context 'alarmEmail' is not an email address")
+        notification_email = get.optional("notificationEmail")
+        if notification_email and not _EMAIL.fullmatch(notification_email):
+            raise ConfigError("context 'notificationEmail' is not an email address")
         if get.boolean("deploy", False):
             _refuse_examples(get)
         retention = get.integer("logRetentionDays", 90, 1, 3653)
@@ -129,6 +133,7 @@ class FulfillmentConfig:
             marketplace_region=get.region("marketplaceRegion", "us-east-1"),
             session_ttl_seconds=get.integer("sessionTtlSeconds", 3600, 60, 7 * 24 * 3600),
             alarm_email=email,
+            notification_email=notification_email,
             waf_enabled=get.boolean("wafEnabled", True),
             waf_rate_limit=get.integer("wafRateLimit", 300, 10, 2_000_000_000),
             throttling_rate_limit=get.integer("throttlingRateLimit", 50, 1, 10_000),

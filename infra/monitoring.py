@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aws_cdk import ArnFormat, Duration, Stack
 from aws_cdk import aws_apigateway as apigateway
@@ -59,7 +59,9 @@ class Monitoring(Construct):
         service: str,
         alarm_email: str | None,
         dashboard_name: str,
+        other_functions: Mapping[str, lambda_.IFunction] | None = None,
     ) -> None:
+        """``other_functions``: alarm-name stem -> function, watched like the fulfillment one."""
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
         self._namespace = namespace
@@ -95,7 +97,9 @@ class Monitoring(Construct):
         facade.add_large_header(f"Marketplace fulfillment ({service})")
         self._monitor_registrations(facade, function)
         self._monitor_api(facade, api)
-        self._monitor_function(facade, function)
+        self._monitor_function(facade, function, "Function", "Fulfillment function")
+        for stem, other in (other_functions or {}).items():
+            self._monitor_function(facade, other, stem, f"{stem} function")
         for table in tables:
             self._monitor_table(facade, table)
 
@@ -276,6 +280,20 @@ class Monitoring(Construct):
                     metrics=[failure_rate],
                 ),
                 CustomMetricGroup(
+                    title="Sign-ups completed and rejected",
+                    metrics=[
+                        self._metric(metrics.SIGNUP_COMPLETED, label="Completed"),
+                        *(
+                            self._metric(
+                                metrics.SIGNUP_REJECTED,
+                                label=f"Rejected: {reason}",
+                                dimensions={metrics.REASON_DIMENSION: reason},
+                            )
+                            for reason in metrics.SIGNUP_REJECTION_REASONS
+                        ),
+                    ],
+                ),
+                CustomMetricGroup(
                     title="Cold starts",
                     metrics=[
                         self._metric(
@@ -352,16 +370,22 @@ class Monitoring(Construct):
             },
         )
 
-    def _monitor_function(self, facade: MonitoringFacade, function: lambda_.IFunction) -> None:
+    def _monitor_function(
+        self,
+        facade: MonitoringFacade,
+        function: lambda_.IFunction,
+        friendly_name: str,
+        human_name: str,
+    ) -> None:
         facade.monitor_lambda_function(
             lambda_function=function,
-            alarm_friendly_name="Function",
-            human_readable_name="Fulfillment function",
+            alarm_friendly_name=friendly_name,
+            human_readable_name=human_name,
             add_fault_count_alarm={
                 _CRITICAL: ErrorCountThreshold(
                     max_error_count=0,
                     alarm_description_override=(
-                        "The fulfillment function failed an invocation in the last 5 minutes "
+                        f"The {human_name.lower()} failed an invocation in the last 5 minutes "
                         "(Lambda Errors > 0). Its handler turns every exception into a page, so "
                         "this means a timeout, running out of memory, a crash while starting "
                         "(import or configuration) or a bug outside the handler: the buyer got "

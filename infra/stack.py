@@ -10,6 +10,7 @@ from constructs import Construct
 
 from infra.api import FulfillmentApi
 from infra.config import FulfillmentConfig
+from infra.events import RegistrationEvents
 from infra.monitoring import Monitoring
 from infra.nag import Acknowledgement, acknowledge
 from infra.packaging import DATA_PATH_ENV
@@ -60,7 +61,24 @@ class FulfillmentStack(Stack):
             service=config.service_name,
             alarm_email=config.alarm_email,
             dashboard_name=f"{config.stack_name}-fulfillment",
+            other_functions={"Signup": api.signup_function, "Handoff": api.handoff_function},
         )
+        events = RegistrationEvents(
+            self,
+            "Events",
+            table=tables.customers,
+            code_dir=code_dir,
+            environment_extra={
+                "POWERTOOLS_SERVICE_NAME": config.service_name,
+                "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
+                "POWERTOOLS_LOG_LEVEL": "INFO",
+            },
+            log_retention=api.log_retention,
+            notification_email=config.notification_email,
+            stack_name=config.stack_name,
+            alarm_topic=monitoring.topic,
+        )
+        self.acknowledgements.extend(events.acknowledgements)
         self._acknowledge_by_design(api)
 
         CfnOutput(
@@ -92,6 +110,13 @@ class FulfillmentStack(Stack):
         CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url)
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
         CfnOutput(self, "CustomersTableName", value=tables.customers.table_name)
+        CfnOutput(
+            self,
+            "EventBusName",
+            value=events.bus.event_bus_name,
+            description="Subscribe your provisioning to source fulfillment.registration here",
+        )
+        CfnOutput(self, "NotificationTopicArn", value=events.topic.topic_arn)
 
     def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:
         self.acknowledgements.append(acknowledge(construct, rule_id, reason))

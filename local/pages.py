@@ -62,6 +62,7 @@ class PageLinks:
     marketplace_page_url: str | None
     marketplace_endpoint: str
     dynamodb_endpoint: str
+    events_url: str | None = None
 
 
 def _e(value: object) -> str:
@@ -134,6 +135,11 @@ def index_page(links: PageLinks) -> Callable[[LocalRequest], LocalResponse]:
             f"<code>{_e(links.marketplace_endpoint)}</code></li>",
             f"<li>DynamoDB endpoint: <code>{_e(links.dynamodb_endpoint)}</code></li>",
         ]
+        if links.events_url is not None:
+            items.append(
+                "<li>Published registration events: "
+                f'<a id="events-link" href="{_e(links.events_url)}">{_e(links.events_url)}</a></li>'
+            )
         start = ""
         if links.marketplace_page_url is not None:
             start = (

@@ -30,6 +30,7 @@ import boto3
 
 from local import pages
 from local.dynamodb import RunningDynamoDB, create_tables, start_dynamodb
+from local.events import EVENTS_PATH, LocalEvents, start_local_events
 from local.gateway import LocalPage, Route, RunningGateway, start_gateway
 from local.marketplace import (
     MarketplaceStandIn,
@@ -96,6 +97,8 @@ class LocalStack:
     idempotency_table: str
     function_environment: dict[str, str]
     _gateway: RunningGateway = field(repr=False)
+    # The publisher of registration events (None when DynamoDB is external: no moto stream).
+    events: LocalEvents | None = None
     _stop_callbacks: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _stopped: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -245,7 +248,8 @@ def _start(
 
     # DynamoDB: an external endpoint, or moto on an ephemeral loopback port.
     dynamodb_url = environ.get("AWS_ENDPOINT_URL_DYNAMODB", "").strip()
-    if not dynamodb_url:
+    own_moto = not dynamodb_url
+    if own_moto:
         moto: RunningDynamoDB = start_dynamodb("127.0.0.1", 0)
         stop_callbacks.append(moto.stop)
         dynamodb_url = moto.url
@@ -295,6 +299,17 @@ def _start(
         "POWERTOOLS_LOG_LEVEL": _setting(environ, "POWERTOOLS_LOG_LEVEL", "INFO"),
     }
 
+    # Registration events need moto's stream, EventBridge and SQS: only with our own moto.
+    events: LocalEvents | None = None
+    if own_moto:
+        events = start_local_events(
+            dynamodb_url=dynamodb_url,
+            customers_table=customers_table,
+            function_environment=function_environment,
+            region=LOCAL_REGION,
+        )
+        stop_callbacks.append(events.stop)
+
     local_pages: dict[str, LocalPage] = {
         "/_local": pages.redirect_page(base_url + INDEX_PATH),
         INDEX_PATH: pages.index_page(
@@ -307,11 +322,14 @@ def _start(
                 marketplace_page_url=marketplace_page_url,
                 marketplace_endpoint=marketplace_url,
                 dynamodb_endpoint=dynamodb_url,
+                events_url=base_url + EVENTS_PATH if events is not None else None,
             )
         ),
         REGISTRATION_PATH: pages.registration_page(client, customers_table),
         MARKETPLACE_REDIRECT_PATH: pages.redirect_page(marketplace_page_url),
     }
+    if events is not None:
+        local_pages[EVENTS_PATH] = events.page
 
     gateway = start_gateway(
         handler=HANDLER,
@@ -338,6 +356,7 @@ def _start(
         function_environment=function_environment,
         _gateway=gateway,
         _stop_callbacks=stop_callbacks,
+        events=events,
     )
 
 
@@ -355,6 +374,8 @@ def _banner(stack: LocalStack) -> str:
         f"  Local index         {stack.index_url}",
         f"  DynamoDB            {stack.dynamodb_url}",
     ]
+    if stack.events is not None:
+        lines.append(f"  Published events    {stack.url}{EVENTS_PATH}")
     return "\n".join(lines)
 
 

@@ -257,11 +257,16 @@ def test_dashboard_draws_every_custom_metric_with_its_exact_dimension_set(
             metrics.NEW_CUSTOMER,
             metrics.RETURNING_CUSTOMER,
             metrics.DUPLICATE_SUBMISSION,
+            metrics.SIGNUP_COMPLETED,
         )
     }
     expected |= {
         (metrics.REGISTRATION_REJECTED, frozenset({service, (metrics.REASON_DIMENSION, reason)}))
         for reason in metrics.REJECTION_REASONS
+    }
+    expected |= {
+        (metrics.SIGNUP_REJECTED, frozenset({service, (metrics.REASON_DIMENSION, reason)}))
+        for reason in metrics.SIGNUP_REJECTION_REASONS
     }
     expected |= {
         (metrics.MARKETPLACE_ERROR, frozenset({service, (metrics.ERROR_CODE_DIMENSION, code)}))
