@@ -73,8 +73,10 @@ format: $(STAMP)
 # In CI (CI=true) it is installed when missing; elsewhere only the browser tests skip.
 chromium:
 	@if command -v chromium >/dev/null 2>&1; then :; \
-	elif [ "$${CI:-}" = "true" ] && [ "$$(id -u)" = "0" ]; then \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	elif [ "$${CI:-}" = "true" ]; then \
+	  if [ "$$(id -u)" = "0" ]; then SUDO=; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; \
+	  else echo "CI needs Debian's chromium and cannot install it (not root, no sudo)" >&2; exit 1; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	else echo "chromium not found: browser tests will be skipped (apt-get install chromium)"; fi
 
 clean:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
+COUNTED_COMMON_RULES = ("SizeRestrictions_BODY", "CrossSiteScripting_BODY")
+
 
 def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
     return wafv2.CfnWebACL.VisibilityConfigProperty(
@@ -41,7 +43,18 @@ class WebFirewall(Construct):
                     override_action=wafv2.CfnWebACL.OverrideActionProperty(none={}),
                     statement=wafv2.CfnWebACL.StatementProperty(
                         managed_rule_group_statement=wafv2.CfnWebACL.ManagedRuleGroupStatementProperty(
-                            vendor_name="AWS", name="AWSManagedRulesCommonRuleSet"
+                            vendor_name="AWS",
+                            name="AWSManagedRulesCommonRuleSet",
+                            # Counted, not blocked: a bare WAF 403 would hide our own answers
+                            # (the token may be up to 16 KiB; markup typed into the sign-up
+                            # form is escaped and re-shown with a message by the app).
+                            rule_action_overrides=[
+                                wafv2.CfnWebACL.RuleActionOverrideProperty(
+                                    name=name,
+                                    action_to_use=wafv2.CfnWebACL.RuleActionProperty(count={}),
+                                )
+                                for name in COUNTED_COMMON_RULES
+                            ],
                         )
                     ),
                     visibility_config=_visibility("AWSManagedRulesCommonRuleSet"),

@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fulfillment import aws, pages, responses
+from fulfillment import aws, deadline, pages, responses
 from fulfillment.customers import DynamoDBCustomerStore
 from fulfillment.errors import (
     ConfigurationError,
@@ -70,7 +70,11 @@ class Registrar:
     ) -> RegistrationOutcome:
         outcome = self.once.register(token, request_id, context)
         now = datetime.now(UTC)
-        if outcome.session_expires_at - now.timestamp() < SESSION_REFRESH_MARGIN_SECONDS:
+        replayed = outcome.registered_by_request != request_id
+        if (
+            replayed
+            and outcome.session_expires_at - now.timestamp() < SESSION_REFRESH_MARGIN_SECONDS
+        ):
             # A resubmission after the first session expired: same customer, new session,
             # still no second ResolveCustomer call.
             outcome = open_session(
@@ -90,8 +94,10 @@ def _registrar() -> Registrar:
     return Registrar(get_settings())
 
 
+# log_event=False explicitly: POWERTOOLS_LOGGER_LOG_EVENT=true would otherwise log the whole
+# event, and with it the registration token or the buyer's contact details.
 @logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True, log_event=False
 )
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
@@ -104,7 +110,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
                 return pages.render(pages.LANDING)
             raise MissingTokenError("no registration token in the request")
         registrar = _registrar()
-        outcome = registrar.registration_for(submission.token, request_id, context)
+        with deadline.budget(context):
+            outcome = registrar.registration_for(submission.token, request_id, context)
         return responses.see_other(_location(registrar.settings, submission, outcome, event))
     except Exception as error:  # every failure becomes a page for a person
         _report(error)

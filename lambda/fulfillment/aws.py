@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any
 import boto3
 from botocore.config import Config
 
+from fulfillment import deadline
+
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_meteringmarketplace import MarketplaceMeteringClient
 
-# Worst case per call: 3 attempts x (connect 1 s + read 2 s) plus standard-mode backoff,
-# which keeps a registration (one Marketplace call, three DynamoDB calls) inside the function
-# timeout and well under API Gateway's 29 s.
+# Per attempt at most connect 1 s + read 2 s (Marketplace) or 1 s + 1 s (DynamoDB), three
+# attempts with standard-mode backoff. A registration makes several calls in a row, so the
+# sum is bounded by the invocation's deadline instead (deadline.py): no attempt starts after it.
 MARKETPLACE_CONFIG = Config(
     connect_timeout=1,
     read_timeout=2,
@@ -28,7 +30,7 @@ MARKETPLACE_CONFIG = Config(
 )
 DYNAMODB_CONFIG = Config(
     connect_timeout=1,
-    read_timeout=2,
+    read_timeout=1,
     retries={"mode": "standard", "total_max_attempts": 3},
     tcp_keepalive=True,
 )
@@ -41,12 +43,16 @@ def session() -> boto3.session.Session:
 
 @cache
 def dynamodb() -> DynamoDBClient:
-    return session().client("dynamodb", config=DYNAMODB_CONFIG)
+    client = session().client("dynamodb", config=DYNAMODB_CONFIG)
+    client.meta.events.register("before-send", deadline.check)
+    return client
 
 
 @cache
 def metering(region: str) -> MarketplaceMeteringClient:
-    return session().client("meteringmarketplace", region_name=region, config=MARKETPLACE_CONFIG)
+    client = session().client("meteringmarketplace", region_name=region, config=MARKETPLACE_CONFIG)
+    client.meta.events.register("before-send", deadline.check)
+    return client
 
 
 # The publisher runs after the buyer's request, so it can afford more patience than the API:
@@ -68,3 +74,23 @@ def events() -> Any:
 @cache
 def sqs() -> Any:
     return session().client("sqs", config=DELIVERY_CONFIG)
+
+
+# The lifecycle processor runs from a queue: patience is cheap, and what still fails is
+# retried by SQS. GetEntitlements exists in us-east-1 only (fulfillment.entitlements).
+ENTITLEMENT_CONFIG = Config(
+    connect_timeout=2,
+    read_timeout=5,
+    retries={"mode": "standard", "total_max_attempts": 5},
+    tcp_keepalive=True,
+)
+
+
+# No stubs are pinned for marketplace-entitlement: fulfillment.entitlements uses one paginator.
+@cache
+def entitlement(region: str) -> Any:
+    """The endpoint honours AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE (service id
+    "Marketplace Entitlement Service"), which is how the local stack reaches its stand-in."""
+    return session().client(
+        "marketplace-entitlement", region_name=region, config=ENTITLEMENT_CONFIG
+    )

@@ -82,6 +82,10 @@ class IncompleteCustomerError(MarketplaceError):
     """ResolveCustomer answered without an identity we can key a customer on."""
 
 
+class DeadlineExceededError(FulfillmentError):
+    """The invocation has no time left for another AWS call; the buyer may try again."""
+
+
 class StorageUnavailableError(FulfillmentError):
     """DynamoDB refused or timed out after retries; nothing was registered, try again."""
 

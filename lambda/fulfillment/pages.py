@@ -18,6 +18,7 @@ from fulfillment import responses
 from fulfillment.errors import (
     ConfigurationError,
     CsrfTokenError,
+    DeadlineExceededError,
     ExpiredTokenError,
     FulfillmentError,
     InvalidTokenError,
@@ -154,6 +155,18 @@ _FORM_UNREADABLE = Page(
     marketplace_link=True,
 )
 
+_BUSY = Page(
+    503,
+    "We could not finish setting up your account",
+    (
+        "Our systems are busy. Your subscription is safe, and nothing was half-done.",
+        "Wait a few seconds and choose \u201cTry again\u201d.",
+    ),
+    resubmit=True,
+    retry_after_seconds=5,
+    show_reference=True,
+)
+
 # The one place where errors meet HTTP. Looked up along the exception's class hierarchy.
 ERROR_PAGES: dict[type[FulfillmentError], Page] = {
     MissingTokenError: _START_AGAIN,
@@ -200,17 +213,8 @@ ERROR_PAGES: dict[type[FulfillmentError], Page] = {
         resubmit=True,
         retry_after_seconds=5,
     ),
-    StorageUnavailableError: Page(
-        503,
-        "We could not finish setting up your account",
-        (
-            "Our systems are busy. Your subscription is safe, and nothing was half-done.",
-            "Wait a few seconds and choose \u201cTry again\u201d.",
-        ),
-        resubmit=True,
-        retry_after_seconds=5,
-        show_reference=True,
-    ),
+    StorageUnavailableError: _BUSY,
+    DeadlineExceededError: _BUSY,
     RegistrationInProgressError: Page(
         409,
         "Your account is still being set up",
@@ -251,8 +255,10 @@ ERROR_PAGES: dict[type[FulfillmentError], Page] = {
         (
             "The details for this subscription were already sent. There is nothing more to "
             "do here.",
-            "If something needs changing, contact the seller.",
+            "If something needs changing, contact the seller, or start again from your AWS "
+            "Marketplace subscriptions.",
         ),
+        marketplace_link=True,
     ),
     CsrfTokenError: Page(
         403,

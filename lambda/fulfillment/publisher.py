@@ -126,7 +126,7 @@ def _republish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     )
 
 
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     records = event.get("Records") or []
     if not records:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Set
+from dataclasses import replace
 from datetime import datetime
 
 from fulfillment.errors import UnknownProductError
@@ -37,18 +38,19 @@ def register(
     customer = marketplace.resolve_customer(token)
     if customer.product_code not in product_codes:
         raise UnknownProductError(customer.product_code)
-    session_id = new_session_id()
-    new_customer = customers.record_registration(customer, now, session_id)
-    return open_session(
+    # The session first, the customer last: if the customer write fails, the only trace is a
+    # session nobody was given (it expires), and a retry counts the registration once.
+    opened = open_session(
         customer.customer_key,
         customer.product_code,
         customers=customers,
         now=now,
         session_ttl_seconds=session_ttl_seconds,
-        new_customer=new_customer,
+        new_customer=False,
         request_id=request_id,
-        session_id=session_id,
     )
+    new_customer = customers.record_registration(customer, now, opened.session_id)
+    return replace(opened, new_customer=new_customer)
 
 
 def open_session(

@@ -63,8 +63,10 @@ def _store() -> DynamoDBCustomerStore:
     return DynamoDBCustomerStore(aws.dynamodb(), get_signup_settings().customers_table_name)
 
 
+# log_event=False explicitly: POWERTOOLS_LOGGER_LOG_EVENT=true would otherwise log the whole
+# event, and with it the registration token or the buyer's contact details.
 @logger.inject_lambda_context(
-    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True, log_event=False
 )
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -248,14 +249,80 @@ def test_expired_token_page(stack: Stack, lambda_context: LambdaContext) -> None
     assert stack.customer(NEW_STYLE_PK) is None
 
 
-def test_invalid_token_is_400_and_markup_comes_back_inert(
+def test_invalid_token_is_400_and_nothing_is_stored(
     stack: Stack, lambda_context: LambdaContext
 ) -> None:
-    response = lambda_handler(form_post("<script>alert(1)</script>"), lambda_context)
+    response = lambda_handler(form_post("Unknown+Token/Value=="), lambda_context)
 
     assert response["statusCode"] == 400
-    assert "<script>" not in response["body"]
+    assert "not valid" in response["body"]
     assert stack.marketplace.resolve_calls == 1
+    assert stack.items() == []
+
+
+def test_markup_in_a_token_comes_back_inert_on_the_retry_page(
+    stack: Stack, lambda_context: LambdaContext
+) -> None:
+    # Given a token full of markup (well-formed: no whitespace) and a busy Marketplace
+    token = '"><script>alert(1)</script><img/src=x/onerror=alert(2)>'
+    stack.marketplace.throttle_next(10)
+
+    # When it is posted, the retry page echoes it into its form
+    response = lambda_handler(form_post(token), lambda_context)
+
+    # Then only as escaped text inside the value attribute
+    body = response["body"]
+    assert response["statusCode"] == 503
+    assert "<script" not in body and "<img" not in body
+    assert (
+        'value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;img/src=x/onerror=alert(2)&gt;"'
+        in body
+    )
+
+
+def test_logging_the_event_cannot_be_switched_on_by_environment(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    function_logs: io.StringIO,
+) -> None:
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    token = stack.marketplace.issue_token("new-style")
+
+    response = lambda_handler(form_post(token), lambda_context)
+
+    assert response["statusCode"] == 303
+    assert token not in function_logs.getvalue()
+    assert "x-amzn-marketplace-token" not in function_logs.getvalue()
+
+
+def test_a_slow_marketplace_gets_our_page_before_the_invocation_ends(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given an invocation with 6 s left and a Marketplace slower than the read timeout
+    short = LambdaContext(
+        function_name="fulfillment-api",
+        memory_limit_in_mb=512,
+        timeout_seconds=6,
+        log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
+    )
+    stack.marketplace.set_latency(2.5)
+    token = stack.marketplace.issue_token("new-style")
+
+    # When the buyer posts the token
+    response = lambda_handler(form_post(token), short)
+
+    # Then no further attempt starts after the deadline: the buyer gets a Try again page
+    # while the invocation still has its reserve left, and a retry can succeed later
+    assert response["statusCode"] == 503
+    assert "Try again" in response["body"]
+    assert short.get_remaining_time_in_millis() > 0
+    assert stack.items(stack.idempotency_table) == []
+    # The stand-in is still answering the abandoned attempt: let it finish inside this test.
+    waited = time.monotonic() + 5
+    while stack.marketplace.resolve_calls < 1 and time.monotonic() < waited:
+        time.sleep(0.05)
+    assert stack.marketplace.resolve_calls == 1  # one attempt only: none started late
 
 
 def test_unknown_product_is_403_and_nothing_is_stored(
