@@ -102,6 +102,10 @@ class FulfillmentConfig:
     certificate_arn: str | None
     metrics_namespace: str
     service_name: str
+    # Subscription lifecycle intake (infra/lifecycle.py); deploys to us-east-1 only.
+    lifecycle_enabled: bool = True
+    # Product codes whose legacy SNS topics are subscribed too (a subset of product_codes).
+    legacy_sns_product_codes: tuple[str, ...] = ()
 
     @classmethod
     def from_context(cls, source: ContextSource) -> FulfillmentConfig:
@@ -121,11 +125,25 @@ class FulfillmentConfig:
         if get.boolean("deploy", False):
             _refuse_examples(get)
         retention = get.integer("logRetentionDays", 90, 1, 3653)
+        product_codes = get.product_codes("productCodes")
+        lifecycle_enabled = get.boolean("lifecycleEnabled", True)
+        legacy_codes = get.optional_product_codes("legacySnsProductCodes")
+        if legacy_codes and not lifecycle_enabled:
+            raise ConfigError(
+                "context 'legacySnsProductCodes' needs lifecycle intake: "
+                "set lifecycleEnabled=true or empty legacySnsProductCodes"
+            )
+        unknown = [code for code in legacy_codes if code not in product_codes]
+        if unknown:
+            raise ConfigError(
+                f"context 'legacySnsProductCodes' holds {unknown[0]!r}, which is not one of "
+                "'productCodes'"
+            )
         if retention not in LOG_RETENTION_DAYS:
             raise ConfigError(f"context 'logRetentionDays' must be one of {LOG_RETENTION_DAYS}")
         return cls(
             stack_name=get.optional("stackName") or "Fulfillment",
-            product_codes=get.product_codes("productCodes"),
+            product_codes=product_codes,
             registration_url=get.https_url("registrationUrl", required=False),
             trial_registration_url=get.https_url("trialRegistrationUrl", required=False),
             signup_complete_url=get.https_url("signupCompleteUrl", required=False),
@@ -143,6 +161,8 @@ class FulfillmentConfig:
             certificate_arn=certificate_arn,
             metrics_namespace=get.optional("metricsNamespace") or "Fulfillment",
             service_name=get.optional("serviceName") or "fulfillment",
+            lifecycle_enabled=lifecycle_enabled,
+            legacy_sns_product_codes=legacy_codes,
         )
 
 
@@ -194,6 +214,12 @@ class _Reader:
             if not _PRODUCT_CODE.fullmatch(code):
                 raise ConfigError(f"context '{key}' holds {code!r}, which is not a product code")
         return codes
+
+    def optional_product_codes(self, key: str) -> tuple[str, ...]:
+        raw = self._source.try_get_context(key)
+        if raw is None or raw == [] or not str(raw).strip():
+            return ()
+        return self.product_codes(key)
 
     def https_url(self, key: str, *, required: bool) -> str | None:
         value = self.required(key) if required else self.optional(key)

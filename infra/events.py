@@ -68,8 +68,9 @@ NOTIFICATION_FIELDS = {
     "time": "$.time",
     "productCode": "$.detail.productCode",
     "customerAWSAccountId": "$.detail.customerAWSAccountId",
-    "registrationId": "$.detail.registrationId",
 }
+# Not the registration id: while its session is open it lets anyone who reads the e-mail
+# open the buyer's sign-up page. The bus event carries it for the seller's systems.
 
 
 def publisher_environment(bus: events.IEventBus, retry_queue: sqs.IQueue) -> dict[str, str]:

@@ -74,6 +74,36 @@ MARKETPLACE_FAILURE_CODES: Final = (
     "OtherError",
 )
 
+# The subscription lifecycle processor: dimensions {EventType, Outcome, service}, one per
+# notification. EventType: LIFECYCLE_EVENT_TYPES (fulfillment.notifications.NotificationType,
+# or "Unknown" for a body that could not be parsed); Outcome: LIFECYCLE_OUTCOMES
+# (fulfillment.subscriptions.Outcome).
+LIFECYCLE_NOTIFICATION: Final = "LifecycleNotification"
+EVENT_TYPE_DIMENSION: Final = "EventType"
+OUTCOME_DIMENSION: Final = "Outcome"
+LIFECYCLE_EVENT_TYPES: Final = (
+    "Purchase Agreement Created",
+    "Purchase Agreement Amended",
+    "Purchase Agreement Ended",
+    "License Updated",
+    "License Deprovisioned",
+    "subscribe-success",
+    "subscribe-fail",
+    "unsubscribe-pending",
+    "unsubscribe-success",
+    "entitlement-updated",
+    "Unknown",
+)
+LIFECYCLE_OUTCOMES: Final = (
+    "applied",
+    "stale",
+    "ignored-product",
+    "no-change",
+    "parked",
+    "failed",
+)
+LIFECYCLE_FAILED_OUTCOME: Final = "failed"
+
 # Powertools' cold-start metric: dimensions {function_name, service}, where function_name is
 # the Lambda function's name unless POWERTOOLS_METRICS_FUNCTION_NAME says otherwise.
 COLD_START: Final = "ColdStart"
@@ -88,4 +118,5 @@ METRIC_NAMES: Final = (
     MARKETPLACE_ERROR,
     SIGNUP_COMPLETED,
     SIGNUP_REJECTED,
+    LIFECYCLE_NOTIFICATION,
 )

@@ -13,6 +13,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
+from aws_cdk import aws_sqs as sqs
 from cdk_monitoring_constructs import (
     AlarmFactoryDefaults,
     CustomMetricGroup,
@@ -23,6 +24,8 @@ from cdk_monitoring_constructs import (
     ErrorCountThreshold,
     ErrorRateThreshold,
     LatencyThreshold,
+    MaxMessageAgeThreshold,
+    MaxMessageCountThreshold,
     MonitoringFacade,
     SnsAlarmActionStrategy,
     ThrottledEventsThreshold,
@@ -72,7 +75,7 @@ class Monitoring(Construct):
             self.topic.add_subscription(subscriptions.EmailSubscription(alarm_email))
 
         notify = SnsAlarmActionStrategy(on_alarm_topic=self.topic, on_ok_topic=self.topic)
-        facade = MonitoringFacade(
+        self._facade = facade = MonitoringFacade(
             self,
             "Facade",
             alarm_factory_defaults=AlarmFactoryDefaults(
@@ -110,6 +113,113 @@ class Monitoring(Construct):
             f"https://{stack.region}.console.aws.amazon.com/cloudwatch/home"
             f"?region={stack.region}#dashboards:name={dashboard_name}"
         )
+
+    def monitor_lifecycle(
+        self,
+        *,
+        function: lambda_.IFunction,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        oldest_message_age: Duration,
+        max_receive_count: int,
+    ) -> None:
+        """Rows and alarms for the subscription lifecycle intake (infra/lifecycle.py)."""
+        facade = self._facade
+        before = len(facade.created_alarms())
+        facade.add_large_header("Subscription lifecycle")
+        # Every (event type, outcome) pair would be 66 lines: a SEARCH draws those that occur.
+        dimensions = (
+            f"{{{self._namespace},{metrics.EVENT_TYPE_DIMENSION},"
+            f"{metrics.OUTCOME_DIMENSION},{metrics.SERVICE_DIMENSION}}}"
+        )
+        by_type_and_outcome = cloudwatch.MathExpression(
+            expression=(
+                f'SEARCH(\'{dimensions} MetricName="{metrics.LIFECYCLE_NOTIFICATION}" '
+                f"{metrics.SERVICE_DIMENSION}=\"{self._service}\"', 'Sum', "
+                f"{int(_PERIOD.to_seconds())})"
+            ),
+            using_metrics={},
+            label="",
+            period=_PERIOD,
+        )
+        facade.monitor_custom(
+            alarm_friendly_name="Lifecycle",
+            human_readable_name="Lifecycle notifications",
+            description=(
+                f"{metrics.LIFECYCLE_NOTIFICATION} by {metrics.EVENT_TYPE_DIMENSION} and "
+                f"{metrics.OUTCOME_DIMENSION} (namespace {self._namespace}, service "
+                f"{self._service})."
+            ),
+            metric_groups=[
+                CustomMetricGroup(
+                    title="Notifications by event type and outcome",
+                    metrics=[by_type_and_outcome],
+                ),
+                CustomMetricGroup(
+                    title="Processing failures by event type",
+                    metrics=[
+                        self._metric(
+                            metrics.LIFECYCLE_NOTIFICATION,
+                            label=event_type,
+                            dimensions={
+                                metrics.EVENT_TYPE_DIMENSION: event_type,
+                                metrics.OUTCOME_DIMENSION: metrics.LIFECYCLE_FAILED_OUTCOME,
+                            },
+                        )
+                        for event_type in metrics.LIFECYCLE_EVENT_TYPES
+                    ],
+                ),
+            ],
+        )
+        facade.monitor_sqs_queue_with_dlq(
+            queue=queue,
+            dead_letter_queue=dead_letter_queue,
+            alarm_friendly_name="Lifecycle-Queue",
+            human_readable_name="Lifecycle queue and dead-letter queue",
+            add_queue_max_message_age_alarm={
+                _CRITICAL: MaxMessageAgeThreshold(
+                    max_age_in_seconds=int(oldest_message_age.to_seconds()),
+                    alarm_description_override=(
+                        f"A Marketplace lifecycle notification has waited on the lifecycle queue "
+                        f"for more than {oldest_message_age.to_minutes()} minutes: customers' "
+                        f"status (access granted or revoked) is late. Check first: the lifecycle "
+                        f"function's Errors and throttles, its log group ('GetEntitlements', "
+                        f"DynamoDB errors), then whether its event source mapping is enabled "
+                        f"(docs/runbook.md)."
+                    ),
+                )
+            },
+            add_dead_letter_queue_max_size_alarm={
+                _CRITICAL: MaxMessageCountThreshold(
+                    max_message_count=0,
+                    alarm_description_override=(
+                        f"A lifecycle notification failed {max_receive_count} times and now "
+                        f"waits in the lifecycle dead-letter queue (kept 14 days): that "
+                        f"customer's status did not change. Inspect the message, fix the cause, "
+                        f"then redrive with 'aws sqs start-message-move-task' "
+                        f"(docs/runbook.md)."
+                    ),
+                )
+            },
+        )
+        facade.monitor_lambda_function(
+            lambda_function=function,
+            alarm_friendly_name="Lifecycle-Function",
+            human_readable_name="Lifecycle function",
+            add_fault_count_alarm={
+                _CRITICAL: ErrorCountThreshold(
+                    max_error_count=0,
+                    alarm_description_override=(
+                        "The lifecycle function failed a whole invocation in the last 5 "
+                        "minutes (a timeout, a crash while starting, or every message of a "
+                        "batch failing). Its messages return to the queue and are retried, "
+                        "then dead-lettered. Check first: the function's log group "
+                        "('Task timed out', init errors, 'batch failed'), the last deployment."
+                    ),
+                )
+            },
+        )
+        self.alarms += [created.alarm for created in facade.created_alarms()[before:]]
 
     def _alarm_topic(self, stack: Stack) -> sns.Topic:
         # CloudWatch cannot publish to a topic under the AWS-managed aws/sns key: its key

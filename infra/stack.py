@@ -1,4 +1,4 @@
-"""The fulfillment stack: tables, API + functions, web firewall, monitoring."""
+"""The fulfillment stack: tables, API + functions, web firewall, monitoring, lifecycle."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from constructs import Construct
 from infra.api import FulfillmentApi
 from infra.config import FulfillmentConfig
 from infra.events import RegistrationEvents
+from infra.lifecycle import MAX_RECEIVE_COUNT, OLDEST_MESSAGE_AGE, Lifecycle
 from infra.monitoring import Monitoring
 from infra.nag import Acknowledgement, acknowledge
 from infra.packaging import DATA_PATH_ENV
@@ -63,22 +64,43 @@ class FulfillmentStack(Stack):
             dashboard_name=f"{config.stack_name}-fulfillment",
             other_functions={"Signup": api.signup_function, "Handoff": api.handoff_function},
         )
+        powertools = {
+            "POWERTOOLS_SERVICE_NAME": config.service_name,
+            "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
+            "POWERTOOLS_LOG_LEVEL": "INFO",
+        }
         events = RegistrationEvents(
             self,
             "Events",
             table=tables.customers,
             code_dir=code_dir,
-            environment_extra={
-                "POWERTOOLS_SERVICE_NAME": config.service_name,
-                "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
-                "POWERTOOLS_LOG_LEVEL": "INFO",
-            },
+            environment_extra=powertools,
             log_retention=api.log_retention,
             notification_email=config.notification_email,
             stack_name=config.stack_name,
             alarm_topic=monitoring.topic,
         )
         self.acknowledgements.extend(events.acknowledgements)
+        self.lifecycle: Lifecycle | None = None
+        if config.lifecycle_enabled:
+            self.lifecycle = Lifecycle(
+                self,
+                "Lifecycle",
+                table=tables.customers,
+                product_codes=config.product_codes,
+                legacy_sns_product_codes=config.legacy_sns_product_codes,
+                code_dir=code_dir,
+                environment_extra=powertools,
+                log_retention=api.log_retention,
+            )
+            self.acknowledgements.extend(self.lifecycle.acknowledgements)
+            monitoring.monitor_lifecycle(
+                function=self.lifecycle.function,
+                queue=self.lifecycle.queue,
+                dead_letter_queue=self.lifecycle.dead_letter_queue,
+                oldest_message_age=OLDEST_MESSAGE_AGE,
+                max_receive_count=MAX_RECEIVE_COUNT,
+            )
         self._acknowledge_by_design(api)
 
         CfnOutput(
@@ -117,6 +139,14 @@ class FulfillmentStack(Stack):
             description="Subscribe your provisioning to source fulfillment.registration here",
         )
         CfnOutput(self, "NotificationTopicArn", value=events.topic.topic_arn)
+        if self.lifecycle is not None:
+            CfnOutput(
+                self,
+                "LifecycleDeadLetterQueueArn",
+                value=self.lifecycle.dead_letter_queue.queue_arn,
+                description="Lifecycle notifications that failed 5 times (docs/runbook.md)",
+            )
+            CfnOutput(self, "LifecycleQueueArn", value=self.lifecycle.queue.queue_arn)
 
     def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:
         self.acknowledgements.append(acknowledge(construct, rule_id, reason))

@@ -1,10 +1,15 @@
 """Local stand-in for the AWS Marketplace Metering API and the Marketplace buyer page.
 
-Never deployed. moto does not implement ResolveCustomer, so local runs and tests talk to this
-instead: `POST /` speaks JSON 1.1 exactly as the real endpoint does (boto3 works against it),
+Never deployed. moto implements neither ResolveCustomer nor GetEntitlements, so local runs and
+tests talk to this instead: `POST /` speaks JSON 1.1 exactly as the real endpoints do (boto3
+works against it: AWS_ENDPOINT_URL_MARKETPLACE_METERING and
+AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE may both name this server),
 `/_admin/*` lets other processes issue tokens and inject faults, and `GET /marketplace` renders
 a page whose buttons post a fresh registration token to the fulfillment URL, as Marketplace does
-after a buyer subscribes.
+after a buyer subscribes. With a `notification_sink` the page also has lifecycle buttons per
+customer (subscribe, unsubscribe, license updated, deprovisioned, duplicate, out of order) that
+emit real-shaped EventBridge events or legacy SNS envelopes (what SQS would hold as the body), and
+with a `status_reader` it shows each customer's status from the customers table.
 
 Run standalone from the repository root:
     python -m local.marketplace --port 8001 --product-code prod-xxx \
@@ -25,17 +30,40 @@ import signal
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
+from urllib.parse import parse_qs
 
 RESOLVE_TARGET = "AWSMPMeteringService.ResolveCustomer"
+ENTITLEMENTS_TARGET = "AWSMPEntitlementService.GetEntitlements"
+DEFAULT_ENTITLEMENTS: tuple[tuple[str, int], ...] = (("users", 10),)
+MAX_ENTITLEMENT_PAGE = 25
 AMZ_JSON = "application/x-amz-json-1.1"
 DEFAULT_EXPIRE_AFTER_SECONDS = 14400.0  # the seller guide's "about 4 hours"
 MAX_BODY_BYTES = 1 << 20
 PAGE_TITLE = "AWS Marketplace (local stand-in)"
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action *"
+LIFECYCLE_PATH = "/marketplace/lifecycle"
+# The buttons of the page; "duplicate" sends the customer's last notifications again (as a
+# redelivery does), "out-of-order" sends a subscribe dated before the last notification.
+LIFECYCLE_ACTIONS = (
+    "subscribe",
+    "unsubscribe",
+    "license-updated",
+    "deprovisioned",
+    "duplicate",
+    "out-of-order",
+)
+LEGACY_ONLY_ACTIONS = ("subscribe-fail",)
+# As in AWS: the AWS-owned account of the legacy topics, the seller account of the events.
+MARKETPLACE_TOPIC_ACCOUNT = "287250355862"
+SELLER_ACCOUNT = "123456789012"
+
+NotificationSink = Callable[[str], None]
+StatusReader = Callable[["TestCustomer"], "str | None"]
 
 # Status codes as the real service answers them (marketplace-facts.md).
 ERROR_STATUS: dict[str, int] = {
@@ -72,6 +100,8 @@ class TestCustomer:
     customer_identifier: str
     agreement_id: str | None
     free_trial: bool = False
+    # GetEntitlements answers: (dimension, integer value); () answers an empty list.
+    entitlements: tuple[tuple[str, int], ...] = DEFAULT_ENTITLEMENTS
 
 
 def default_customers(
@@ -121,6 +151,8 @@ def default_customers(
             customer_identifier="",
             agreement_id="agmt-f1r2e3e4t5r6i7a8l9o0f1f2e",
             free_trial=True,
+            # A valid answer the reference sample crashed on: no entitlements at all.
+            entitlements=(),
         ),
         TestCustomer(
             name="other-product",
@@ -170,8 +202,14 @@ class MarketplaceStandIn:
         customers: Iterable[TestCustomer],
         *,
         expire_after_seconds: float = DEFAULT_EXPIRE_AFTER_SECONDS,
+        notification_sink: NotificationSink | None = None,
+        status_reader: StatusReader | None = None,
     ) -> None:
         self._lock = threading.Lock()
+        self.notification_sink = notification_sink
+        self.status_reader = status_reader
+        # customer name -> (time of its last notification, the bodies last sent)
+        self._last_sent: dict[str, tuple[datetime, list[str]]] = {}
         self._customers: dict[str, TestCustomer] = {}
         for customer in customers:
             if customer.name in self._customers:
@@ -236,6 +274,86 @@ class MarketplaceStandIn:
                 return _error("ExpiredTokenException")
             return 200, _resolve_body(issued.customer)
 
+    # -- lifecycle notifications ----------------------------------------------------------------
+
+    def connect_lifecycle(
+        self, notification_sink: NotificationSink, status_reader: StatusReader | None = None
+    ) -> None:
+        """Where emitted notifications go (the local queue) and how statuses are read."""
+        self.notification_sink = notification_sink
+        self.status_reader = status_reader
+
+    def emit(self, customer_name: str, action: str) -> list[str]:
+        """Send the notifications of ``action`` for a customer to the sink; their bodies.
+
+        KeyError for an unknown customer, ValueError for an unknown action or without a sink.
+        """
+        sink = self.notification_sink
+        if sink is None:
+            raise ValueError("no lifecycle queue is connected")
+        with self._lock:
+            customer = self._customers[customer_name]
+            last = self._last_sent.get(customer_name)
+            if action == "duplicate":
+                if last is None:
+                    raise ValueError("nothing sent for this customer yet")
+                bodies = list(last[1])
+            else:
+                now = datetime.now(UTC).replace(microsecond=0)
+                if action == "out-of-order":
+                    # Older than anything sent, so it must not win over what was.
+                    when = (last[0] if last else now) - timedelta(hours=1)
+                    bodies = build_notifications(customer, "subscribe", when)
+                else:
+                    # Strictly later than the last one: one click per second is not required.
+                    when = max(now, last[0] + timedelta(seconds=1)) if last else now
+                    bodies = build_notifications(customer, action, when)
+                    self._last_sent[customer_name] = (when, bodies)
+                if action == "out-of-order" and last is not None:
+                    self._last_sent[customer_name] = (last[0], bodies)
+        for body in bodies:
+            sink(body)
+        return bodies
+
+    def status_of(self, customer: TestCustomer) -> str | None:
+        reader = self.status_reader
+        return reader(customer) if reader is not None else None
+
+    def get_entitlements(self, request: object) -> tuple[int, dict[str, Any]]:
+        """The GetEntitlements answer for a decoded JSON request: (HTTP status, JSON body)."""
+        if not isinstance(request, dict) or not isinstance(request.get("ProductCode"), str):
+            message = "ProductCode is required."
+            return 400, {"__type": "InvalidParameterException", "message": message}
+        filters = request.get("Filter") or {}
+        max_results = request.get("MaxResults", MAX_ENTITLEMENT_PAGE)
+        token = request.get("NextToken")
+        if (
+            not isinstance(filters, dict)
+            or isinstance(max_results, bool)
+            or not isinstance(max_results, int)
+            or not 1 <= max_results <= MAX_ENTITLEMENT_PAGE
+            or (token is not None and not (isinstance(token, str) and token.isdigit()))
+        ):
+            return 400, {"__type": "InvalidParameterException", "message": "Invalid request."}
+        with self._lock:
+            if self._faults.throttle_next > 0:
+                self._faults.throttle_next -= 1
+                return 400, {"__type": "ThrottlingException", "message": "Rate exceeded."}
+            customers = list(self._customers.values())
+        entitlements = [
+            entitlement
+            for customer in customers
+            if customer.product_code == request["ProductCode"]
+            for entitlement in _entitlements(customer)
+            if _matches(entitlement, filters)
+        ]
+        start = int(token or 0)
+        page = entitlements[start : start + max_results]
+        body: dict[str, Any] = {"Entitlements": page}
+        if start + max_results < len(entitlements):
+            body["NextToken"] = str(start + max_results)
+        return 200, body
+
     # -- fault controls --------------------------------------------------------------------------
 
     def throttle_next(self, n: int) -> None:
@@ -275,6 +393,7 @@ class MarketplaceStandIn:
             self._tokens.clear()
             self._resolve_calls = 0
             self._calls_by_key.clear()
+            self._last_sent.clear()
 
     # -- counts ----------------------------------------------------------------------------------
 
@@ -311,6 +430,44 @@ def _resolve_body(customer: TestCustomer) -> dict[str, Any]:
     if customer.agreement_id is not None:
         body["Metadata"] = {"AgreementId": customer.agreement_id}
     return body
+
+
+_FILTER_FIELDS = {
+    "CUSTOMER_AWS_ACCOUNT_ID": "CustomerAWSAccountId",
+    "LICENSE_ARN": "LicenseArn",
+    "CUSTOMER_IDENTIFIER": "CustomerIdentifier",
+    "DIMENSION": "Dimension",
+}
+
+
+def _entitlements(customer: TestCustomer) -> list[dict[str, Any]]:
+    expires = "2027-11-26T00:00:00Z"
+    found = []
+    for dimension, value in customer.entitlements:
+        entitlement: dict[str, Any] = {
+            "ProductCode": customer.product_code,
+            "Dimension": dimension,
+            "CustomerAWSAccountId": customer.customer_aws_account_id,
+            "Value": {"IntegerValue": value},
+            "ExpirationDate": expires,
+        }
+        if customer.customer_identifier:
+            entitlement["CustomerIdentifier"] = customer.customer_identifier
+        if customer.license_arn:
+            entitlement["LicenseArn"] = customer.license_arn
+        found.append(entitlement)
+    return found
+
+
+def _matches(entitlement: dict[str, Any], filters: dict[str, Any]) -> bool:
+    # The API's rule: values of one filter are OR-ed, the filters AND-ed.
+    for name, values in filters.items():
+        field_name = _FILTER_FIELDS.get(name)
+        if field_name is None or not isinstance(values, list):
+            return False
+        if entitlement.get(field_name) not in values:
+            return False
+    return True
 
 
 def _non_negative_int(name: str, value: object) -> int:
@@ -373,6 +530,129 @@ def apply_faults(stand_in: MarketplaceStandIn, settings: dict[str, Any]) -> None
         stand_in.set_throttle_rate(rate, seed)
 
 
+# -- lifecycle notifications as Marketplace sends them ---------------------------------------------
+#
+# Shapes from the AWS Marketplace seller guide ("Amazon EventBridge events": agreement and
+# license events; "Amazon SNS notifications for SaaS products"). The agreement events carry no
+# product code and no license ARN; the license events carry both.
+
+
+def _event_time(when: datetime) -> str:
+    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def eventbridge_event(customer: TestCustomer, detail_type: str, when: datetime) -> dict[str, Any]:
+    """One ``aws.agreement-marketplace`` event as EventBridge delivers it to an SQS target."""
+    agreement_id = customer.agreement_id or "agmt-unknown"
+    detail: dict[str, Any] = {
+        "requestId": str(uuid.uuid4()),
+        "catalog": "AWSMarketplace",
+        "agreement": {"id": agreement_id},
+    }
+    if detail_type.startswith("Purchase Agreement Created"):
+        detail["agreement"].update(
+            intent="NEW",
+            status="ACTIVE",
+            acceptanceTime=_event_time(when),
+            startTime=_event_time(when),
+            endTime=_event_time(when + timedelta(days=365)),
+        )
+    elif detail_type.startswith("Purchase Agreement Amended"):
+        detail["agreement"].update(intent="AMEND", status="ACTIVE")
+    elif detail_type.startswith("Purchase Agreement Ended"):
+        detail["agreement"]["status"] = "CANCELLED"
+    else:  # License Updated / Deprovisioned
+        detail["product"] = {"code": customer.product_code, "id": f"prod-{customer.name}"}
+        detail["license"] = {"arn": customer.license_arn}
+    detail["acceptor"] = {"accountId": customer.customer_aws_account_id}
+    detail["proposer"] = {"accountId": SELLER_ACCOUNT}
+    detail["offer"] = {"id": f"offer-{customer.name}"}
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": detail_type,
+        "source": "aws.agreement-marketplace",
+        "account": SELLER_ACCOUNT,
+        "time": _event_time(when),
+        "region": "us-east-1",
+        "resources": [f"arn:aws:aws-marketplace::aws:agreement:{agreement_id}"],
+        "detail": detail,
+    }
+
+
+def sns_envelope(customer: TestCustomer, action: str, when: datetime) -> dict[str, Any]:
+    """A legacy topic's notification as SQS holds it with raw message delivery off."""
+    topic = "entitlement" if action == "entitlement-updated" else "subscription"
+    message: dict[str, Any] = {
+        "action": action,
+        "customer-identifier": customer.customer_identifier,
+        "product-code": customer.product_code,
+    }
+    if topic == "subscription":
+        if action in ("subscribe-success", "subscribe-fail"):
+            message["offer-identifier"] = f"offer-{customer.name}"
+        message["isFreeTrialTermPresent"] = "true" if customer.free_trial else "false"
+    topic_arn = (
+        f"arn:aws:sns:us-east-1:{MARKETPLACE_TOPIC_ACCOUNT}:"
+        f"aws-mp-{topic}-notification-{customer.product_code}"
+    )
+    return {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": topic_arn,
+        "Message": json.dumps(message),
+        "Timestamp": when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z",
+        "SignatureVersion": "1",
+        "Signature": base64.b64encode(b"local stand-in: not signed").decode(),
+        "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-local.pem",
+        "UnsubscribeURL": (
+            "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn="
+            f"{topic_arn}:{uuid.uuid5(uuid.NAMESPACE_URL, topic_arn)}"
+        ),
+    }
+
+
+_EVENTS_OF_ACTION = {
+    # Both roles for agreement events: on a direct offer the seller is both.
+    "subscribe": (
+        "Purchase Agreement Created - Proposer",
+        "Purchase Agreement Created - Manufacturer",
+        "License Updated - Manufacturer",
+    ),
+    "unsubscribe": (
+        "Purchase Agreement Ended - Proposer",
+        "Purchase Agreement Ended - Manufacturer",
+    ),
+    "license-updated": ("License Updated - Manufacturer",),
+    "deprovisioned": ("License Deprovisioned - Manufacturer",),
+}
+_SNS_OF_ACTION = {
+    "subscribe": ("subscribe-success",),
+    "subscribe-fail": ("subscribe-fail",),
+    "unsubscribe": ("unsubscribe-pending", "unsubscribe-success"),
+    "license-updated": ("entitlement-updated",),
+    "deprovisioned": ("unsubscribe-success",),
+}
+
+
+def uses_legacy_notifications(customer: TestCustomer) -> bool:
+    """Legacy products (a CustomerIdentifier, no license) get SNS; new ones EventBridge."""
+    return customer.license_arn is None
+
+
+def build_notifications(customer: TestCustomer, action: str, when: datetime) -> list[str]:
+    """The SQS bodies Marketplace would cause for ``action`` at ``when``; ValueError if none."""
+    if uses_legacy_notifications(customer):
+        kinds = _SNS_OF_ACTION.get(action)
+        if kinds is None:
+            raise ValueError(f"unknown action: {action}")
+        return [json.dumps(sns_envelope(customer, kind, when)) for kind in kinds]
+    types = _EVENTS_OF_ACTION.get(action)
+    if types is None:
+        raise ValueError(f"unknown action for a new-style customer: {action}")
+    return [json.dumps(eventbridge_event(customer, kind, when)) for kind in types]
+
+
 # -- the page that plays AWS Marketplace ---------------------------------------------------------
 
 _PAGE_STYLE = """
@@ -385,6 +665,7 @@ section{background:#fff;border:1px solid #d5dbdb;border-radius:6px;padding:1rem}
 section h2{font-size:1.05rem;margin:0 0 .5rem}
 dl{display:grid;grid-template-columns:auto 1fr;gap:.2rem .8rem;margin:0 0 1rem;font-size:.9rem}
 dt{color:#545b64}dd{margin:0;overflow-wrap:anywhere}
+button.lifecycle{background:#fff;border-color:#545b64;font-weight:400;margin:.1rem 0}
 button{background:#ff9900;border:1px solid #c45500;border-radius:4px;padding:.5rem 1rem;
 font-weight:600;cursor:pointer}
 footer{padding:0 2rem 2rem;font-size:.9rem}footer h2{font-size:1rem}
@@ -398,6 +679,29 @@ def _e(value: object) -> str:
 def _definition_list(rows: Iterable[tuple[str, str]]) -> str:
     items = "".join(f"<dt>{_e(term)}</dt><dd>{_e(value)}</dd>" for term, value in rows)
     return f"<dl>{items}</dl>"
+
+
+def _lifecycle_controls(stand_in: MarketplaceStandIn, customer: TestCustomer) -> str:
+    if stand_in.notification_sink is None:
+        return ""
+    status = stand_in.status_of(customer)
+    actions = LIFECYCLE_ACTIONS + (
+        LEGACY_ONLY_ACTIONS if uses_legacy_notifications(customer) else ()
+    )
+    buttons = "".join(
+        f'<button type="submit" name="action" value="{_e(action)}" class="lifecycle">'
+        f"{_e(action.replace('-', ' ').capitalize())}</button> "
+        for action in actions
+    )
+    channel = "SNS (legacy)" if uses_legacy_notifications(customer) else "EventBridge"
+    return (
+        f'<p>Status: <strong class="status" data-customer="{_e(customer.name)}">'
+        f"{_e(status or 'not in the customers table')}</strong></p>"
+        f'<form method="post" action="{_e(LIFECYCLE_PATH)}" class="lifecycle" '
+        f'data-customer="{_e(customer.name)}">'
+        f'<input type="hidden" name="customer" value="{_e(customer.name)}">'
+        f"<p>Lifecycle notifications ({_e(channel)}):</p>{buttons}</form>"
+    )
 
 
 def render_marketplace_page(stand_in: MarketplaceStandIn, fulfillment_url: str) -> str:
@@ -430,7 +734,7 @@ def render_marketplace_page(stand_in: MarketplaceStandIn, fulfillment_url: str) 
             f'<input type="hidden" name="x-amzn-marketplace-token" value="{_e(token)}">'
             f"{offer_input}"
             f'<button type="submit">Set up your account</button>'
-            f"</form></section>"
+            f"</form>{_lifecycle_controls(stand_in, customer)}</section>"
         )
     state = stand_in.state()
     faults = state["faults"]
@@ -567,6 +871,8 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/":
             self._metering(body)
+        elif path == LIFECYCLE_PATH:
+            self._lifecycle_form(body)
         elif path.startswith("/_admin/"):
             self._admin(path, body)
         else:
@@ -574,6 +880,13 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _metering(self, body: bytes) -> None:
         target = self.headers.get("X-Amz-Target", "")
+        if target == ENTITLEMENTS_TARGET:
+            try:
+                request = json.loads(body or b"{}")
+            except (ValueError, UnicodeDecodeError):
+                request = None
+            self._send_amz(*self.server.stand_in.get_entitlements(request))
+            return
         if target != RESOLVE_TARGET:
             self._send_amz(
                 400,
@@ -591,6 +904,20 @@ class _Handler(BaseHTTPRequestHandler):
         # Missing, blank or non-string tokens count as calls and answer InvalidTokenException.
         status, payload = self.server.stand_in.resolve(token if isinstance(token, str) else "")
         self._send_amz(status, payload)
+
+    def _lifecycle_form(self, body: bytes) -> None:
+        """The page's lifecycle buttons: emit, then POST-redirect-GET back to the page."""
+        try:
+            form = parse_qs(body.decode("utf-8"), strict_parsing=False)
+            name, action = form["customer"][0], form["action"][0]
+            self.server.stand_in.emit(name, action)
+        except (KeyError, IndexError, UnicodeDecodeError):
+            self._send_json(400, {"error": "customer and action are required"})
+            return
+        except ValueError as exc:
+            self._send_json(400, {"error": str(exc)})
+            return
+        self._send(303, b"", "text/plain", [("Location", "/marketplace")])
 
     def _admin(self, path: str, body: bytes) -> None:
         try:
@@ -620,6 +947,20 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(400, {"error": str(exc)})
                 return
             self._send_json(200, stand_in.state())
+        elif path == "/_admin/notifications":
+            name, action = request.get("customer"), request.get("action")
+            if not isinstance(name, str) or not isinstance(action, str):
+                self._send_json(400, {"error": "customer and action (strings) are required"})
+                return
+            try:
+                bodies = stand_in.emit(name, action)
+            except KeyError:
+                self._send_json(404, {"error": f"unknown customer: {name}"})
+                return
+            except ValueError as exc:
+                self._send_json(400, {"error": str(exc)})
+                return
+            self._send_json(200, {"sent": [json.loads(b) for b in bodies]})
         elif path == "/_admin/reset":
             stand_in.reset()
             self._send_json(200, stand_in.state())

@@ -32,6 +32,7 @@ from local import pages
 from local.dynamodb import RunningDynamoDB, create_tables, start_dynamodb
 from local.events import EVENTS_PATH, LocalEvents, start_local_events
 from local.gateway import LocalPage, Route, RunningGateway, start_gateway
+from local.lifecycle import LocalLifecycle, start_local_lifecycle
 from local.marketplace import (
     MarketplaceStandIn,
     RunningServer,
@@ -99,6 +100,8 @@ class LocalStack:
     _gateway: RunningGateway = field(repr=False)
     # The publisher of registration events (None when DynamoDB is external: no moto stream).
     events: LocalEvents | None = None
+    # The lifecycle queue and its consumer (None when DynamoDB is external: no moto SQS).
+    lifecycle: LocalLifecycle | None = None
     _stop_callbacks: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _stopped: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -310,6 +313,26 @@ def _start(
         )
         stop_callbacks.append(events.stop)
 
+    # Lifecycle notifications: moto's SQS -> fulfillment.lifecycle, only with our own moto.
+    lifecycle: LocalLifecycle | None = None
+    if own_moto:
+        entitlement_url = (
+            environ.get("AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE", "").strip()
+            or marketplace_url
+        )
+        lifecycle = start_local_lifecycle(
+            endpoint_url=dynamodb_url,
+            customers_table=customers_table,
+            function_environment={
+                **function_environment,
+                "AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE": entitlement_url,
+            },
+            region=LOCAL_REGION,
+        )
+        stop_callbacks.append(lifecycle.stop)
+        if stand_in is not None:
+            stand_in.connect_lifecycle(lifecycle.send, lifecycle.status_of)
+
     local_pages: dict[str, LocalPage] = {
         "/_local": pages.redirect_page(base_url + INDEX_PATH),
         INDEX_PATH: pages.index_page(
@@ -357,6 +380,7 @@ def _start(
         _gateway=gateway,
         _stop_callbacks=stop_callbacks,
         events=events,
+        lifecycle=lifecycle,
     )
 
 
@@ -376,6 +400,8 @@ def _banner(stack: LocalStack) -> str:
     ]
     if stack.events is not None:
         lines.append(f"  Published events    {stack.url}{EVENTS_PATH}")
+    if stack.lifecycle is not None:
+        lines.append(f"  Lifecycle queue     {stack.lifecycle.queue_url}")
     return "\n".join(lines)
 
 

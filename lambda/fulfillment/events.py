@@ -27,6 +27,7 @@ MAX_BATCH = 10
 class DetailType(StrEnum):
     CUSTOMER_REGISTERED = "Customer Registered"
     CUSTOMER_SIGNED_UP = "Customer Signed Up"
+    CUSTOMER_STATUS_CHANGED = "Customer Status Changed"
 
 
 Image = Mapping[str, Any]
@@ -191,6 +192,30 @@ def _signed_up(change: CustomerChange) -> tuple[dict[str, Any], str | None] | No
     return detail, signed_up_at
 
 
+def _status_changed(change: CustomerChange) -> tuple[dict[str, Any], str | None] | None:
+    assert change.new is not None
+    status = _text(change.new, "status")
+    previous = _text(change.old, "status") if change.old else None
+    if status is None or status == previous:
+        return None
+    changed_at = _text(change.new, "status_changed_at")
+    detail = {
+        **_identity(change.new),
+        "previousStatus": previous,
+        "status": status,
+        # The Marketplace notification's time, not when it was processed.
+        "statusChangedAt": changed_at,
+        "source": _text(change.new, "status_source"),
+    }
+    return detail, changed_at
+
+
+def _status_change_id(image: Image) -> object:
+    # Time and status: a customer can return to an earlier status later (a new id), and two
+    # changes can share one event time (EventBridge times have one-second resolution).
+    return f"{image.get('status_changed_at')}#{image.get('status')}"
+
+
 @dataclass(frozen=True, slots=True)
 class EventRule:
     """An event that a change of ``trigger`` on the customer item announces.
@@ -202,12 +227,15 @@ class EventRule:
     detail_type: DetailType
     trigger: str
     detail: Callable[[CustomerChange], tuple[dict[str, Any], str | None] | None]
+    # What identifies one change of ``trigger`` in the event id (default: its new value).
+    change_id: Callable[[Image], object] | None = None
 
 
-# One rule per event type; issue 5 adds `Customer Status Changed` on `status`.
+# One rule per event type.
 RULES: tuple[EventRule, ...] = (
     EventRule(DetailType.CUSTOMER_REGISTERED, "registration_count", _registered),
     EventRule(DetailType.CUSTOMER_SIGNED_UP, "signed_up_at", _signed_up),
+    EventRule(DetailType.CUSTOMER_STATUS_CHANGED, "status", _status_changed, _status_change_id),
 )
 
 
@@ -227,9 +255,8 @@ def derive_events(change: CustomerChange, rules: Iterable[EventRule] = RULES) ->
         if derived is None:
             continue
         detail, occurred_at = derived
-        identifier = event_id(
-            change.customer_key, rule.detail_type, rule.trigger, change.new.get(rule.trigger)
-        )
+        value = rule.change_id(change.new) if rule.change_id else change.new.get(rule.trigger)
+        identifier = event_id(change.customer_key, rule.detail_type, rule.trigger, value)
         events.append(
             DomainEvent(
                 detail_type=rule.detail_type,

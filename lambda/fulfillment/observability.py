@@ -31,12 +31,18 @@ class MetricName(StrEnum):
     # The sign-up page (fulfillment.signup).
     SIGNUP_COMPLETED = "SignupCompleted"
     SIGNUP_REJECTED = "SignupRejected"
+    # The subscription lifecycle processor (fulfillment.lifecycle).
+    LIFECYCLE_NOTIFICATION = "LifecycleNotification"
 
 
 # Dimension names of the metrics that are split by a bounded value (RegistrationRejected and
 # SignupRejected by Reason, MarketplaceError by ErrorCode).
 REASON_DIMENSION = "Reason"
 ERROR_CODE_DIMENSION = "ErrorCode"
+# LifecycleNotification: one per notification, by EventType and Outcome (both bounded:
+# fulfillment.notifications.NotificationType or "Unknown", fulfillment.subscriptions.Outcome).
+EVENT_TYPE_DIMENSION = "EventType"
+OUTCOME_DIMENSION = "Outcome"
 
 
 def count(name: MetricName) -> None:
@@ -53,6 +59,18 @@ def count_by(name: MetricName, dimension: str, value: str) -> None:
         namespace=metrics.namespace,
     ) as metric:
         metric.add_dimension(name=dimension, value=value)
+
+
+def count_with(name: MetricName, dimensions: dict[str, str]) -> None:
+    """Emit one ``name`` with several extra bounded dimensions, in a blob of its own."""
+    with single_metric(
+        name=name,
+        unit=MetricUnit.Count,
+        value=1,
+        namespace=metrics.namespace,
+    ) as metric:
+        for dimension, value in dimensions.items():
+            metric.add_dimension(name=dimension, value=value)
 
 
 def pseudonym(value: str) -> str:

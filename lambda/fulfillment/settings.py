@@ -80,12 +80,15 @@ SIGNUP_ENVIRONMENT_KEYS = frozenset(
 HANDOFF_ENVIRONMENT_KEYS = frozenset({CUSTOMERS_TABLE_NAME})
 # The registration events publisher (fulfillment.publisher).
 PUBLISHER_ENVIRONMENT_KEYS = frozenset({EVENT_BUS_NAME, PUBLISH_RETRY_QUEUE_URL})
+# The subscription lifecycle processor (fulfillment.lifecycle).
+LIFECYCLE_ENVIRONMENT_KEYS = frozenset({CUSTOMERS_TABLE_NAME, PRODUCT_CODES})
 
 FUNCTION_ENVIRONMENT_KEYS: dict[str, frozenset[str]] = {
     "fulfillment.api.lambda_handler": ENVIRONMENT_KEYS,
     "fulfillment.signup.lambda_handler": SIGNUP_ENVIRONMENT_KEYS,
     "fulfillment.handoff.lambda_handler": HANDOFF_ENVIRONMENT_KEYS,
     "fulfillment.publisher.lambda_handler": PUBLISHER_ENVIRONMENT_KEYS,
+    "fulfillment.lifecycle.lambda_handler": LIFECYCLE_ENVIRONMENT_KEYS,
 }
 
 MAX_EXTRA_FIELDS = 10
@@ -123,6 +126,26 @@ class HandoffSettings:
 class PublisherSettings:
     event_bus_name: str
     publish_retry_queue_url: str
+
+
+@dataclass(frozen=True, slots=True)
+class LifecycleSettings:
+    customers_table_name: str
+    # Notifications for other products are ignored (counted), not failed.
+    product_codes: frozenset[str]
+
+
+def load_lifecycle_settings(environ: Mapping[str, str]) -> LifecycleSettings:
+    """Validate the lifecycle processor's variables; raise ConfigurationError on the first."""
+    return LifecycleSettings(
+        customers_table_name=_table_name(environ, CUSTOMERS_TABLE_NAME),
+        product_codes=_product_codes(environ),
+    )
+
+
+@cache
+def get_lifecycle_settings() -> LifecycleSettings:
+    return load_lifecycle_settings(os.environ)
 
 
 def load_signup_settings(environ: Mapping[str, str]) -> SignupSettings:

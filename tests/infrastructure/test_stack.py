@@ -30,6 +30,7 @@ from infra.api import (
     SIGNUP_HANDLER,
 )
 from infra.app import build_app
+from infra.lifecycle import LIFECYCLE_HANDLER
 from infra.schema import CUSTOMERS, IDEMPOTENCY, create_table_request
 from infra.stack import FulfillmentStack
 
@@ -115,7 +116,9 @@ def test_every_function_environment_is_exactly_its_settings_keys(synth: Synth) -
         # Only the function that calls Marketplace gets the newer service model's path.
         if handler == FULFILLMENT_HANDLER:
             own.remove("AWS_DATA_PATH")
-        assert own == FUNCTION_ENVIRONMENT_KEYS[handler], handler
+        # The lifecycle handler's keys until fulfillment.settings registers it (issue 5)
+        pending = {LIFECYCLE_HANDLER: frozenset({"CUSTOMERS_TABLE_NAME", "PRODUCT_CODES"})}
+        assert own == FUNCTION_ENVIRONMENT_KEYS.get(handler, pending.get(handler)), handler
         assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= environment.keys()
         assert "AWS_DATA_PATH" in environment or handler != FULFILLMENT_HANDLER
 
@@ -391,6 +394,13 @@ def test_waf_guards_the_stage_with_a_rate_rule_and_common_rules(synth: Synth) ->
         == "AWSManagedRulesCommonRuleSet"
     )
     assert "Stage" in json.dumps(association["ResourceArn"])
+    overrides = rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"][
+        "RuleActionOverrides"
+    ]
+    assert {o["Name"]: o["ActionToUse"] for o in overrides} == {
+        "SizeRestrictions_BODY": {"Count": {}},
+        "CrossSiteScripting_BODY": {"Count": {}},
+    }
 
 
 def test_alarms_notify_the_topic_and_an_email_is_subscribed(synth: Synth) -> None:

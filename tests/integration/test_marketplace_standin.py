@@ -751,3 +751,207 @@ def test_module_runs_standalone() -> None:
         assert process.wait(timeout=10) == 0
         if process.stdout is not None:
             process.stdout.close()
+
+
+# -- GetEntitlements (issue 5) ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def entitlements(server: RunningServer) -> Any:
+    # The endpoint variable boto3 reads for service id "Marketplace Entitlement Service"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE", server.url)
+        return boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client("marketplace-entitlement", config=Config(retries={"total_max_attempts": 1}))
+
+
+def test_entitlements_endpoint_comes_from_the_standard_variable(
+    entitlements: Any, server: RunningServer
+) -> None:
+    assert entitlements.meta.endpoint_url == server.url
+
+
+def test_get_entitlements_by_license_answers_the_customers_dimension(entitlements: Any) -> None:
+    license_arn = "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
+
+    answer = entitlements.get_entitlements(
+        ProductCode=PRODUCT_CODE, Filter={"LICENSE_ARN": [license_arn]}
+    )
+
+    (entitlement,) = answer["Entitlements"]
+    assert entitlement["Dimension"] == "users"
+    assert entitlement["Value"] == {"IntegerValue": 10}
+    assert entitlement["CustomerAWSAccountId"] == "111122223333"
+    assert entitlement["LicenseArn"] == license_arn
+    assert "NextToken" not in answer
+
+
+def test_get_entitlements_for_a_customer_without_any_is_an_empty_list(entitlements: Any) -> None:
+    answer = entitlements.get_entitlements(
+        ProductCode=PRODUCT_CODE, Filter={"CUSTOMER_AWS_ACCOUNT_ID": ["777788889999"]}
+    )
+
+    assert answer["Entitlements"] == []
+
+
+def test_get_entitlements_pages_with_next_token(entitlements: Any) -> None:
+    # The account holds two licenses: one entitlement each, one per page
+    pages = list(
+        entitlements.get_paginator("get_entitlements").paginate(
+            ProductCode=PRODUCT_CODE,
+            Filter={"CUSTOMER_AWS_ACCOUNT_ID": ["111122223333"]},
+            PaginationConfig={"PageSize": 1},
+        )
+    )
+
+    assert [len(page["Entitlements"]) for page in pages] == [1, 1]
+    assert "NextToken" in pages[0]
+    assert {p["Entitlements"][0]["LicenseArn"] for p in pages} == {
+        "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef",
+        "arn:aws:license-manager::111122223333:license:l-fedcba9876543210fedcba9876543210",
+    }
+
+
+def test_get_entitlements_by_legacy_identifier_and_other_products(entitlements: Any) -> None:
+    legacy = entitlements.get_entitlements(
+        ProductCode=PRODUCT_CODE, Filter={"CUSTOMER_IDENTIFIER": ["Ab1Cd2Ef3Gh"]}
+    )
+    other = entitlements.get_entitlements(ProductCode="prod-nobodyhere0")
+
+    assert [e["CustomerIdentifier"] for e in legacy["Entitlements"]] == ["Ab1Cd2Ef3Gh"]
+    assert other["Entitlements"] == []
+
+
+def test_get_entitlements_throttling_is_a_client_error(
+    entitlements: Any, stand_in: MarketplaceStandIn
+) -> None:
+    stand_in.throttle_next(1)
+
+    with pytest.raises(ClientError) as caught:
+        entitlements.get_entitlements(ProductCode=PRODUCT_CODE)
+
+    assert caught.value.response["Error"]["Code"] == "ThrottlingException"
+
+
+# -- lifecycle notifications (issue 5) -------------------------------------------------------------
+
+
+def _emitting(stand_in: MarketplaceStandIn) -> list[str]:
+    sent: list[str] = []
+    stand_in.connect_lifecycle(sent.append, lambda customer: f"<status of {customer.name}>")
+    return sent
+
+
+def test_subscribe_for_a_new_style_customer_sends_real_shaped_events(
+    stand_in: MarketplaceStandIn,
+) -> None:
+    sent = _emitting(stand_in)
+
+    stand_in.emit("new-style", "subscribe")
+
+    events = [json.loads(body) for body in sent]
+    assert [e["detail-type"] for e in events] == [
+        "Purchase Agreement Created - Proposer",
+        "Purchase Agreement Created - Manufacturer",
+        "License Updated - Manufacturer",
+    ]
+    for event in events:
+        assert event["source"] == "aws.agreement-marketplace"
+        assert event["region"] == "us-east-1"
+        assert event["detail"]["agreement"]["id"] == "agmt-1a2b3c4d5e6f7g8h9i0j1k2l3"
+        assert event["detail"]["acceptor"] == {"accountId": "111122223333"}
+        assert event["time"].endswith("Z")
+    # Agreement events carry no product and no license; license events carry both
+    assert "product" not in events[0]["detail"] and "license" not in events[0]["detail"]
+    assert events[2]["detail"]["product"]["code"] == PRODUCT_CODE
+    assert events[2]["detail"]["license"]["arn"].endswith("0123456789abcdef0123456789abcdef")
+
+
+def test_legacy_customer_gets_sns_envelopes_with_raw_delivery_off(
+    stand_in: MarketplaceStandIn,
+) -> None:
+    sent = _emitting(stand_in)
+
+    stand_in.emit("legacy", "subscribe")
+    stand_in.emit("legacy", "unsubscribe")
+    stand_in.emit("legacy", "license-updated")
+    stand_in.emit("legacy", "subscribe-fail")
+
+    envelopes = [json.loads(body) for body in sent]
+    messages = [json.loads(e["Message"]) for e in envelopes]
+    assert [m["action"] for m in messages] == [
+        "subscribe-success",
+        "unsubscribe-pending",
+        "unsubscribe-success",
+        "entitlement-updated",
+        "subscribe-fail",
+    ]
+    for envelope, message in zip(envelopes, messages, strict=True):
+        assert envelope["Type"] == "Notification"
+        assert envelope["TopicArn"].startswith("arn:aws:sns:us-east-1:287250355862:aws-mp-")
+        assert envelope["TopicArn"].endswith(f"-notification-{PRODUCT_CODE}")
+        assert message["customer-identifier"] == "Ab1Cd2Ef3Gh"
+        assert message["product-code"] == PRODUCT_CODE
+    assert "entitlement-notification" in envelopes[3]["TopicArn"]
+    assert messages[0]["isFreeTrialTermPresent"] == "false"
+    assert messages[0]["offer-identifier"]
+
+
+def test_duplicate_repeats_and_out_of_order_predates_the_last_notification(
+    stand_in: MarketplaceStandIn,
+) -> None:
+    sent = _emitting(stand_in)
+    stand_in.emit("new-style", "subscribe")
+    stand_in.emit("new-style", "unsubscribe")
+    unsubscribed_at = json.loads(sent[-1])["time"]
+
+    stand_in.emit("new-style", "duplicate")
+    stand_in.emit("new-style", "out-of-order")
+
+    assert sent[5:7] == sent[3:5]  # the unsubscribe, byte for byte (a redelivery)
+    late = [json.loads(body) for body in sent[7:]]
+    assert late[0]["detail-type"] == "Purchase Agreement Created - Proposer"
+    assert all(event["time"] < unsubscribed_at for event in late)
+
+
+def _post_form(url: str, path: str, body: str) -> tuple[int, dict[str, str]]:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request(
+            "POST", path, body, {"Content-Type": "application/x-www-form-urlencoded"}
+        )
+        response = connection.getresponse()
+        response.read()
+        return response.status, dict(response.getheaders())
+    finally:
+        connection.close()
+
+
+def test_page_buttons_emit_then_redirect_back_and_show_status(
+    server: RunningServer, stand_in: MarketplaceStandIn
+) -> None:
+    sent = _emitting(stand_in)
+
+    status, headers = _post_form(
+        server.url, "/marketplace/lifecycle", "customer=new-style&action=license-updated"
+    )
+    page = _get(server.url, "/marketplace")
+
+    assert (status, headers["Location"]) == (303, "/marketplace")
+    assert [json.loads(b)["detail-type"] for b in sent] == ["License Updated - Manufacturer"]
+    assert "&lt;status of new-style&gt;" in page
+    assert 'name="action" value="deprovisioned"' in page
+    bad, _ = _post_form(server.url, "/marketplace/lifecycle", "customer=nobody&action=subscribe")
+    assert bad == 400
+
+
+def _get(url: str, path: str) -> str:
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().read().decode()
+    finally:
+        connection.close()

@@ -129,21 +129,25 @@ def test_customer_changes_reach_the_bus_as_registration_events(
     # When the publisher handles it
     response = publisher.lambda_handler(event, context)
 
-    # Then nothing is retried and three events are on the bus, in order
+    # Then nothing is retried and four events are on the bus, in order
     assert response == {"batchItemFailures": []}
     published = pipeline.published()
     assert [e["detail-type"] for e in published] == [
         "Customer Registered",
         "Customer Registered",
         "Customer Signed Up",
+        "Customer Status Changed",
     ]
-    first, returning, signed_up = (e["detail"] for e in published)
+    first, returning, signed_up, status = (e["detail"] for e in published)
+    assert (status["previousStatus"], status["status"]) == (None, "subscribed")
     assert all(e["source"] == "fulfillment.registration" for e in published)
     assert first["firstRegistration"] is True and returning["firstRegistration"] is False
     assert returning["registrationCount"] == 2
     assert signed_up["signedUpAt"] == "2026-11-27T14:43:30.789+00:00"
     assert first["licenseArn"] in CUSTOMER_PK
-    assert len({first["eventId"], returning["eventId"], signed_up["eventId"]}) == 3
+    assert (
+        len({first["eventId"], returning["eventId"], signed_up["eventId"], status["eventId"]}) == 4
+    )
     for event_ in published:
         for field in CONTACT_FIELDS:
             assert field not in json.dumps(event_["detail"])
@@ -224,7 +228,7 @@ def test_when_the_retry_queue_fails_too_the_stream_record_is_retried(
     )
 
     # When a batch with a registration and a change that announces nothing is handled
-    response = publisher.lambda_handler(stream_event("first_registration", "status_only"), context)
+    response = publisher.lambda_handler(stream_event("first_registration", "removed"), context)
 
     # Then Lambda is told to deliver the registration's record again (and only it)
     assert response == {"batchItemFailures": [{"itemIdentifier": _sequence("first_registration")}]}

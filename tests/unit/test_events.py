@@ -93,6 +93,7 @@ def test_a_registration_of_a_customer_a_notification_created_first_is_its_first(
 
     (event,) = _events(pending, {**FIRST, "status": "pending"})
 
+    assert event.detail_type == "Customer Registered"
     assert event.detail["firstRegistration"] is True
 
 
@@ -116,10 +117,14 @@ def test_a_sign_up_announces_its_registration_and_time() -> None:
 @pytest.mark.parametrize(
     ("old", "new"),
     [
-        pytest.param(SIGNED_UP, {**SIGNED_UP, "status": "subscribed"}, id="other attribute"),
+        pytest.param(
+            SIGNED_UP, {**SIGNED_UP, "entitlements_updated_at": "2026-11-28"}, id="other attribute"
+        ),
         pytest.param(SIGNED_UP, SIGNED_UP, id="rewrite of the same values"),
         pytest.param({**SECOND, "registration_count": Decimal(3)}, SECOND, id="count went down"),
-        pytest.param(None, {"pk": KEY, "sk": "CUSTOMER", "status": "pending"}, id="pending item"),
+        pytest.param(
+            None, {"pk": KEY, "sk": "CUSTOMER", "entitlements": []}, id="item without status"
+        ),
         pytest.param(SIGNED_UP, None, id="REMOVE"),
     ],
 )

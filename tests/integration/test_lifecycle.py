@@ -1,0 +1,306 @@
+"""The real lifecycle handler against moto's DynamoDB server, with real-shaped SQS events;
+GetEntitlements through botocore's Stubber on the function's own client (moto lacks the
+service)."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.stub import Stubber
+
+from fulfillment import aws, lifecycle, publisher, settings
+from fulfillment.api import lambda_handler as api_handler
+from fulfillment.events import CustomerChange, derive_events
+from local.gateway import LambdaContext
+from tests.events import form_post
+from tests.integration.conftest import Stack
+from tests.lifecycle_events import (
+    AGREEMENT,
+    LEGACY_PK,
+    LICENSE_ARN,
+    LICENSE_PK,
+    PRODUCT,
+    event,
+    eventbridge_names,
+    sns_envelope,
+    sns_names,
+    sqs_event,
+)
+
+NO_FAILURES: dict[str, Any] = {"batchItemFailures": []}
+
+
+def _reset() -> None:
+    for cached in (
+        aws.entitlement,
+        lifecycle._store,
+        lifecycle._entitlements,
+        settings.get_lifecycle_settings,
+    ):
+        cached.cache_clear()
+
+
+@dataclass
+class Lifecycle:
+    stack: Stack
+    stub: Stubber
+    context: LambdaContext
+
+    def handle(self, *payloads: dict[str, Any] | str) -> dict[str, Any]:
+        return lifecycle.lambda_handler(sqs_event(*payloads), self.context)
+
+    def entitlements(self, *pages: list[dict[str, Any]], filters: dict[str, Any]) -> None:
+        for number, page in enumerate(pages):
+            answer: dict[str, Any] = {"Entitlements": page}
+            expected: dict[str, Any] = {"ProductCode": PRODUCT, "Filter": filters}
+            if number + 1 < len(pages):
+                answer["NextToken"] = f"page-{number + 2}"
+            if number:
+                expected["NextToken"] = f"page-{number + 1}"
+            self.stub.add_response("get_entitlements", answer, expected)
+
+    def item(self, pk: str) -> dict[str, Any]:
+        item = self.stack.customer(pk)
+        assert item is not None, f"no customer item {pk}"
+        return item
+
+    def history(self, pk: str) -> list[str]:
+        items = self.stack.dynamodb.query(
+            TableName=self.stack.customers_table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
+            ExpressionAttributeValues={":pk": {"S": pk}, ":h": {"S": "STATUS#"}},
+        )["Items"]
+        return [i["status"]["S"] for i in items]
+
+
+@pytest.fixture
+def flow(stack: Stack, lambda_context: LambdaContext) -> Iterator[Lifecycle]:
+    _reset()
+    client = aws.entitlement("us-east-1")
+    with Stubber(client) as stub:
+        yield Lifecycle(stack, stub, lambda_context)
+        stub.assert_no_pending_responses()
+    _reset()
+
+
+LICENSE_FILTER = {"LICENSE_ARN": [LICENSE_ARN]}
+SEATS = {"ProductCode": PRODUCT, "Dimension": "Seats", "Value": {"IntegerValue": 25}}
+
+
+@pytest.mark.parametrize("name", eventbridge_names())
+def test_every_eventbridge_event_is_handled(flow: Lifecycle, name: str) -> None:
+    if name.startswith("license_updated"):
+        flow.entitlements([SEATS], filters=LICENSE_FILTER)
+
+    response = flow.handle(event(name))
+
+    assert response == NO_FAILURES
+    if name.startswith("license"):
+        item = flow.item(LICENSE_PK)
+        assert item["license_arn"] == {"S": LICENSE_ARN}
+        assert item["agreement_id"] == {"S": AGREEMENT}
+        assert item["status_changed_at"]["S"] == event(name)["time"][:19] + ".000+00:00"
+    elif name.startswith(("agreement_created", "agreement_ended")):
+        parked = flow.stack.dynamodb.get_item(
+            TableName=flow.stack.customers_table,
+            Key={"pk": {"S": f"AGREEMENT#{AGREEMENT}"}, "sk": {"S": "AGREEMENT"}},
+        )["Item"]
+        assert "agreement_id" not in parked and "customer_aws_account_id" not in parked
+        assert parked["acceptor_account_id"] == {"S": "111122223333"}
+    else:
+        assert flow.stack.items() == []
+
+
+@pytest.mark.parametrize("name", sns_names())
+def test_every_sns_message_is_handled(flow: Lifecycle, name: str) -> None:
+    if name == "entitlement_updated":
+        flow.entitlements([SEATS], filters={"CUSTOMER_IDENTIFIER": ["Ab1Cd2Ef3Gh"]})
+
+    assert flow.handle(sns_envelope(name)) == NO_FAILURES
+
+    item = flow.item(LEGACY_PK)
+    assert item["product_code"] == {"S": PRODUCT}
+    assert item["customer_identifier"] == {"S": "Ab1Cd2Ef3Gh"}
+    if name == "entitlement_updated":
+        assert "status" not in item
+        assert item["entitlements"]["L"][0]["M"]["value"] == {"N": "25"}
+    else:
+        assert (
+            item["status"]["S"]
+            == {
+                "subscribe_success": "subscribed",
+                "subscribe_fail": "subscribe-failed",
+                "unsubscribe_pending": "unsubscribe-pending",
+                "unsubscribe_success": "unsubscribed",
+            }[name]
+        )
+        assert item["status_source"] == {"S": name.replace("_", "-")}
+
+
+def test_a_poison_message_fails_alone_and_is_logged_without_its_body(
+    flow: Lifecycle, function_logs: io.StringIO
+) -> None:
+    # Given a batch with a poison body between two good notifications
+    secret = '{"detail-type": "License Updated - Manufacturer", "x": "4111-secret"}'
+    batch = sqs_event(
+        sns_envelope("subscribe_success"),
+        secret,
+        sns_envelope("unsubscribe_pending"),
+    )
+
+    # When the handler processes it
+    response = lifecycle.lambda_handler(batch, flow.context)
+
+    # Then only the poison record is reported, so SQS retries it alone (then the DLQ)
+    assert response == {"batchItemFailures": [{"itemIdentifier": batch["Records"][1]["messageId"]}]}
+    assert flow.item(LEGACY_PK)["status"] == {"S": "unsubscribe-pending"}
+    logs = function_logs.getvalue()
+    assert "lifecycle message is not a notification" in logs
+    assert "4111-secret" not in logs
+
+
+def test_a_batch_of_only_poison_fails_as_a_whole(flow: Lifecycle) -> None:
+    with pytest.raises(BatchProcessingError):
+        flow.handle("not json")
+
+
+def test_the_manufacturer_and_proposer_variants_write_once(flow: Lifecycle) -> None:
+    response = flow.handle(
+        event("license_deprovisioned_manufacturer"), event("license_deprovisioned_proposer")
+    )
+
+    assert response == NO_FAILURES
+    assert flow.history(LICENSE_PK) == ["deprovisioned"]
+
+
+def test_ended_before_created_ends_in_the_newest_status(flow: Lifecycle) -> None:
+    # Given the license exists (the customer is known by agreement)
+    flow.entitlements([SEATS], filters=LICENSE_FILTER)
+    flow.handle(event("license_updated_manufacturer"))
+
+    # When the end arrives before the (older) creation
+    flow.handle(event("agreement_ended_proposer"))
+    flow.handle(event("agreement_created_proposer"))
+
+    # Then the end stands
+    item = flow.item(LICENSE_PK)
+    assert item["status"] == {"S": "unsubscribed"}
+    assert item["status_source"] == {"S": "Purchase Agreement Ended"}
+    assert flow.history(LICENSE_PK) == ["subscribed", "unsubscribed"]
+
+
+def test_an_end_parked_before_the_license_event_is_merged(flow: Lifecycle) -> None:
+    flow.handle(event("agreement_created_manufacturer"), event("agreement_ended_manufacturer"))
+    flow.entitlements([], filters=LICENSE_FILTER)
+
+    flow.handle(event("license_updated_manufacturer"))
+
+    item = flow.item(LICENSE_PK)
+    assert item["status"] == {"S": "unsubscribed"}
+    assert item["entitlements"] == {"L": []}
+
+
+def test_notification_then_registration_make_one_customer(flow: Lifecycle) -> None:
+    # Given the license event arrives before the buyer registers
+    flow.entitlements([SEATS], filters=LICENSE_FILTER)
+    flow.handle(event("license_updated_manufacturer"))
+
+    # When the buyer registers
+    token = flow.stack.marketplace.issue_token("new-style")
+    assert api_handler(form_post(token), flow.context)["statusCode"] == 303
+
+    # Then one customer item holds both
+    customers = [i for i in flow.stack.items() if i["sk"]["S"] == "CUSTOMER"]
+    assert [c["pk"]["S"] for c in customers] == [LICENSE_PK]
+    item = customers[0]
+    assert item["registration_count"] == {"N": "1"}
+    assert item["status"] == {"S": "subscribed"}
+    assert len(item["entitlements"]["L"]) == 1
+
+
+def test_registration_then_notification_make_one_customer(flow: Lifecycle) -> None:
+    token = flow.stack.marketplace.issue_token("legacy")
+    assert api_handler(form_post(token), flow.context)["statusCode"] == 303
+
+    flow.handle(sns_envelope("subscribe_success"))
+
+    customers = [i for i in flow.stack.items() if i["sk"]["S"] == "CUSTOMER"]
+    assert [c["pk"]["S"] for c in customers] == [LEGACY_PK]
+    item = customers[0]
+    assert item["registration_count"] == {"N": "1"}
+    assert item["customer_aws_account_id"] == {"S": "444455556666"}
+    assert item["status"] == {"S": "subscribed"}
+    assert item["free_trial"] == {"BOOL": True}
+    assert item["offer_id"] == {"S": "offer-abcexample123"}
+
+
+def test_entitlements_over_two_pages_are_stored_typed(flow: Lifecycle) -> None:
+    flow.entitlements(
+        [SEATS],
+        [{"Dimension": "Tier", "Value": {"StringValue": "pro"}}],
+        filters=LICENSE_FILTER,
+    )
+
+    flow.handle(event("license_updated_proposer"))
+
+    stored = flow.item(LICENSE_PK)["entitlements"]["L"]
+    assert [e["M"]["dimension"]["S"] for e in stored] == ["Seats", "Tier"]
+    assert stored[1]["M"]["type"] == {"S": "string"}
+    assert "entitlements_updated_at" in flow.item(LICENSE_PK)
+
+
+def test_throttled_entitlements_fail_the_record_and_write_nothing(flow: Lifecycle) -> None:
+    flow.stub.add_client_error("get_entitlements", "ThrottlingException", http_status_code=400)
+    batch = sqs_event(event("license_updated_manufacturer"), sns_envelope("subscribe_success"))
+
+    response = lifecycle.lambda_handler(batch, flow.context)
+
+    assert response == {"batchItemFailures": [{"itemIdentifier": batch["Records"][0]["messageId"]}]}
+    assert flow.stack.customer(LICENSE_PK) is None
+
+
+def test_other_products_are_ignored(flow: Lifecycle, capsys: pytest.CaptureFixture[str]) -> None:
+    response = flow.handle(sns_envelope("subscribe_success", message={"product-code": "prod-x"}))
+
+    assert response == NO_FAILURES
+    assert flow.stack.items() == []
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(
+        b.get("Outcome") == "ignored-product" and b.get("EventType") == "subscribe-success"
+        for b in blobs
+    )
+
+
+def test_a_stored_status_change_is_published_as_customer_status_changed(
+    flow: Lifecycle,
+) -> None:
+    # Given a subscribed customer and the stream image of its change to unsubscribed
+    flow.entitlements([SEATS], filters=LICENSE_FILTER)
+    flow.handle(event("license_updated_manufacturer"))
+    before = flow.item(LICENSE_PK)
+    flow.handle(event("agreement_ended_manufacturer"))
+    after = flow.item(LICENSE_PK)
+
+    # When the publisher's rules see the change (as the stream delivers it, deserialized)
+    from boto3.dynamodb.types import TypeDeserializer
+
+    plain = TypeDeserializer()
+    change = CustomerChange(
+        LICENSE_PK,
+        {k: plain.deserialize(v) for k, v in before.items()},
+        {k: plain.deserialize(v) for k, v in after.items()},
+    )
+    events = [e for e in derive_events(change) if e.detail_type == "Customer Status Changed"]
+
+    # Then exactly one status change is announced, at the notification's time
+    (announced,) = events
+    assert announced.detail["previousStatus"] == "subscribed"
+    assert announced.detail["status"] == "unsubscribed"
+    assert announced.detail["statusChangedAt"] == "2026-12-01T12:00:00.000+00:00"
+    assert publisher.STREAM_SOURCE == "aws:dynamodb"

@@ -1,0 +1,66 @@
+"""Real-shaped lifecycle queue bodies (tests/fixtures/lifecycle) and SQS events wrapping them."""
+
+from __future__ import annotations
+
+import copy
+import json
+import uuid
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+FIXTURES = Path(__file__).parent / "fixtures" / "lifecycle"
+PRODUCT = "prod-integration1"
+ACCOUNT = "111122223333"
+AGREEMENT = "agmt-1a2b3c4d5e6f7g8h9i0j1k2l3"
+LICENSE_ARN = "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
+LICENSE_PK = "LICENSE#" + LICENSE_ARN
+LEGACY_ID = "Ab1Cd2Ef3Gh"
+LEGACY_PK = f"LEGACY#{PRODUCT}#{LEGACY_ID}"
+
+
+@cache
+def _load(name: str) -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return loaded
+
+
+def eventbridge_names() -> list[str]:
+    return list(_load("eventbridge_events.json"))
+
+
+def sns_names() -> list[str]:
+    return list(_load("sns_messages.json"))
+
+
+def event(name: str, **changes: Any) -> dict[str, Any]:
+    """An EventBridge event by fixture name (e.g. ``license_updated_manufacturer``), a copy;
+    top-level keys in ``changes`` replace the fixture's."""
+    return {**copy.deepcopy(_load("eventbridge_events.json")[name]), **changes}
+
+
+def sns_envelope(
+    name: str, *, message: dict[str, Any] | None = None, **changes: Any
+) -> dict[str, Any]:
+    """An SNS envelope by fixture name (e.g. ``subscribe_success``); ``message`` updates the
+    inner Marketplace message, other ``changes`` the envelope."""
+    envelope = copy.deepcopy(_load("sns_messages.json")[name])
+    if message is not None:
+        envelope["Message"] = json.dumps({**json.loads(envelope["Message"]), **message})
+    return {**envelope, **changes}
+
+
+def body(payload: dict[str, Any] | str) -> str:
+    return payload if isinstance(payload, str) else json.dumps(payload)
+
+
+def sqs_event(*payloads: dict[str, Any] | str) -> dict[str, Any]:
+    """A Lambda SQS event with one record per body (fresh message ids)."""
+    (template,) = _load("sqs_lifecycle.json")["Records"]
+    records = []
+    for payload in payloads:
+        record = copy.deepcopy(template)
+        record["messageId"] = str(uuid.uuid4())
+        record["body"] = body(payload)
+        records.append(record)
+    return {"Records": records}

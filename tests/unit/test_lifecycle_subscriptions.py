@@ -1,0 +1,346 @@
+"""Status mapping and the lifecycle use case's ordering rules, with in-memory fakes (pure)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from fulfillment.notifications import LifecycleNotification, parse_notification
+from fulfillment.subscriptions import (
+    CustomerStatus,
+    Entitlement,
+    EntitlementQuery,
+    EntitlementsUnavailableError,
+    Identity,
+    Outcome,
+    StatusChange,
+    apply_notification,
+    status_change,
+)
+from tests.lifecycle_events import (
+    AGREEMENT,
+    LEGACY_PK,
+    LICENSE_ARN,
+    LICENSE_PK,
+    PRODUCT,
+    body,
+    event,
+    eventbridge_names,
+    sns_envelope,
+    sns_names,
+)
+
+NOW = datetime(2026, 12, 2, 8, 0, tzinfo=UTC)
+SEATS = Entitlement("Seats", 25, "integer", "2027-11-26T08:59:58.000+00:00")
+
+
+@dataclass
+class FakeStore:
+    """The store port with DynamoDB's semantics: conditional writes by (time, rank)."""
+
+    items: dict[str, dict[str, Any]] = field(default_factory=dict)
+    parked: dict[str, StatusChange] = field(default_factory=dict)
+    writes: list[str] = field(default_factory=list)
+
+    def customer_keys_by_license(self, license_arn: str) -> list[str]:
+        return sorted(k for k, v in self.items.items() if v.get("license_arn") == license_arn)
+
+    def customer_keys_by_agreement(self, agreement_id: str) -> list[str]:
+        return sorted(k for k, v in self.items.items() if v.get("agreement_id") == agreement_id)
+
+    def parked_change(self, agreement_id: str) -> StatusChange | None:
+        return self.parked.get(agreement_id)
+
+    def record_status(
+        self,
+        customer_key: str,
+        identity: Identity,
+        change: StatusChange,
+        entitlements: Sequence[Entitlement] | None = None,
+        fetched_at: str | None = None,
+    ) -> bool:
+        item = self.items.setdefault(customer_key, {})
+        if not change.supersedes(item.get("change")):
+            return False
+        self.writes.append(customer_key)
+        item["change"] = change
+        for name in ("license_arn", "customer_identifier", "product_code"):
+            item.setdefault(name, getattr(identity, name))
+        if identity.agreement_id:
+            item["agreement_id"] = identity.agreement_id
+        if entitlements is not None:
+            item["entitlements"] = list(entitlements)
+        return True
+
+    def park(
+        self, agreement_id: str, identity: Identity, change: StatusChange, expires_at: int
+    ) -> bool:
+        if not change.supersedes(self.parked.get(agreement_id)):
+            return False
+        self.parked[agreement_id] = change
+        return True
+
+    def record_entitlements(
+        self,
+        customer_key: str,
+        identity: Identity,
+        entitlements: Sequence[Entitlement],
+        fetched_at: str,
+    ) -> bool:
+        item = self.items.setdefault(customer_key, {})
+        if item.get("entitlements_at", "") >= fetched_at:
+            return False
+        self.writes.append(customer_key)
+        item["entitlements"], item["entitlements_at"] = list(entitlements), fetched_at
+        return True
+
+    def status(self, key: str) -> CustomerStatus | None:
+        change = self.items.get(key, {}).get("change")
+        return change.status if change else None
+
+
+@dataclass
+class FakeEntitlements:
+    answer: list[Entitlement] = field(default_factory=lambda: [SEATS])
+    error: EntitlementsUnavailableError | None = None
+    queries: list[EntitlementQuery] = field(default_factory=list)
+
+    def fetch(self, query: EntitlementQuery) -> list[Entitlement]:
+        self.queries.append(query)
+        if self.error:
+            raise self.error
+        return list(self.answer)
+
+
+def _eb(name: str, **changes: Any) -> LifecycleNotification:
+    return parse_notification(body(event(name, **changes)))
+
+
+def _sns(name: str, **message: Any) -> LifecycleNotification:
+    return parse_notification(body(sns_envelope(name, message=message or None)))
+
+
+def _apply(
+    notification: LifecycleNotification,
+    store: FakeStore,
+    entitlements: FakeEntitlements | None = None,
+    products: frozenset[str] = frozenset({PRODUCT}),
+) -> Outcome:
+    return apply_notification(
+        notification,
+        store=store,
+        entitlements=entitlements or FakeEntitlements(),
+        product_codes=products,
+        now=NOW,
+    )
+
+
+# -- mapping -------------------------------------------------------------------------------
+
+EXPECTED_STATUS = {
+    "agreement_created": CustomerStatus.PENDING,
+    "agreement_amended": None,
+    "agreement_ended": CustomerStatus.UNSUBSCRIBED,
+    "license_updated": CustomerStatus.SUBSCRIBED,
+    "license_deprovisioned": CustomerStatus.DEPROVISIONED,
+    "subscribe_success": CustomerStatus.SUBSCRIBED,
+    "subscribe_fail": CustomerStatus.SUBSCRIBE_FAILED,
+    "unsubscribe_pending": CustomerStatus.UNSUBSCRIBE_PENDING,
+    "unsubscribe_success": CustomerStatus.UNSUBSCRIBED,
+    "entitlement_updated": None,
+}
+
+
+@pytest.mark.parametrize("name", eventbridge_names())
+def test_each_eventbridge_event_maps_to_its_status_in_both_roles(name: str) -> None:
+    notification = _eb(name)
+
+    change = status_change(notification)
+
+    expected = EXPECTED_STATUS[name.rsplit("_", 1)[0]]
+    assert (change.status if change else None) == expected
+    if change:
+        assert change.at == "2026-" + event(name)["time"][5:19] + ".000+00:00"
+        assert change.source == notification.event_type
+
+
+@pytest.mark.parametrize("name", sns_names())
+def test_each_sns_action_maps_to_its_status(name: str) -> None:
+    change = status_change(_sns(name))
+
+    assert (change.status if change else None) == EXPECTED_STATUS[name]
+
+
+@pytest.mark.parametrize(
+    ("agreement_status", "expected"),
+    [
+        ("CANCELLED", CustomerStatus.UNSUBSCRIBED),
+        ("EXPIRED", CustomerStatus.UNSUBSCRIBED),
+        ("TERMINATED", CustomerStatus.UNSUBSCRIBED),
+        ("RENEWED", None),
+        ("REPLACED", None),
+        ("SUPERSEDED", None),
+    ],
+)
+def test_an_agreement_that_ended_for_a_successor_changes_no_status(
+    agreement_status: str, expected: CustomerStatus | None
+) -> None:
+    payload = event("agreement_ended_manufacturer")
+    payload["detail"]["agreement"]["status"] = agreement_status
+
+    change = status_change(parse_notification(body(payload)))
+
+    assert (change.status if change else None) == expected
+
+
+# -- the use case --------------------------------------------------------------------------
+
+
+def test_a_license_event_before_registration_creates_the_customer_under_its_license_key() -> None:
+    store, entitlements = FakeStore(), FakeEntitlements()
+
+    outcome = _apply(_eb("license_updated_manufacturer"), store, entitlements)
+
+    assert outcome is Outcome.APPLIED
+    assert store.status(LICENSE_PK) is CustomerStatus.SUBSCRIBED
+    assert store.items[LICENSE_PK]["entitlements"] == [SEATS]
+    assert entitlements.queries == [EntitlementQuery(PRODUCT, license_arn=LICENSE_ARN)]
+
+
+def test_a_license_finds_a_legacy_keyed_customer_that_carries_it() -> None:
+    store = FakeStore(items={LEGACY_PK: {"license_arn": LICENSE_ARN}})
+
+    _apply(_eb("license_updated_manufacturer"), store)
+
+    assert store.status(LEGACY_PK) is CustomerStatus.SUBSCRIBED
+    assert LICENSE_PK not in store.items
+
+
+def test_the_manufacturer_and_proposer_variants_of_one_change_write_once() -> None:
+    store = FakeStore()
+
+    first = _apply(_eb("license_deprovisioned_manufacturer"), store)
+    second = _apply(_eb("license_deprovisioned_proposer"), store)
+
+    assert (first, second) == (Outcome.APPLIED, Outcome.STALE)
+    assert store.writes == [LICENSE_PK]
+
+
+def test_an_older_notification_never_moves_the_status_back() -> None:
+    store = FakeStore()
+
+    _apply(_eb("license_deprovisioned_manufacturer"), store)
+    outcome = _apply(_eb("license_updated_manufacturer"), store)
+
+    assert outcome is Outcome.STALE
+    assert store.status(LICENSE_PK) is CustomerStatus.DEPROVISIONED
+
+
+def test_two_changes_in_the_same_second_end_in_the_later_stage() -> None:
+    store = FakeStore()
+    same_time = "2026-12-01T12:00:00Z"
+
+    _apply(_eb("license_deprovisioned_manufacturer", time=same_time), store)
+    _apply(_eb("license_updated_manufacturer", time=same_time), store)
+
+    assert store.status(LICENSE_PK) is CustomerStatus.DEPROVISIONED
+
+
+def test_an_agreement_no_customer_has_yet_is_parked() -> None:
+    store = FakeStore()
+
+    outcome = _apply(_eb("agreement_created_proposer"), store)
+
+    assert outcome is Outcome.PARKED
+    assert store.items == {}
+    assert store.parked[AGREEMENT].status is CustomerStatus.PENDING
+
+
+def test_a_parked_end_wins_over_the_older_license_event_that_arrives_after_it() -> None:
+    # Given the agreement ended before its license event was processed (out of order)
+    store = FakeStore()
+    assert _apply(_eb("agreement_ended_manufacturer"), store) is Outcome.PARKED
+
+    # When the older License Updated arrives
+    outcome = _apply(_eb("license_updated_manufacturer"), store)
+
+    # Then the customer exists, with the newest status: the end
+    assert outcome is Outcome.APPLIED
+    assert store.status(LICENSE_PK) is CustomerStatus.UNSUBSCRIBED
+    assert store.items[LICENSE_PK]["agreement_id"] == AGREEMENT
+
+
+def test_an_older_parked_creation_does_not_override_the_license() -> None:
+    store = FakeStore()
+    _apply(_eb("agreement_created_manufacturer"), store)
+
+    _apply(_eb("license_updated_manufacturer"), store)
+
+    assert store.status(LICENSE_PK) is CustomerStatus.SUBSCRIBED
+    assert store.writes == [LICENSE_PK]
+
+
+def test_an_agreement_event_finds_the_customer_by_agreement() -> None:
+    store = FakeStore()
+    _apply(_eb("license_updated_manufacturer"), store)
+
+    outcome = _apply(_eb("agreement_ended_proposer"), store)
+
+    assert outcome is Outcome.APPLIED
+    assert store.status(LICENSE_PK) is CustomerStatus.UNSUBSCRIBED
+    assert store.parked == {}
+
+
+def test_an_amendment_changes_nothing() -> None:
+    store = FakeStore()
+    _apply(_eb("license_updated_manufacturer"), store)
+
+    assert _apply(_eb("agreement_amended_proposer"), store) is Outcome.NO_CHANGE
+    assert _apply(_eb("agreement_amended_manufacturer"), FakeStore()) is Outcome.NO_CHANGE
+
+
+def test_other_products_are_ignored_without_any_call() -> None:
+    store, entitlements = FakeStore(), FakeEntitlements()
+
+    outcome = _apply(_sns("subscribe_success", **{"product-code": "prod-someoneelse"}), store)
+    license_outcome = _apply(
+        _eb("license_updated_manufacturer"), store, entitlements, products=frozenset({"prod-x"})
+    )
+
+    assert (outcome, license_outcome) == (Outcome.IGNORED_PRODUCT, Outcome.IGNORED_PRODUCT)
+    assert store.items == {} and entitlements.queries == []
+
+
+def test_legacy_notifications_use_the_registration_key() -> None:
+    store = FakeStore()
+
+    _apply(_sns("subscribe_success"), store)
+    _apply(_sns("unsubscribe_pending"), store)
+
+    assert store.status(LEGACY_PK) is CustomerStatus.UNSUBSCRIBE_PENDING
+
+
+def test_entitlement_updated_stores_entitlements_without_a_status() -> None:
+    store, entitlements = FakeStore(), FakeEntitlements(answer=[])
+
+    outcome = _apply(_sns("entitlement_updated"), store, entitlements)
+
+    # An empty list is an answer: stored, not an error.
+    assert outcome is Outcome.APPLIED
+    assert store.items[LEGACY_PK]["entitlements"] == []
+    assert store.status(LEGACY_PK) is None
+    assert entitlements.queries == [EntitlementQuery(PRODUCT, customer_identifier="Ab1Cd2Ef3Gh")]
+
+
+def test_an_entitlements_failure_writes_nothing() -> None:
+    store = FakeStore()
+    failing = FakeEntitlements(error=EntitlementsUnavailableError("ThrottlingException"))
+
+    with pytest.raises(EntitlementsUnavailableError):
+        _apply(_eb("license_updated_manufacturer"), store, failing)
+
+    assert store.items == {}
