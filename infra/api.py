@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+from aws_cdk import Duration, RemovalPolicy, Stack
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_certificatemanager as acm
 from aws_cdk import aws_iam as iam
@@ -35,10 +35,16 @@ IDEMPOTENCY_TABLE_ACTIONS = (
 )
 MARKETPLACE_ACTIONS = ("aws-marketplace:ResolveCustomer",)
 # Sign-up: GetItem (session, customer), then one TransactWriteItems of Update (session) +
-# Put (contact) + Update (customer). A transaction is authorized per item by the item
-# action (there is no TransactWriteItems IAM action); it has no ConditionCheck item, so no
-# dynamodb:ConditionCheckItem.
-SIGNUP_CUSTOMERS_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
+# Put (contact, in the contacts table) + Update (customer). A transaction is authorized per
+# item by the item action (there is no TransactWriteItems IAM action); it has no
+# ConditionCheck item, so no dynamodb:ConditionCheckItem. The sign-up function is the only one
+# that can reach the contacts table, and it can only write to it.
+SIGNUP_CUSTOMERS_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:UpdateItem")
+SIGNUP_CONTACTS_TABLE_ACTIONS = ("dynamodb:PutItem",)
+# The contacts table's customer-managed key: DynamoDB uses it on the caller's behalf, with the
+# caller's permissions, to encrypt and decrypt the table key. Only through DynamoDB (ViaService):
+# the role cannot call KMS with it directly.
+SIGNUP_CONTACTS_KEY_ACTIONS = ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")
 # Hand-off: GetItem (session, customer), nothing else.
 HANDOFF_CUSTOMERS_TABLE_ACTIONS = ("dynamodb:GetItem",)
 
@@ -107,6 +113,7 @@ def signup_environment(config: FulfillmentConfig, tables: Tables) -> dict[str, s
     extra_fields = [field.as_json() for field in config.signup_extra_fields]
     return {
         "CUSTOMERS_TABLE_NAME": tables.customers.table_name,
+        "CONTACTS_TABLE_NAME": tables.contacts.table_name,
         "SIGNUP_COMPLETE_URL": config.signup_complete_url or "",
         "SIGNUP_EXTRA_FIELDS": json.dumps(extra_fields, separators=(",", ":"))
         if extra_fields
@@ -219,9 +226,22 @@ class FulfillmentApi(Construct):
                 construct_prefix="Signup",
                 handler=SIGNUP_HANDLER,
                 description="Built-in sign-up page: contact details for a registration",
-                role_description="sign-up function: sessions, contacts, customers in one table",
+                role_description="sign-up function: sessions and customers, writes contacts",
                 environment=signup_environment(config, tables),
-                statements=[_allow(SIGNUP_CUSTOMERS_TABLE_ACTIONS, customers)],
+                statements=[
+                    _allow(SIGNUP_CUSTOMERS_TABLE_ACTIONS, customers),
+                    _allow(SIGNUP_CONTACTS_TABLE_ACTIONS, tables.contacts.table_arn),
+                    iam.PolicyStatement(
+                        actions=list(SIGNUP_CONTACTS_KEY_ACTIONS),
+                        resources=[tables.contacts_key.key_arn],
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"dynamodb.{Stack.of(self).region}"
+                                f".{Stack.of(self).url_suffix}"
+                            }
+                        },
+                    ),
+                ],
             ),
             code=code,
             retention=retention,

@@ -225,7 +225,7 @@ class RegistrationEvents(Construct):
                 retry_attempts=STREAM_RETRY_ATTEMPTS,
                 max_record_age=STREAM_MAX_RECORD_AGE,
                 report_batch_item_failures=True,
-                # Sessions and contact items never wake the function.
+                # Sessions never wake the function (contact details are not in this table).
                 filters=[
                     lambda_.FilterCriteria.filter(
                         {

@@ -40,6 +40,9 @@ PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 # come with the runtime (jmespath, which Powertools needs, is a boto3 dependency).
 SHIPPED_DISTRIBUTIONS = ("aws-lambda-powertools", "jinja2", "markupsafe", "typing_extensions")
 METERING_MODEL = Path("meteringmarketplace", "2016-01-14", "service-2.json")
+# GetEntitlements' LICENSE_ARN filter is newer than some runtime botocore releases.
+ENTITLEMENT_MODEL = Path("marketplace-entitlement", "2017-01-11", "service-2.json")
+SHIPPED_MODELS = (METERING_MODEL, ENTITLEMENT_MODEL)
 
 PIP_CACHE = REPO_ROOT / "build" / "pip-cache"
 COMPILER = Path(__file__).resolve().parent / "compile_bytecode.mjs"
@@ -97,7 +100,7 @@ def build_function_artifact(
         out_dir / "fulfillment",
         ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.pyo", "py.typed"),
     )
-    _copy_metering_model(out_dir / DATA_DIR_NAME)
+    _copy_service_models(out_dir / DATA_DIR_NAME)
     _compile_bytecode(out_dir)
     zip_path = _zip(out_dir, out_dir.with_name(out_dir.name + ".zip"))
 
@@ -184,15 +187,25 @@ def _strip(root: Path) -> None:
             path.unlink()
 
 
-def _copy_metering_model(data_dir: Path) -> None:
+def _copy_service_models(data_dir: Path) -> None:
     spec = importlib.util.find_spec("botocore")
     if spec is None or spec.origin is None:
         raise PackagingError("botocore is not installed in the build environment")
-    source = Path(spec.origin).parent / "data" / METERING_MODEL.with_suffix(".json.gz")
-    target = data_dir / METERING_MODEL
-    target.parent.mkdir(parents=True)
-    # Plain .json: botocore releases before 1.32 read no .json.gz from any data path.
-    target.write_bytes(gzip.decompress(source.read_bytes()))
+    for model in SHIPPED_MODELS:
+        source = Path(spec.origin).parent / "data" / model.with_suffix(".json.gz")
+        target = data_dir / model
+        target.parent.mkdir(parents=True)
+        document = json.loads(gzip.decompress(source.read_bytes()))
+        metadata = document["metadata"]
+        # Current models may name a newer wire protocol first (marketplace-entitlement:
+        # smithy-rpc-v2-cbor) that an older runtime botocore cannot speak; every service here
+        # also speaks JSON 1.1, which all botocore releases do.
+        if metadata.get("protocol") != "json":
+            if "json" not in metadata.get("protocols", []):
+                raise PackagingError(f"{model} does not offer the json protocol")
+            metadata["protocol"] = "json"
+        # Plain .json: botocore releases before 1.32 read no .json.gz from any data path.
+        target.write_text(json.dumps(document, separators=(",", ":")))
 
 
 def _compile_bytecode(root: Path) -> None:

@@ -21,7 +21,8 @@ class Index:
 class TableSchema:
     partition_key: str
     sort_key: str | None
-    ttl_attribute: str
+    # The TTL attribute, or None for items that never expire.
+    ttl_attribute: str | None
     indexes: tuple[Index, ...] = ()
     # DynamoDB Streams view type ("NEW_AND_OLD_IMAGES", ...), or None for no stream.
     stream_view_type: str | None = None
@@ -52,6 +53,11 @@ CUSTOMERS = TableSchema(
 
 # Powertools idempotency records: its default key and expiry attribute names.
 IDEMPOTENCY = TableSchema(partition_key="id", sort_key=None, ttl_attribute="expiration")
+
+# The buyer's contact details from the built-in sign-up page, one item per customer
+# (pk = the customer's key): the only personal data, in a table of its own so that only the
+# sign-up function can reach it. No stream, no indexes, nothing expires.
+CONTACTS = TableSchema(partition_key="pk", sort_key=None, ttl_attribute=None)
 
 
 def create_table_request(schema: TableSchema, table_name: str) -> dict[str, Any]:

@@ -57,7 +57,7 @@ class FulfillmentStack(Stack):
             "Monitoring",
             api=api.api,
             function=api.function,
-            tables=[tables.customers, tables.idempotency],
+            tables=[tables.customers, tables.idempotency, tables.contacts],
             namespace=config.metrics_namespace,
             service=config.service_name,
             alarm_email=config.alarm_email,
@@ -90,7 +90,8 @@ class FulfillmentStack(Stack):
                 product_codes=config.product_codes,
                 legacy_sns_product_codes=config.legacy_sns_product_codes,
                 code_dir=code_dir,
-                environment_extra=powertools,
+                # GetEntitlements with a LICENSE_ARN filter: the shipped, current model.
+                environment_extra={**powertools, **DATA_PATH_ENV},
                 log_retention=api.log_retention,
             )
             self.acknowledgements.extend(self.lifecycle.acknowledgements)
@@ -132,6 +133,13 @@ class FulfillmentStack(Stack):
         CfnOutput(self, "DashboardUrl", value=monitoring.dashboard_url)
         CfnOutput(self, "AlarmTopicArn", value=monitoring.topic.topic_arn)
         CfnOutput(self, "CustomersTableName", value=tables.customers.table_name)
+        CfnOutput(
+            self,
+            "ContactsTableName",
+            value=tables.contacts.table_name,
+            description="The buyers' contact details (docs/signup.md): grant your backend "
+            "GetItem here and kms:Decrypt on its key",
+        )
         CfnOutput(
             self,
             "EventBusName",

@@ -1,19 +1,25 @@
-"""The customers table and the idempotency table, built from infra/schema.py."""
+"""The customers, contacts and idempotency tables, built from infra/schema.py."""
 
 from __future__ import annotations
 
 from aws_cdk import RemovalPolicy
 from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from infra.schema import CUSTOMERS, IDEMPOTENCY, TableSchema
+from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, TableSchema
 
 
 def _attribute(name: str) -> dynamodb.Attribute:
     return dynamodb.Attribute(name=name, type=dynamodb.AttributeType.STRING)
 
 
-def _table(scope: Construct, construct_id: str, schema: TableSchema) -> dynamodb.Table:
+def _table(
+    scope: Construct,
+    construct_id: str,
+    schema: TableSchema,
+    encryption_key: kms.IKey | None = None,
+) -> dynamodb.Table:
     table = dynamodb.Table(
         scope,
         construct_id,
@@ -24,7 +30,12 @@ def _table(scope: Construct, construct_id: str, schema: TableSchema) -> dynamodb
             dynamodb.StreamViewType[schema.stream_view_type] if schema.stream_view_type else None
         ),
         billing_mode=dynamodb.BillingMode.PAY_PER_REQUEST,
-        encryption=dynamodb.TableEncryption.AWS_MANAGED,
+        encryption=(
+            dynamodb.TableEncryption.CUSTOMER_MANAGED
+            if encryption_key
+            else dynamodb.TableEncryption.AWS_MANAGED
+        ),
+        encryption_key=encryption_key,
         point_in_time_recovery_specification=dynamodb.PointInTimeRecoverySpecification(
             point_in_time_recovery_enabled=True
         ),
@@ -47,3 +58,13 @@ class Tables(Construct):
         super().__init__(scope, construct_id)
         self.customers = _table(self, "Customers", CUSTOMERS)
         self.idempotency = _table(self, "Idempotency", IDEMPOTENCY)
+        # The personal data gets a key of its own: its key policy and CloudTrail's KMS events
+        # show who can and who did decrypt it, apart from everything else in the account.
+        self.contacts_key = kms.Key(
+            self,
+            "ContactsKey",
+            description="Encrypts the contacts table (buyers' contact details)",
+            enable_key_rotation=True,
+            removal_policy=RemovalPolicy.RETAIN,
+        )
+        self.contacts = _table(self, "Contacts", CONTACTS, encryption_key=self.contacts_key)

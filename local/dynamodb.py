@@ -19,7 +19,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from infra.schema import CUSTOMERS, IDEMPOTENCY, TableSchema, create_table_request
+from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, TableSchema, create_table_request
 
 
 class _SerializedApp:
@@ -64,18 +64,22 @@ def start_dynamodb(host: str = "127.0.0.1", port: int = 0) -> RunningDynamoDB:
     return RunningDynamoDB(server, thread)
 
 
-def create_tables(client: Any, customers_table: str, idempotency_table: str) -> None:
-    """Create both tables with the stack's keys, indexes and TTL, unless they already exist."""
+def create_tables(
+    client: Any, customers_table: str, idempotency_table: str, contacts_table: str
+) -> None:
+    """Create the three tables with the stack's keys, indexes and TTL, unless they exist."""
     wanted: Iterable[tuple[TableSchema, str]] = (
         (CUSTOMERS, customers_table),
         (IDEMPOTENCY, idempotency_table),
+        (CONTACTS, contacts_table),
     )
     existing = set(client.list_tables().get("TableNames", []))
     for schema, name in wanted:
         if name not in existing:
             client.create_table(**create_table_request(schema, name))
             client.get_waiter("table_exists").wait(TableName=name)
-        client.update_time_to_live(
-            TableName=name,
-            TimeToLiveSpecification={"Enabled": True, "AttributeName": schema.ttl_attribute},
-        )
+        if schema.ttl_attribute:
+            client.update_time_to_live(
+                TableName=name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": schema.ttl_attribute},
+            )

@@ -60,6 +60,7 @@ ROUTES = [
 DEFAULT_PRODUCT_CODES = "prod-localexample1"
 DEFAULT_CUSTOMERS_TABLE = "fulfillment-customers"
 DEFAULT_IDEMPOTENCY_TABLE = "fulfillment-idempotency"
+DEFAULT_CONTACTS_TABLE = "fulfillment-contacts"
 DEFAULT_WORKERS = 4
 LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIAL = "local"  # dummy: every endpoint the stack talks to is on this machine
@@ -71,7 +72,14 @@ MARKETPLACE_REDIRECT_PATH = "/_local/marketplace"
 # The functions' settings variables (lambda/fulfillment/settings.py). Spelled out rather than
 # imported so that this process never imports the function; an e2e test compares the two.
 # Every function worker gets all of them (the local stack runs all handlers in one pool).
-_REQUIRED_SETTINGS = ("CUSTOMERS_TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "PRODUCT_CODES")
+_REQUIRED_SETTINGS = (
+    "CUSTOMERS_TABLE_NAME",
+    "IDEMPOTENCY_TABLE_NAME",
+    "CONTACTS_TABLE_NAME",
+    "PRODUCT_CODES",
+)
+# Only the sign-up function reads it; the lifecycle and events workers are started without it.
+_CONTACTS_SETTING = "CONTACTS_TABLE_NAME"
 _OPTIONAL_SETTINGS = ("MARKETPLACE_REGION", "SESSION_TTL_SECONDS", "SIGNUP_EXTRA_FIELDS")
 # URLs: passed on only when set; a value starting with "/" is taken relative to the local
 # gateway (e.g. REGISTRATION_URL=/_local/registration), so it works with any PORT.
@@ -96,6 +104,7 @@ class LocalStack:
     dynamodb_url: str
     customers_table: str
     idempotency_table: str
+    contacts_table: str
     function_environment: dict[str, str]
     _gateway: RunningGateway = field(repr=False)
     # The publisher of registration events (None when DynamoDB is external: no moto stream).
@@ -243,6 +252,7 @@ def _start(
     base_url = f"http://{_url_host(host)}:{gateway_port}"
     customers_table = _setting(environ, "CUSTOMERS_TABLE_NAME", DEFAULT_CUSTOMERS_TABLE)
     idempotency_table = _setting(environ, "IDEMPOTENCY_TABLE_NAME", DEFAULT_IDEMPOTENCY_TABLE)
+    contacts_table = _setting(environ, _CONTACTS_SETTING, DEFAULT_CONTACTS_TABLE)
     product_codes = _setting(environ, "PRODUCT_CODES", DEFAULT_PRODUCT_CODES)
     # Unset by default: the function then hands buyers to its built-in sign-up page.
     urls = {name: _url_setting(environ, name, base_url) for name in _URL_SETTINGS}
@@ -257,7 +267,7 @@ def _start(
         stop_callbacks.append(moto.stop)
         dynamodb_url = moto.url
     client = _dynamodb_client(dynamodb_url)
-    create_tables(client, customers_table, idempotency_table)
+    create_tables(client, customers_table, idempotency_table, contacts_table)
 
     # Marketplace: an external endpoint, or our stand-in posting buyers to the gateway.
     marketplace_url = environ.get("AWS_ENDPOINT_URL_MARKETPLACE_METERING", "").strip()
@@ -279,6 +289,7 @@ def _start(
     function_environment: dict[str, str] = {
         "CUSTOMERS_TABLE_NAME": customers_table,
         "IDEMPOTENCY_TABLE_NAME": idempotency_table,
+        _CONTACTS_SETTING: contacts_table,
         "PRODUCT_CODES": product_codes,
         **{name: url for name, url in urls.items() if url is not None},
         **{
@@ -302,13 +313,16 @@ def _start(
         "POWERTOOLS_LOG_LEVEL": _setting(environ, "POWERTOOLS_LOG_LEVEL", "INFO"),
     }
 
+    # As deployed, the publisher and the lifecycle processor never learn of the contacts table.
+    without_contacts = {k: v for k, v in function_environment.items() if k != _CONTACTS_SETTING}
+
     # Registration events need moto's stream, EventBridge and SQS: only with our own moto.
     events: LocalEvents | None = None
     if own_moto:
         events = start_local_events(
             dynamodb_url=dynamodb_url,
             customers_table=customers_table,
-            function_environment=function_environment,
+            function_environment=without_contacts,
             region=LOCAL_REGION,
         )
         stop_callbacks.append(events.stop)
@@ -324,7 +338,7 @@ def _start(
             endpoint_url=dynamodb_url,
             customers_table=customers_table,
             function_environment={
-                **function_environment,
+                **without_contacts,
                 "AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE": entitlement_url,
             },
             region=LOCAL_REGION,
@@ -376,6 +390,7 @@ def _start(
         dynamodb_url=dynamodb_url,
         customers_table=customers_table,
         idempotency_table=idempotency_table,
+        contacts_table=contacts_table,
         function_environment=function_environment,
         _gateway=gateway,
         _stop_callbacks=stop_callbacks,

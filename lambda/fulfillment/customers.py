@@ -1,8 +1,10 @@
-"""Adapter: customers and sign-up sessions in the customers table (DynamoDB).
+"""Adapter (DynamoDB): customers and sign-up sessions; contact details in a table of their own.
 
-One table, two item types. A customer item (sk CUSTOMER) is shared with the lifecycle
-processor, so registration only ever SETs the attributes it owns, with UpdateItem; a session
-item (sk SESSION) is ours alone and expires through the table's TTL attribute.
+The customers table has two item types. A customer item (sk CUSTOMER) is shared with the
+lifecycle processor, so registration only ever SETs the attributes it owns, with UpdateItem; a
+session item (sk SESSION) is ours alone and expires through the table's TTL attribute. The
+buyer's contact details go to the contacts table (pk = the customer's key), which only the
+sign-up function can reach: the customers table's stream, exports and readers never see them.
 """
 
 from __future__ import annotations
@@ -29,12 +31,11 @@ PK = "pk"
 SK = "sk"
 CUSTOMER_SK = "CUSTOMER"
 SESSION_SK = "SESSION"
-CONTACT_SK = "CONTACT"
 SESSION_PREFIX = "SESSION#"
 EXPIRES_AT = "expires_at"
 
 # Attributes registration owns on a customer item. Anything else on the item (subscription
-# status, entitlements, contact details) belongs to another writer and is never touched here.
+# status, entitlements) belongs to another writer and is never touched here.
 _OPTIONAL_ATTRIBUTES = {
     "license_arn": "license_arn",
     "customer_identifier": "customer_identifier",
@@ -42,14 +43,22 @@ _OPTIONAL_ATTRIBUTES = {
 }
 
 
+# The session update's index in complete_signup's TransactItems (and CancellationReasons).
+_SESSION_ITEM = 0
+
+
 def _timestamp(at: datetime) -> str:
     return at.isoformat(timespec="milliseconds")
 
 
 class DynamoDBCustomerStore:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, *, contacts_table_name: str | None = None
+    ) -> None:
+        """``contacts_table_name``: only the sign-up function has (and passes) one."""
         self._client = client
         self._table = table_name
+        self._contacts_table = contacts_table_name
 
     def record_registration(
         self, customer: ResolvedCustomer, at: datetime, registration_id: str
@@ -159,11 +168,11 @@ class DynamoDBCustomerStore:
     def complete_signup(
         self, session: SignupSession, contact: ContactDetails, at: datetime
     ) -> None:
+        if self._contacts_table is None:
+            raise RuntimeError("this store was built without the contacts table")
         now = _timestamp(at)
         contact_item: dict[str, Any] = {
             PK: {"S": session.customer_key},
-            SK: {"S": CONTACT_SK},
-            "entity": {"S": "contact"},
             "company": {"S": contact.company},
             "contact_name": {"S": contact.contact_name},
             "email": {"S": contact.email},
@@ -196,8 +205,8 @@ class DynamoDBCustomerStore:
                             },
                         }
                     },
-                    # Personal data in one item of its own, apart from the lifecycle state.
-                    {"Put": {"TableName": self._table, "Item": contact_item}},
+                    # Personal data in a table of its own; one transaction spans both tables.
+                    {"Put": {"TableName": self._contacts_table, "Item": contact_item}},
                     {
                         "Update": {
                             "TableName": self._table,
@@ -215,8 +224,9 @@ class DynamoDBCustomerStore:
                 ]
             )
         except ClientError as exc:
+            # One reason per item, in TransactItems order: the session update is first.
             reasons = exc.response.get("CancellationReasons") or []
-            session_reason = reasons[0].get("Code") if reasons else None
+            session_reason = reasons[_SESSION_ITEM].get("Code") if reasons else None
             if session_reason == "ConditionalCheckFailed":
                 if session.completed or session.expires_at > int(at.timestamp()):
                     raise SignupAlreadyCompletedError("sign-up already submitted") from None

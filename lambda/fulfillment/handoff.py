@@ -2,7 +2,7 @@
 
 The seller's own sign-up site receives ``?registration=<id>``; its backend calls this with
 SigV4 to learn which AWS Marketplace customer the id belongs to. JSON in every answer,
-contact details never (they stay in the sign-up function's items).
+contact details never (they live in the contacts table, which this function cannot reach).
 """
 
 from __future__ import annotations

@@ -12,8 +12,10 @@ from enum import StrEnum
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 
+from fulfillment.settings import metrics_namespace
+
 logger = Logger()
-metrics = Metrics()
+metrics = Metrics(namespace=metrics_namespace())
 
 # botocore's DEBUG lines print request parameters, and ResolveCustomer's only parameter is the
 # registration token. Keep the AWS SDK's own loggers above DEBUG whatever the function's level.

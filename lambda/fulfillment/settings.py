@@ -20,6 +20,7 @@ from fulfillment.errors import ConfigurationError
 
 # Environment variable names: the contract with infra/ (a test compares them with the stack).
 CUSTOMERS_TABLE_NAME = "CUSTOMERS_TABLE_NAME"
+CONTACTS_TABLE_NAME = "CONTACTS_TABLE_NAME"
 IDEMPOTENCY_TABLE_NAME = "IDEMPOTENCY_TABLE_NAME"
 PRODUCT_CODES = "PRODUCT_CODES"
 REGISTRATION_URL = "REGISTRATION_URL"
@@ -72,9 +73,9 @@ class Settings:
     session_ttl_seconds: int
 
 
-# The sign-up page (fulfillment.signup).
+# The sign-up page (fulfillment.signup): the only function that gets the contacts table.
 SIGNUP_ENVIRONMENT_KEYS = frozenset(
-    {CUSTOMERS_TABLE_NAME, SIGNUP_COMPLETE_URL, SIGNUP_EXTRA_FIELDS}
+    {CUSTOMERS_TABLE_NAME, CONTACTS_TABLE_NAME, SIGNUP_COMPLETE_URL, SIGNUP_EXTRA_FIELDS}
 )
 # The seller hand-off API (fulfillment.handoff).
 HANDOFF_ENVIRONMENT_KEYS = frozenset({CUSTOMERS_TABLE_NAME})
@@ -113,6 +114,7 @@ class ExtraField:
 @dataclass(frozen=True, slots=True)
 class SignupSettings:
     customers_table_name: str
+    contacts_table_name: str
     signup_complete_url: str | None
     signup_extra_fields: tuple[ExtraField, ...]
 
@@ -152,6 +154,7 @@ def load_signup_settings(environ: Mapping[str, str]) -> SignupSettings:
     """Validate the sign-up page's variables; raise ConfigurationError naming the first fault."""
     return SignupSettings(
         customers_table_name=_table_name(environ, CUSTOMERS_TABLE_NAME),
+        contacts_table_name=_table_name(environ, CONTACTS_TABLE_NAME),
         signup_complete_url=_redirect_target(environ, SIGNUP_COMPLETE_URL, required=False),
         signup_extra_fields=_extra_fields(environ),
     )
@@ -195,6 +198,17 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         marketplace_region=_region(environ),
         session_ttl_seconds=_session_ttl(environ),
     )
+
+
+# Powertools reads this itself, but without a namespace every metric flush raises and the
+# invocation fails before it can answer; the functions fall back to this default instead.
+POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
+DEFAULT_METRICS_NAMESPACE = "Fulfillment"
+
+
+def metrics_namespace(environ: Mapping[str, str] = os.environ) -> str:
+    """The CloudWatch namespace of the functions' metrics."""
+    return environ.get(POWERTOOLS_METRICS_NAMESPACE, "").strip() or DEFAULT_METRICS_NAMESPACE
 
 
 @cache

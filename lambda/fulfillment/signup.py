@@ -60,7 +60,12 @@ _REJECTIONS: tuple[tuple[type[FulfillmentError], SignupRejectionReason], ...] = 
 
 @cache
 def _store() -> DynamoDBCustomerStore:
-    return DynamoDBCustomerStore(aws.dynamodb(), get_signup_settings().customers_table_name)
+    settings = get_signup_settings()
+    return DynamoDBCustomerStore(
+        aws.dynamodb(),
+        settings.customers_table_name,
+        contacts_table_name=settings.contacts_table_name,
+    )
 
 
 # log_event=False explicitly: POWERTOOLS_LOGGER_LOG_EVENT=true would otherwise log the whole

@@ -71,7 +71,11 @@ def _fresh_state(stack: LocalStack) -> Iterator[None]:
 
 def _empty_tables(stack: LocalStack) -> None:
     client = stack.dynamodb_client()
-    for table, keys in ((stack.customers_table, ("pk", "sk")), (stack.idempotency_table, ("id",))):
+    for table, keys in (
+        (stack.customers_table, ("pk", "sk")),
+        (stack.idempotency_table, ("id",)),
+        (stack.contacts_table, ("pk",)),
+    ):
         for page in client.get_paginator("scan").paginate(TableName=table):
             for item in page["Items"]:
                 client.delete_item(TableName=table, Key={k: item[k] for k in keys})

@@ -171,7 +171,7 @@ def test_registration_hands_over_an_id_and_stores_the_customer(
     assert item["registration_count"] == {"N": "1"}
     assert item["customer_aws_account_id"] == {"S": NEW_STYLE.customer_aws_account_id}
     assert item["product_code"] == {"S": PRODUCT_CODE}
-    for table in (stack.customers_table, stack.idempotency_table):
+    for table in (stack.customers_table, stack.idempotency_table, stack.contacts_table):
         assert token not in json.dumps(all_items(stack, table))
 
     # And the sign-up page shows the form for that registration

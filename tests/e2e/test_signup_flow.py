@@ -6,6 +6,7 @@ on the function's own sign-up form.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -65,8 +66,8 @@ def _set_up_account(page: Page, stack: LocalStack) -> None:
 
 def _contact_items(stack: LocalStack) -> list[dict[str, Any]]:
     answer = stack.dynamodb_client().get_item(
-        TableName=stack.customers_table,
-        Key={"pk": {"S": CUSTOMER_PK}, "sk": {"S": "CONTACT"}},
+        TableName=stack.contacts_table,
+        Key={"pk": {"S": CUSTOMER_PK}},
         ConsistentRead=True,
     )
     return [answer["Item"]] if "Item" in answer else []
@@ -104,6 +105,8 @@ def test_buyer_signs_up_from_marketplace_to_confirmation(
     (contact,) = _contact_items(stack)
     assert contact["email"] == {"S": "jane.buyer@example.com"}
     assert contact["extra"] == {"M": {"team_size": {"S": "12"}}}
+    customers = stack.dynamodb_client().scan(TableName=stack.customers_table)["Items"]
+    assert "jane.buyer@example.com" not in json.dumps(customers)
 
     # When they go back to the form (pages are no-store, so the browser asks again)
     page.go_back()

@@ -153,7 +153,11 @@ def test_synth_accepts_exactly_the_extra_fields_the_sign_up_function_accepts(fie
     message = ""
     try:
         at_run_time = load_signup_settings(
-            {"CUSTOMERS_TABLE_NAME": "customers", SIGNUP_EXTRA_FIELDS: raw}
+            {
+                "CUSTOMERS_TABLE_NAME": "customers",
+                "CONTACTS_TABLE_NAME": "contacts",
+                SIGNUP_EXTRA_FIELDS: raw,
+            }
         ).signup_extra_fields
     except ConfigurationError:
         at_run_time = None

@@ -23,6 +23,7 @@ from infra.lifecycle import (
     MARKETPLACE_TOPIC_ACCOUNT,
     RegionError,
 )
+from infra.packaging import DATA_PATH_ENV
 from infra.schema import CUSTOMERS
 from infra.stack import FulfillmentStack
 
@@ -214,13 +215,13 @@ def test_function_runtime_logging_and_environment(synth: Synth) -> None:
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
     assert function["LoggingConfig"]["LogFormat"] == "JSON"
-    try:
-        from fulfillment.settings import FUNCTION_ENVIRONMENT_KEYS
+    from fulfillment.settings import FUNCTION_ENVIRONMENT_KEYS
 
-        expected = FUNCTION_ENVIRONMENT_KEYS.get(LIFECYCLE_HANDLER, LIFECYCLE_KEYS)
-    except ImportError:  # pragma: no cover - the function package is on the test path
-        expected = LIFECYCLE_KEYS
-    assert {k for k in environment if not k.startswith("POWERTOOLS_")} == expected
+    expected = FUNCTION_ENVIRONMENT_KEYS[LIFECYCLE_HANDLER]
+    # The shipped service models: GetEntitlements' LICENSE_ARN filter (infra/packaging.py).
+    assert environment["AWS_DATA_PATH"] == DATA_PATH_ENV["AWS_DATA_PATH"]
+    own = {k for k in environment if not k.startswith("POWERTOOLS_")} - {"AWS_DATA_PATH"}
+    assert own == expected
     assert environment["PRODUCT_CODES"] == PRODUCTS
     assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= environment.keys()
 

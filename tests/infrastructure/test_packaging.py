@@ -106,6 +106,14 @@ def test_artifact_holds_the_handler_templates_and_current_model(artifact: Path) 
     # protocol would not load in an older runtime.
     assert model["metadata"]["protocol"] == "json"
     assert {"AWS_DATA_PATH": f"/var/task/{DATA_DIR_NAME}"} == DATA_PATH_ENV
+    # The lifecycle function filters GetEntitlements by license, which older models lack.
+    entitlement = json.loads(
+        (
+            artifact / DATA_DIR_NAME / "marketplace-entitlement" / "2017-01-11" / "service-2.json"
+        ).read_text()
+    )
+    assert "LICENSE_ARN" in entitlement["shapes"]["GetEntitlementFilterName"]["enum"]
+    assert entitlement["metadata"]["protocol"] == "json"
 
 
 def test_zip_matches_the_directory_and_is_small(report: ArtifactReport) -> None:

@@ -6,6 +6,7 @@ Synthesizing takes seconds, so the module synthesizes once and every test reads 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,12 +27,14 @@ from infra.api import (
     HANDOFF_HANDLER,
     IDEMPOTENCY_TABLE_ACTIONS,
     MARKETPLACE_ACTIONS,
+    SIGNUP_CONTACTS_KEY_ACTIONS,
+    SIGNUP_CONTACTS_TABLE_ACTIONS,
     SIGNUP_CUSTOMERS_TABLE_ACTIONS,
     SIGNUP_HANDLER,
 )
 from infra.app import build_app
 from infra.lifecycle import LIFECYCLE_HANDLER
-from infra.schema import CUSTOMERS, IDEMPOTENCY, create_table_request
+from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, create_table_request
 from infra.stack import FulfillmentStack
 
 CONTEXT = {
@@ -113,14 +116,12 @@ def test_every_function_environment_is_exactly_its_settings_keys(synth: Synth) -
     for handler, (_, function) in functions.items():
         environment = function["Environment"]["Variables"]
         own = {key for key in environment if not key.startswith("POWERTOOLS_")}
-        # Only the function that calls Marketplace gets the newer service model's path.
-        if handler == FULFILLMENT_HANDLER:
-            own.remove("AWS_DATA_PATH")
-        # The lifecycle handler's keys until fulfillment.settings registers it (issue 5)
-        pending = {LIFECYCLE_HANDLER: frozenset({"CUSTOMERS_TABLE_NAME", "PRODUCT_CODES"})}
-        assert own == FUNCTION_ENVIRONMENT_KEYS.get(handler, pending.get(handler)), handler
+        # Only the functions that call Marketplace get the newer service models' path.
+        calls_marketplace = handler in (FULFILLMENT_HANDLER, LIFECYCLE_HANDLER)
+        assert ("AWS_DATA_PATH" in own) == calls_marketplace, handler
+        own.discard("AWS_DATA_PATH")
+        assert own == FUNCTION_ENVIRONMENT_KEYS[handler], handler
         assert {"POWERTOOLS_SERVICE_NAME", "POWERTOOLS_METRICS_NAMESPACE"} <= environment.keys()
-        assert "AWS_DATA_PATH" in environment or handler != FULFILLMENT_HANDLER
 
 
 def _resolved(environment: dict[str, Any]) -> dict[str, str]:
@@ -186,10 +187,15 @@ def _key_schema(properties: dict[str, Any]) -> list[dict[str, str]]:
 
 
 @pytest.mark.parametrize(
-    ("schema", "name"), [(CUSTOMERS, "Customers"), (IDEMPOTENCY, "Idempotency")]
+    ("schema", "name"),
+    [(CUSTOMERS, "Customers"), (IDEMPOTENCY, "Idempotency"), (CONTACTS, "Contacts")],
 )
 def test_tables_match_the_local_definition(synth: Synth, schema: Any, name: str) -> None:
-    (table,) = [r for k, r in synth.resources("AWS::DynamoDB::Table").items() if name in k]
+    (table,) = [
+        r
+        for k, r in synth.resources("AWS::DynamoDB::Table").items()
+        if k.startswith(f"Tables{name}")
+    ]
     properties = table["Properties"]
     local = create_table_request(schema, "t")
 
@@ -201,10 +207,15 @@ def test_tables_match_the_local_definition(synth: Synth, schema: Any, name: str)
     assert indexes == {
         i["IndexName"]: i["KeySchema"] for i in local.get("GlobalSecondaryIndexes", [])
     }
-    assert properties["TimeToLiveSpecification"] == {
-        "AttributeName": schema.ttl_attribute,
-        "Enabled": True,
-    }
+    if schema.ttl_attribute:
+        assert properties["TimeToLiveSpecification"] == {
+            "AttributeName": schema.ttl_attribute,
+            "Enabled": True,
+        }
+    else:
+        assert "TimeToLiveSpecification" not in properties
+    stream = local.get("StreamSpecification", {}).get("StreamViewType")
+    assert properties.get("StreamSpecification", {}).get("StreamViewType") == stream
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert properties["DeletionProtectionEnabled"] is True
@@ -249,22 +260,44 @@ def _all_actions(statements: list[dict[str, Any]]) -> set[str]:
     }
 
 
+CONTACTS_KEY_ACTIONS = {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"}
+
+
+def _logical_id(synth: Synth, kind: str, construct: str) -> str:
+    """The logical id of the one ``kind`` resource of the Tables construct named ``construct``."""
+    # CDK's logical ids: the construct path without separators, then an 8-digit hash.
+    (found,) = [
+        k for k in synth.resources(kind) if re.fullmatch(f"Tables{construct}[0-9A-F]{{8}}", k)
+    ]
+    return found
+
+
+def _contacts_ids(synth: Synth) -> tuple[str, str]:
+    """(contacts table, contacts key) logical ids."""
+    return (
+        _logical_id(synth, "AWS::DynamoDB::Table", "Contacts"),
+        _logical_id(synth, "AWS::KMS::Key", "ContactsKey"),
+    )
+
+
 @pytest.mark.parametrize(
-    ("handler", "customers", "idempotency", "unscoped"),
+    ("handler", "customers", "idempotency", "contacts", "unscoped"),
     [
         (
             FULFILLMENT_HANDLER,
             {"dynamodb:PutItem", "dynamodb:UpdateItem"},
             {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+            set(),
             {"aws-marketplace:ResolveCustomer", *XRAY_ACTIONS},
         ),
         (
             SIGNUP_HANDLER,
-            {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+            {"dynamodb:GetItem", "dynamodb:UpdateItem"},
             set(),
+            {"dynamodb:PutItem"},
             XRAY_ACTIONS,
         ),
-        (HANDOFF_HANDLER, {"dynamodb:GetItem"}, set(), XRAY_ACTIONS),
+        (HANDOFF_HANDLER, {"dynamodb:GetItem"}, set(), set(), XRAY_ACTIONS),
     ],
 )
 def test_iam_is_exactly_what_each_function_calls(
@@ -272,14 +305,24 @@ def test_iam_is_exactly_what_each_function_calls(
     handler: str,
     customers: set[str],
     idempotency: set[str],
+    contacts: set[str],
     unscoped: set[str],
 ) -> None:
     statements = _function_statements(synth, handler)
     log_group_id = synth.function(handler)["LoggingConfig"]["LogGroup"]["Ref"]
+    contacts_table, contacts_key = _contacts_ids(synth)
 
     assert all(s["Effect"] == "Allow" for s in statements)
-    assert _actions_on(statements, _ref_to("Customers")) == customers
-    assert _actions_on(statements, _ref_to("Idempotency")) == idempotency
+    assert _actions_on(statements, _ref_to("TablesCustomers")) == customers
+    assert _actions_on(statements, _ref_to("TablesIdempotency")) == idempotency
+    assert _actions_on(statements, _ref_to(contacts_table)) == contacts
+    # The contacts table's key: only with the table, and only through DynamoDB
+    key_actions = CONTACTS_KEY_ACTIONS if contacts else set()
+    assert _actions_on(statements, _ref_to(contacts_key)) == key_actions
+    for statement in statements:
+        if _actions_on([statement], _ref_to(contacts_key)):
+            via = statement["Condition"]["StringEquals"]["kms:ViaService"]
+            assert _joined(via) == "dynamodb.<AWS::Region>.<AWS::URLSuffix>"
     assert _actions_on(statements, lambda r: r == "*") == unscoped
     # Logs: write to its own log group, nothing else
     assert _actions_on(statements, _ref_to(log_group_id)) == {
@@ -287,11 +330,51 @@ def test_iam_is_exactly_what_each_function_calls(
         "logs:PutLogEvents",
     }
     every_action = _all_actions(statements)
-    assert every_action == customers | idempotency | unscoped | {
+    assert every_action == customers | idempotency | contacts | key_actions | unscoped | {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     }
     assert not any(a.endswith("*") for a in every_action)
+
+
+def test_no_other_role_can_reach_the_contacts_table_or_its_key(synth: Synth) -> None:
+    # Given every IAM policy in the stack (all functions' roles, stream pollers, API Gateway)
+    signup_role = synth.function(SIGNUP_HANDLER)["Role"]["Fn::GetAtt"][0]
+    contacts_id, key_id = _contacts_ids(synth)
+
+    # Then only the sign-up function's role mentions the contacts table or its key
+    mentioning = {
+        json.dumps(policy["Properties"]["Roles"])
+        for kind in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")
+        for policy in synth.resources(kind).values()
+        if contacts_id in json.dumps(policy) or key_id in json.dumps(policy)
+    }
+    assert mentioning == {json.dumps([{"Ref": signup_role}])}
+    # And no other role or function mentions them at all (inline policies, environment)
+    for logical_id, resource in synth.json["Resources"].items():
+        if resource["Type"] in ("AWS::IAM::Role", "AWS::Lambda::Function"):
+            text = json.dumps(resource)
+            mine = logical_id == synth.functions()[SIGNUP_HANDLER][0]
+            assert mine or (contacts_id not in text and key_id not in text), logical_id
+    # And the table streams nowhere: no event source mapping reads it
+    for mapping in synth.resources("AWS::Lambda::EventSourceMapping").values():
+        assert contacts_id not in json.dumps(mapping)
+
+
+def test_contacts_table_is_encrypted_with_its_own_rotating_key(synth: Synth) -> None:
+    table_id, key_id = _contacts_ids(synth)
+    table, key = synth.json["Resources"][table_id], synth.json["Resources"][key_id]
+
+    sse = table["Properties"]["SSESpecification"]
+    assert (sse["SSEEnabled"], sse["SSEType"]) == (True, "KMS")
+    assert sse["KMSMasterKeyId"] == {"Fn::GetAtt": [key_id, "Arn"]}
+    assert "StreamSpecification" not in table["Properties"]
+    assert key["Properties"]["EnableKeyRotation"] is True
+    # Deleting the key would make the retained table unreadable: both outlive the stack
+    assert key["DeletionPolicy"] == key["UpdateReplacePolicy"] == "Retain"
+    # No other table uses it
+    others = [r for k, r in synth.resources("AWS::DynamoDB::Table").items() if k != table_id]
+    assert key_id not in json.dumps(others)
 
 
 def test_action_constants_are_what_the_template_grants(synth: Synth) -> None:
@@ -301,9 +384,12 @@ def test_action_constants_are_what_the_template_grants(synth: Synth) -> None:
         _function_statements(synth, FULFILLMENT_HANDLER), _ref_to("Idempotency")
     )
     assert set(MARKETPLACE_ACTIONS) == {"aws-marketplace:ResolveCustomer"}
-    assert set(SIGNUP_CUSTOMERS_TABLE_ACTIONS) == _actions_on(
-        _function_statements(synth, SIGNUP_HANDLER), _ref_to("Customers")
-    )
+    signup = _function_statements(synth, SIGNUP_HANDLER)
+    assert set(SIGNUP_CUSTOMERS_TABLE_ACTIONS) == _actions_on(signup, _ref_to("TablesCustomers"))
+    assert set(SIGNUP_CONTACTS_TABLE_ACTIONS) == {"dynamodb:PutItem"}
+    contacts_table, contacts_key = _contacts_ids(synth)
+    assert set(SIGNUP_CONTACTS_TABLE_ACTIONS) == _actions_on(signup, _ref_to(contacts_table))
+    assert set(SIGNUP_CONTACTS_KEY_ACTIONS) == _actions_on(signup, _ref_to(contacts_key))
     assert set(HANDOFF_CUSTOMERS_TABLE_ACTIONS) == {"dynamodb:GetItem"}
 
 

@@ -48,6 +48,7 @@ class Stack:
     dynamodb: Any
     customers_table: str
     idempotency_table: str
+    contacts_table: str
 
     def customer(self, pk: str) -> dict[str, Any] | None:
         item = self.dynamodb.get_item(
@@ -84,13 +85,15 @@ def stack(
     stand_in.reset()
     suffix = uuid.uuid4().hex[:8]
     customers, idempotency = f"customers-{suffix}", f"idempotency-{suffix}"
+    contacts = f"contacts-{suffix}"
     client = boto3.client("dynamodb", endpoint_url=dynamodb_server.url, region_name="us-east-1")
-    create_tables(client, customers, idempotency)
+    create_tables(client, customers, idempotency, contacts)
     environment = {
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_server.url,
         "AWS_ENDPOINT_URL_MARKETPLACE_METERING": server.url,
         "CUSTOMERS_TABLE_NAME": customers,
         "IDEMPOTENCY_TABLE_NAME": idempotency,
+        "CONTACTS_TABLE_NAME": contacts,
         "PRODUCT_CODES": f"{PRODUCT},prod-second",
         "REGISTRATION_URL": REGISTRATION_URL,
         "TRIAL_REGISTRATION_URL": TRIAL_URL,
@@ -100,7 +103,7 @@ def stack(
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     _reset_function_caches()
-    yield Stack(stand_in, client, customers, idempotency)
+    yield Stack(stand_in, client, customers, idempotency, contacts)
     _reset_function_caches()
 
 

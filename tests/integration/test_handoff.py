@@ -97,7 +97,9 @@ def test_completed_sign_up_shows_without_contact_details(
 ) -> None:
     # Given a registration whose buyer completed the built-in sign-up
     registration_id = _register(seller, "new-style", lambda_context)
-    store = DynamoDBCustomerStore(aws.dynamodb(), seller.customers_table)
+    store = DynamoDBCustomerStore(
+        aws.dynamodb(), seller.customers_table, contacts_table_name=seller.contacts_table
+    )
     session = store.get_session(registration_id)
     assert session is not None
     contact = ContactDetails("Example Corp", "Jane Buyer", "jane@buyer.example", "+1 555 0100")

@@ -90,7 +90,7 @@ def _session(stack: Stack, registration: str) -> dict[str, Any]:
 
 
 def _contacts(stack: Stack) -> list[dict[str, Any]]:
-    return [item for item in stack.items() if item["sk"] == {"S": "CONTACT"}]
+    return stack.items(stack.contacts_table)
 
 
 def _form(stack: Stack, registration: str, **fields: str) -> dict[str, str]:
@@ -265,7 +265,7 @@ def test_valid_submission_stores_the_contact_apart_and_marks_the_sign_up_complet
     assert response["statusCode"] == 200, response["body"]
     assert "your account is set up" in response["body"]
     assert "<form" not in response["body"]
-    # And the contact details are in an item of their own, under the customer's key
+    # And the contact details are in the contacts table, under the customer's key
     (contact,) = _contacts(signup)
     assert contact["pk"] == {"S": NEW_STYLE_PK}
     assert contact["company"] == {"S": "Example Corp"}  # surrounding whitespace stripped
@@ -278,9 +278,12 @@ def test_valid_submission_stores_the_contact_apart_and_marks_the_sign_up_complet
     assert customer is not None
     assert "signed_up_at" in customer
     assert not {"company", "contact_name", "email", "phone"} & set(customer)
-    assert not any(
-        value in json.dumps(customer) for value in (CONTACT["email"], CONTACT["contact_name"])
-    )
+    # And no item of the customers table (customer, session, or any other) holds any of them
+    customers_table = signup.items()
+    assert customers_table
+    assert {item["sk"]["S"] for item in customers_table} == {"CUSTOMER", "SESSION"}  # no CONTACT
+    stored = json.dumps(customers_table, ensure_ascii=False)
+    assert [value for value in CONTACT.values() if value in stored] == []
     # And the session is used up
     assert "completed_at" in _session(signup, registration)
     # And operations see one completed sign-up
@@ -308,7 +311,7 @@ def test_extra_fields_are_validated_and_stored_and_nothing_else_is_kept(
     (contact,) = _contacts(signup)
     assert contact["extra"] == {"M": {"vat_number": {"S": "DE123456789"}}}
     assert set(contact) == {
-        *("pk", "sk", "entity", "company", "contact_name", "email", "phone"),
+        *("pk", "company", "contact_name", "email", "phone"),
         *("extra", "registration_id", "updated_at"),
     }
     customer = signup.customer(NEW_STYLE_PK)
@@ -426,6 +429,7 @@ def test_second_submission_duplicates_nothing_and_says_it_is_done(
     for response in (again, reopened):
         assert response["statusCode"] == 200
         assert "already sent" in response["body"]
+        assert "console.aws.amazon.com/marketplace/home#/subscriptions" in response["body"]
         assert "<form" not in response["body"]
     # And there is still one contact item, unchanged, and the customer's stamp is the first
     assert _contacts(signup) == [first]

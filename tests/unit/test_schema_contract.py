@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fulfillment import customers
-from infra.schema import CUSTOMERS, IDEMPOTENCY, create_table_request
+from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, create_table_request
 
 
 def test_customer_store_uses_the_table_keys_and_ttl() -> None:
@@ -55,3 +55,15 @@ def test_customers_table_streams_both_images_for_the_events_publisher() -> None:
         "StreamViewType": "NEW_AND_OLD_IMAGES",
     }
     assert "StreamSpecification" not in create_table_request(IDEMPOTENCY, "idempotency")
+
+
+def test_contacts_table_is_keyed_by_the_customer_key_alone_with_no_stream_or_expiry() -> None:
+    request = create_table_request(CONTACTS, "contacts")
+
+    assert request["KeySchema"] == [{"AttributeName": customers.PK, "KeyType": "HASH"}]
+    assert request["AttributeDefinitions"] == [
+        {"AttributeName": customers.PK, "AttributeType": "S"}
+    ]
+    assert CONTACTS.ttl_attribute is None
+    assert "StreamSpecification" not in request
+    assert "GlobalSecondaryIndexes" not in request

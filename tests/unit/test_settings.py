@@ -98,16 +98,24 @@ def test_environment_keys_are_the_settings_fields(
     assert {f.name.upper() for f in fields(settings_class)} == keys
 
 
+SIGNUP_TABLES = {"CUSTOMERS_TABLE_NAME": "customers", "CONTACTS_TABLE_NAME": "contacts"}
 EXTRA = '[{"name": "team_size", "label": "Team size", "required": true, "max_length": 5}]'
 
 
 def test_extra_sign_up_fields_are_parsed() -> None:
-    settings = load_signup_settings(
-        {"CUSTOMERS_TABLE_NAME": "customers", "SIGNUP_EXTRA_FIELDS": EXTRA}
-    )
+    settings = load_signup_settings({**SIGNUP_TABLES, "SIGNUP_EXTRA_FIELDS": EXTRA})
 
     assert settings.signup_extra_fields == (ExtraField("team_size", "Team size", True, 5),)
     assert settings.signup_complete_url is None
+    assert settings.contacts_table_name == "contacts"
+
+
+@pytest.mark.parametrize("value", ["", "  ", "no/slashes"])
+def test_sign_up_needs_the_contacts_table(value: str) -> None:
+    with pytest.raises(ConfigurationError) as error:
+        load_signup_settings({**SIGNUP_TABLES, "CONTACTS_TABLE_NAME": value})
+
+    assert error.value.variable == "CONTACTS_TABLE_NAME"
 
 
 @pytest.mark.parametrize(
@@ -126,6 +134,14 @@ def test_extra_sign_up_fields_are_parsed() -> None:
 )
 def test_invalid_extra_fields_are_named(value: str) -> None:
     with pytest.raises(ConfigurationError) as error:
-        load_signup_settings({"CUSTOMERS_TABLE_NAME": "c1c", "SIGNUP_EXTRA_FIELDS": value})
+        load_signup_settings({**SIGNUP_TABLES, "SIGNUP_EXTRA_FIELDS": value})
 
     assert error.value.variable == "SIGNUP_EXTRA_FIELDS"
+
+
+def test_metrics_namespace_falls_back_to_a_default() -> None:
+    from fulfillment.settings import metrics_namespace
+
+    assert metrics_namespace({}) == "Fulfillment"
+    assert metrics_namespace({"POWERTOOLS_METRICS_NAMESPACE": " "}) == "Fulfillment"
+    assert metrics_namespace({"POWERTOOLS_METRICS_NAMESPACE": "Seller"}) == "Seller"
