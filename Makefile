@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
 .PHONY: help install run test test-unit test-integration test-e2e test-infra lint format chromium \
-	build synth deploy clean
+	build synth deploy bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -48,6 +48,12 @@ test-infra: $(STAMP) $(NODE_STAMP)
 
 build: $(STAMP) $(NODE_STAMP) ## Build the function artifact (build/function): 3.13 bytecode, no Docker
 	$(BIN)/python -m infra.packaging
+
+# A benchmark, not a test: prints markdown tables and writes them into docs/ (between each
+# section's markers). BENCH_ARGS passes options, e.g. make bench BENCH_ARGS="--only load --no-write".
+BENCH_ARGS ?=
+bench: $(STAMP) ## Measure (load run: 500 registrations, throttled Marketplace) and write the figures to docs/
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 # CONTEXT passes extra context, e.g. make deploy CONTEXT="-c productCodes=prod-x -c registrationUrl=https://..."
 CONTEXT ?=

@@ -23,6 +23,11 @@ NEW_CUSTOMER: Final = "NewCustomer"
 RETURNING_CUSTOMER: Final = "ReturningCustomer"
 DUPLICATE_SUBMISSION: Final = "DuplicateSubmission"
 
+# Dimensions {service}. A resolved registration parked on the recovery queue (fulfillment
+# function), and one replayed into the customers table (recovery processor).
+REGISTRATION_DEFERRED: Final = "RegistrationDeferred"
+REGISTRATION_RECOVERED: Final = "RegistrationRecovered"
+
 # Dimensions {Reason, service}.
 REGISTRATION_REJECTED: Final = "RegistrationRejected"
 REASON_DIMENSION: Final = "Reason"
@@ -114,6 +119,8 @@ METRIC_NAMES: Final = (
     NEW_CUSTOMER,
     RETURNING_CUSTOMER,
     DUPLICATE_SUBMISSION,
+    REGISTRATION_DEFERRED,
+    REGISTRATION_RECOVERED,
     REGISTRATION_REJECTED,
     MARKETPLACE_ERROR,
     SIGNUP_COMPLETED,

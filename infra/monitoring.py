@@ -221,6 +221,86 @@ class Monitoring(Construct):
         )
         self.alarms += [created.alarm for created in facade.created_alarms()[before:]]
 
+    def monitor_recovery(
+        self,
+        *,
+        function: lambda_.IFunction,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        oldest_message_age: Duration,
+        max_receive_count: int,
+    ) -> None:
+        """Rows and alarms for registration recovery (infra/recovery.py)."""
+        facade = self._facade
+        before = len(facade.created_alarms())
+        facade.add_large_header("Registration recovery")
+        facade.monitor_custom(
+            alarm_friendly_name="Recovery",
+            human_readable_name="Parked and recovered registrations",
+            description=(
+                f"{metrics.REGISTRATION_DEFERRED}: a resolved registration whose writes failed "
+                f"was parked on the recovery queue; {metrics.REGISTRATION_RECOVERED}: one was "
+                f"replayed into the customers table."
+            ),
+            metric_groups=[
+                CustomMetricGroup(
+                    title="Parked and recovered registrations",
+                    metrics=[
+                        self._metric(metrics.REGISTRATION_DEFERRED, label="Parked"),
+                        self._metric(metrics.REGISTRATION_RECOVERED, label="Recovered"),
+                    ],
+                )
+            ],
+        )
+        facade.monitor_sqs_queue_with_dlq(
+            queue=queue,
+            dead_letter_queue=dead_letter_queue,
+            alarm_friendly_name="Recovery-Queue",
+            human_readable_name="Recovery queue and dead-letter queue",
+            add_queue_max_message_age_alarm={
+                _CRITICAL: MaxMessageAgeThreshold(
+                    max_age_in_seconds=int(oldest_message_age.to_seconds()),
+                    alarm_description_override=(
+                        f"A resolved registration has waited on the recovery queue for more "
+                        f"than {oldest_message_age.to_minutes()} minutes: a buyer who paid is "
+                        f"not in the customers table yet and cannot finish signing up. Check "
+                        f"first: the recovery function's log group (DynamoDB error codes), its "
+                        f"Errors and throttles, the customers table's throttling, and whether "
+                        f"its event source mapping is enabled (docs/reliability.md)."
+                    ),
+                )
+            },
+            add_dead_letter_queue_max_size_alarm={
+                _CRITICAL: MaxMessageCountThreshold(
+                    max_message_count=0,
+                    alarm_description_override=(
+                        f"Recovered registrations stuck: a resolved registration failed "
+                        f"{max_receive_count} replays and waits in the recovery dead-letter "
+                        f"queue (kept 14 days). A paying customer is NOT recorded. Inspect the "
+                        f"message and the recovery function's logs, fix the cause, then "
+                        f"redrive with 'aws sqs start-message-move-task' (docs/reliability.md)."
+                    ),
+                )
+            },
+        )
+        facade.monitor_lambda_function(
+            lambda_function=function,
+            alarm_friendly_name="Recovery-Function",
+            human_readable_name="Recovery function",
+            add_fault_count_alarm={
+                _CRITICAL: ErrorCountThreshold(
+                    max_error_count=0,
+                    alarm_description_override=(
+                        "The recovery function failed a whole invocation in the last 5 minutes "
+                        "(a timeout, a crash while starting). Its messages return to the "
+                        "recovery queue and are retried, then dead-lettered. Check its log "
+                        "group and the last deployment."
+                    ),
+                )
+            },
+        )
+        self.alarms += [created.alarm for created in facade.created_alarms()[before:]]
+
     def _alarm_topic(self, stack: Stack) -> sns.Topic:
         # CloudWatch cannot publish to a topic under the AWS-managed aws/sns key: its key
         # policy cannot be changed to let cloudwatch.amazonaws.com use it.

@@ -1,4 +1,5 @@
-"""The fulfillment stack: tables, API + functions, web firewall, monitoring, lifecycle."""
+"""The fulfillment stack: tables, API + functions, web firewall, monitoring, recovery,
+lifecycle."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from infra import recovery
 from infra.api import FulfillmentApi
 from infra.config import FulfillmentConfig
 from infra.events import RegistrationEvents
@@ -15,6 +17,7 @@ from infra.lifecycle import MAX_RECEIVE_COUNT, OLDEST_MESSAGE_AGE, Lifecycle
 from infra.monitoring import Monitoring
 from infra.nag import Acknowledgement, acknowledge
 from infra.packaging import DATA_PATH_ENV
+from infra.recovery import RegistrationRecovery
 from infra.tables import Tables
 from infra.waf import WebFirewall
 
@@ -81,6 +84,23 @@ class FulfillmentStack(Stack):
             alarm_topic=monitoring.topic,
         )
         self.acknowledgements.extend(events.acknowledgements)
+        self.recovery = RegistrationRecovery(
+            self,
+            "Recovery",
+            table=tables.customers,
+            code_dir=code_dir,
+            environment_extra=powertools,
+            log_retention=api.log_retention,
+        )
+        self.recovery.connect(api.function)
+        self.acknowledgements.extend(self.recovery.acknowledgements)
+        monitoring.monitor_recovery(
+            function=self.recovery.function,
+            queue=self.recovery.queue,
+            dead_letter_queue=self.recovery.dead_letter_queue,
+            oldest_message_age=recovery.OLDEST_MESSAGE_AGE,
+            max_receive_count=recovery.MAX_RECEIVE_COUNT,
+        )
         self.lifecycle: Lifecycle | None = None
         if config.lifecycle_enabled:
             self.lifecycle = Lifecycle(
@@ -147,6 +167,13 @@ class FulfillmentStack(Stack):
             description="Subscribe your provisioning to source fulfillment.registration here",
         )
         CfnOutput(self, "NotificationTopicArn", value=events.topic.topic_arn)
+        CfnOutput(
+            self,
+            "RecoveryDeadLetterQueueArn",
+            value=self.recovery.dead_letter_queue.queue_arn,
+            description="Registrations that could not be recorded after 5 attempts: paying "
+            "customers not yet in the customers table (docs/reliability.md)",
+        )
         if self.lifecycle is not None:
             CfnOutput(
                 self,

@@ -73,7 +73,12 @@ def create_tables(
         (IDEMPOTENCY, idempotency_table),
         (CONTACTS, contacts_table),
     )
-    existing = set(client.list_tables().get("TableNames", []))
+    # ListTables pages at 100 names: a busy endpoint (a long test session) holds more.
+    existing = {
+        name
+        for page in client.get_paginator("list_tables").paginate()
+        for name in page.get("TableNames", [])
+    }
     for schema, name in wanted:
         if name not in existing:
             client.create_table(**create_table_request(schema, name))

@@ -168,6 +168,22 @@ def default_customers(
     ]
 
 
+def generated_customer(product_code: str, number: int) -> TestCustomer:
+    """Buyer ``number`` of a crowd (load runs): new-style, with its own account and license."""
+    if not 0 <= number < 10**11:
+        raise ValueError("number must be between 0 and 10**11 - 1")
+    account = f"9{number:011d}"
+    return TestCustomer(
+        name=f"generated-{number}",
+        label=f"Generated buyer {number}",
+        product_code=product_code,
+        customer_aws_account_id=account,
+        license_arn=f"arn:aws:license-manager::{account}:license:l-{number:032x}",
+        customer_identifier="",
+        agreement_id=f"agmt-gen{number:022d}",
+    )
+
+
 @dataclass
 class _Faults:
     throttle_next: int = 0
@@ -221,6 +237,7 @@ class MarketplaceStandIn:
         self._random = random.Random()  # noqa: S311 - fault injection, not cryptography
         self._resolve_calls = 0
         self._calls_by_key: dict[str, int] = {}
+        self._answers: dict[str, int] = {}
 
     # -- customers and tokens ------------------------------------------------------------------
 
@@ -228,6 +245,13 @@ class MarketplaceStandIn:
     def customers(self) -> list[TestCustomer]:
         with self._lock:
             return list(self._customers.values())
+
+    def add_customer(self, customer: TestCustomer) -> None:
+        """Make one more buyer known (e.g. generated_customer); ValueError if the name is taken."""
+        with self._lock:
+            if customer.name in self._customers:
+                raise ValueError(f"duplicate test customer name: {customer.name}")
+            self._customers[customer.name] = customer
 
     def issue_token(self, customer_name: str) -> str:
         """A fresh registration token for the named customer; KeyError if unknown."""
@@ -254,25 +278,31 @@ class MarketplaceStandIn:
             self._resolve_calls += 1
             key = _token_key(token)
             self._calls_by_key[key] = self._calls_by_key.get(key, 0) + 1
+            status, body = self._answer(token)
+            outcome = str(body.get("__type", "ok"))
+            self._answers[outcome] = self._answers.get(outcome, 0) + 1
+            return status, body
 
-            faults = self._faults
-            if faults.disabled:
-                return _error("DisabledApiException")
-            if faults.throttle_next > 0:
-                faults.throttle_next -= 1
-                return _error("ThrottlingException")
-            if faults.internal_error_next > 0:
-                faults.internal_error_next -= 1
-                return _error("InternalServiceErrorException")
-            if faults.throttle_rate > 0 and self._random.random() < faults.throttle_rate:
-                return _error("ThrottlingException")
+    def _answer(self, token: str) -> tuple[int, dict[str, Any]]:
+        # Called with the lock held.
+        faults = self._faults
+        if faults.disabled:
+            return _error("DisabledApiException")
+        if faults.throttle_next > 0:
+            faults.throttle_next -= 1
+            return _error("ThrottlingException")
+        if faults.internal_error_next > 0:
+            faults.internal_error_next -= 1
+            return _error("InternalServiceErrorException")
+        if faults.throttle_rate > 0 and self._random.random() < faults.throttle_rate:
+            return _error("ThrottlingException")
 
-            issued = self._tokens.get(token) if token.strip() else None
-            if issued is None:
-                return _error("InvalidTokenException")
-            if time.monotonic() - issued.issued_at >= faults.expire_after_seconds:
-                return _error("ExpiredTokenException")
-            return 200, _resolve_body(issued.customer)
+        issued = self._tokens.get(token) if token.strip() else None
+        if issued is None:
+            return _error("InvalidTokenException")
+        if time.monotonic() - issued.issued_at >= faults.expire_after_seconds:
+            return _error("ExpiredTokenException")
+        return 200, _resolve_body(issued.customer)
 
     # -- lifecycle notifications ----------------------------------------------------------------
 
@@ -393,6 +423,7 @@ class MarketplaceStandIn:
             self._tokens.clear()
             self._resolve_calls = 0
             self._calls_by_key.clear()
+            self._answers.clear()
             self._last_sent.clear()
 
     # -- counts ----------------------------------------------------------------------------------
@@ -406,12 +437,19 @@ class MarketplaceStandIn:
         with self._lock:
             return self._calls_by_key.get(_token_key(token), 0)
 
+    @property
+    def resolve_answers(self) -> dict[str, int]:
+        """How ResolveCustomer calls were answered so far: "ok" or the error code, counted."""
+        with self._lock:
+            return dict(self._answers)
+
     def state(self) -> dict[str, Any]:
         """JSON-safe summary: counts (per token by SHA-256 digest), faults, customers."""
         with self._lock:
             return {
                 "resolve_calls": self._resolve_calls,
                 "resolve_calls_by_token_sha256": dict(self._calls_by_key),
+                "resolve_answers": dict(self._answers),
                 "tokens_issued": len(self._tokens),
                 "faults": asdict(self._faults),
                 "customers": [asdict(c) for c in self._customers.values()],

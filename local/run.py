@@ -39,6 +39,7 @@ from local.marketplace import (
     default_customers,
     start_server,
 )
+from local.recovery import LocalRecovery, start_local_recovery
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -111,6 +112,8 @@ class LocalStack:
     events: LocalEvents | None = None
     # The lifecycle queue and its consumer (None when DynamoDB is external: no moto SQS).
     lifecycle: LocalLifecycle | None = None
+    # The recovery queue (registrations whose writes failed) and the recovery processor.
+    recovery: LocalRecovery | None = None
     _stop_callbacks: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _stopped: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -316,6 +319,17 @@ def _start(
     # As deployed, the publisher and the lifecycle processor never learn of the contacts table.
     without_contacts = {k: v for k, v in function_environment.items() if k != _CONTACTS_SETTING}
 
+    # Recovery: the fulfillment function parks registrations whose writes failed on an SQS
+    # queue (RECOVERY_QUEUE_URL, a required setting): moto's, or AWS_ENDPOINT_URL_SQS's when
+    # DynamoDB is external (that endpoint must then speak SQS).
+    sqs_url = environ.get("AWS_ENDPOINT_URL_SQS", "").strip() or dynamodb_url
+    recovery = start_local_recovery(
+        endpoint_url=sqs_url, function_environment=without_contacts, region=LOCAL_REGION
+    )
+    stop_callbacks.append(recovery.stop)
+    function_environment["RECOVERY_QUEUE_URL"] = recovery.queue_url
+    function_environment["AWS_ENDPOINT_URL_SQS"] = sqs_url
+
     # Registration events need moto's stream, EventBridge and SQS: only with our own moto.
     events: LocalEvents | None = None
     if own_moto:
@@ -396,6 +410,7 @@ def _start(
         _stop_callbacks=stop_callbacks,
         events=events,
         lifecycle=lifecycle,
+        recovery=recovery,
     )
 
 
@@ -417,6 +432,8 @@ def _banner(stack: LocalStack) -> str:
         lines.append(f"  Published events    {stack.url}{EVENTS_PATH}")
     if stack.lifecycle is not None:
         lines.append(f"  Lifecycle queue     {stack.lifecycle.queue_url}")
+    if stack.recovery is not None:
+        lines.append(f"  Recovery queue      {stack.recovery.queue_url}")
     return "\n".join(lines)
 
 

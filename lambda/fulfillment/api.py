@@ -21,6 +21,7 @@ from fulfillment.errors import (
     MarketplaceDisabledError,
     MarketplaceError,
     MissingTokenError,
+    RecoveryUnavailableError,
     RejectedSubmissionError,
     StorageUnavailableError,
 )
@@ -37,6 +38,7 @@ from fulfillment.observability import (
     logger,
     metrics,
 )
+from fulfillment.recovery_queue import SqsRecoveryQueue
 from fulfillment.redirects import builtin_signup_path, registration_location
 from fulfillment.registration import open_session, register
 from fulfillment.settings import MARKETPLACE_REGION, Settings, get_settings
@@ -52,6 +54,8 @@ class Registrar:
         self.settings = settings
         self.customers = DynamoDBCustomerStore(aws.dynamodb(), settings.customers_table_name)
         self.marketplace = MeteringMarketplace(aws.metering(settings.marketplace_region))
+        # The client is built on the first parked registration only (aws.recovery_sqs).
+        self.recovery = SqsRecoveryQueue(aws.recovery_sqs, settings.recovery_queue_url)
         self.once = OncePerToken(self._register, settings.idempotency_table_name, aws.dynamodb())
 
     def _register(self, token: str, request_id: str) -> RegistrationOutcome:
@@ -59,6 +63,7 @@ class Registrar:
             token,
             marketplace=self.marketplace,
             customers=self.customers,
+            recovery=self.recovery,
             product_codes=self.settings.product_codes,
             now=datetime.now(UTC),
             session_ttl_seconds=self.settings.session_ttl_seconds,
@@ -112,7 +117,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         registrar = _registrar()
         with deadline.budget(context):
             outcome = registrar.registration_for(submission.token, request_id, context)
-        return responses.see_other(_location(registrar.settings, submission, outcome, event))
+        location = _location(registrar.settings, submission, outcome, event)
+        if outcome.deferred:
+            return pages.render(pages.DEFERRED, continue_href=location)
+        return responses.see_other(location)
     except Exception as error:  # every failure becomes a page for a person
         _report(error)
         return pages.render(pages.page_for(error), reference=request_id, submission=submission)
@@ -127,6 +135,8 @@ def _location(
     duplicate = outcome.registered_by_request != _current_request_id()
     if duplicate:
         count(MetricName.DUPLICATE_SUBMISSION)
+    elif outcome.deferred:
+        count(MetricName.REGISTRATION_DEFERRED)
     else:
         count(MetricName.REGISTRATION_SUCCEEDED)
         count(MetricName.NEW_CUSTOMER if outcome.new_customer else MetricName.RETURNING_CUSTOMER)
@@ -137,6 +147,7 @@ def _location(
             "product_code": outcome.product_code,
             "new_customer": outcome.new_customer,
             "duplicate_submission": duplicate,
+            "deferred": outcome.deferred,
             "free_trial": submission.free_trial,
         },
     )
@@ -168,6 +179,11 @@ def _report(error: Exception) -> None:
         logger.error(
             f"configuration fault: {error}",
             extra={"variable": error.variable},
+        )
+    elif isinstance(error, RecoveryUnavailableError):
+        logger.error(
+            "registration neither stored nor parked on the recovery queue; the buyer may retry",
+            extra={"error": str(error)},
         )
     elif isinstance(error, StorageUnavailableError):
         logger.error("DynamoDB unavailable", extra={"error": str(error)})

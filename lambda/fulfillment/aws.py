@@ -55,6 +55,24 @@ def metering(region: str) -> MarketplaceMeteringClient:
     return client
 
 
+# Parking a resolved registration on the recovery queue (fulfillment.recovery_queue): the
+# buyer is waiting, and the deadline's grace (deadline.grace) bounds the attempts.
+RECOVERY_CONFIG = Config(
+    connect_timeout=1,
+    read_timeout=1,
+    retries={"mode": "standard", "total_max_attempts": 3},
+    tcp_keepalive=True,
+)
+
+
+@cache
+def recovery_sqs() -> Any:
+    """Built on the first parked registration only: the cold path never pays for it."""
+    client = session().client("sqs", config=RECOVERY_CONFIG)
+    client.meta.events.register("before-send", deadline.check)
+    return client
+
+
 # The publisher runs after the buyer's request, so it can afford more patience than the API:
 # 5 attempts, read 5 s; what still fails goes to the retry queue, then back to Lambda.
 DELIVERY_CONFIG = Config(

@@ -63,6 +63,50 @@ class DynamoDBCustomerStore:
     def record_registration(
         self, customer: ResolvedCustomer, at: datetime, registration_id: str
     ) -> bool:
+        # Conditional on the registration id even here: when botocore retries an UpdateItem
+        # whose first attempt did reach DynamoDB (a read timeout), the retry must not count
+        # the registration twice (seen under load: registration_count 2).
+        try:
+            answer = self._update_customer(customer, at, registration_id)
+        except _AlreadyWrittenError as written:
+            # Our own earlier attempt applied it: new if that made the count 1.
+            count = str(written.item.get("registration_count", {}).get("N", "0"))
+            return count == "1"
+        # UPDATED_OLD holds registration_count only if an earlier registration set it; an item
+        # that only the lifecycle processor wrote still counts as a new customer.
+        return "registration_count" not in answer.get("Attributes", {})
+
+    def replay_registration(
+        self, customer: ResolvedCustomer, at: datetime, registration_id: str
+    ) -> bool:
+        """The same update, made idempotent for replays: a registration id already applied
+        (its attempt reached DynamoDB after all, or SQS delivered the message twice) is
+        skipped, so ``registration_count`` counts it once."""
+        try:
+            self._update_customer(customer, at, registration_id)
+        except _AlreadyWrittenError:
+            return False
+        return True
+
+    def restore_session(
+        self,
+        session_id: str,
+        customer_key: str,
+        product_code: str,
+        at: datetime,
+        expires_at: int,
+        csrf_token: str,
+    ) -> bool:
+        """The session unless it exists (then an earlier attempt or delivery stored it)."""
+        try:
+            self._put_session(session_id, customer_key, product_code, at, expires_at, csrf_token)
+        except _AlreadyWrittenError:
+            return False
+        return True
+
+    def _update_customer(
+        self, customer: ResolvedCustomer, at: datetime, registration_id: str
+    ) -> dict[str, Any]:
         values: dict[str, Any] = {
             ":entity": {"S": "customer"},
             ":registration": {"S": registration_id},
@@ -92,12 +136,30 @@ class DynamoDBCustomerStore:
                 UpdateExpression="SET " + ", ".join(assignments) + " ADD registration_count :one",
                 ExpressionAttributeValues=values,
                 ReturnValues="UPDATED_OLD",
+                # A registration id already applied is skipped: it counts once.
+                ConditionExpression="attribute_not_exists(last_registration_id) "
+                "OR last_registration_id <> :registration",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
-        # UPDATED_OLD holds registration_count only if an earlier registration set it; an item
-        # that only the lifecycle processor wrote still counts as a new customer.
-        return "registration_count" not in answer.get("Attributes", {})
+        return dict(answer)
 
     def create_session(
+        self,
+        session_id: str,
+        customer_key: str,
+        product_code: str,
+        at: datetime,
+        expires_at: int,
+        csrf_token: str,
+    ) -> None:
+        try:
+            self._put_session(session_id, customer_key, product_code, at, expires_at, csrf_token)
+        except _AlreadyWrittenError:
+            # 192 random bits never collide: the item is ours, written by an earlier attempt
+            # of this very call that botocore retried after a timeout.
+            return
+
+    def _put_session(
         self,
         session_id: str,
         customer_key: str,
@@ -236,11 +298,25 @@ class DynamoDBCustomerStore:
             raise StorageUnavailableError(_error_code(exc)) from exc
 
 
+class _AlreadyWrittenError(Exception):
+    """A conditional write found its item already written (a replay, or botocore's retry of an
+    attempt that did reach DynamoDB); ``item`` is the item as found, when it was returned."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("already written")
+        self.item = item
+
+
 @contextmanager
 def _storage_errors() -> Iterator[None]:
     try:
         yield
-    except (ClientError, BotoCoreError) as exc:
+    except ClientError as exc:
+        if _error_code(exc) == "ConditionalCheckFailedException":
+            found: Any = exc.response.get("Item") or {}
+            raise _AlreadyWrittenError(dict(found)) from exc
+        raise StorageUnavailableError(_error_code(exc)) from exc
+    except BotoCoreError as exc:
         raise StorageUnavailableError(_error_code(exc)) from exc
 
 

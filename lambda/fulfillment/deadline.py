@@ -12,14 +12,27 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fulfillment.errors import DeadlineExceededError
 
 # Long enough for one last attempt (connect 1 s + read 2 s) and rendering the page.
 RESERVE_MILLIS = 4000
+# Once a resolved registration is being parked (grace()), its SendMessage and the idempotency
+# record's save may start until this much is left: each attempt takes at most connect 1 s +
+# read 1 s, so they end before the invocation does.
+GRACE_RESERVE_MILLIS = 2500
 
-_deadline: ContextVar[float | None] = ContextVar("fulfillment_deadline", default=None)
+
+@dataclass(slots=True)
+class _Budget:
+    deadline: float
+    grace_deadline: float
+    grace: bool = False
+
+
+_budget: ContextVar[_Budget | None] = ContextVar("fulfillment_deadline", default=None)
 
 
 class RemainingTime(Protocol):
@@ -30,12 +43,25 @@ class RemainingTime(Protocol):
 def budget(context: RemainingTime, reserve_millis: int = RESERVE_MILLIS) -> Iterator[None]:
     """Within this block, AWS calls start no attempt later than ``reserve_millis`` before
     the invocation's end."""
-    remaining = context.get_remaining_time_in_millis() - reserve_millis
-    token = _deadline.set(time.monotonic() + max(remaining, 0) / 1000)
+    now, left = time.monotonic(), context.get_remaining_time_in_millis()
+    token = _budget.set(
+        _Budget(
+            deadline=now + max(left - reserve_millis, 0) / 1000,
+            grace_deadline=now + max(left - min(GRACE_RESERVE_MILLIS, reserve_millis), 0) / 1000,
+        )
+    )
     try:
         yield
     finally:
-        _deadline.reset(token)
+        _budget.reset(token)
+
+
+def grace() -> None:
+    """From now on in this budget, attempts may start until the grace deadline: a resolved
+    registration is being kept, and losing it costs more than a slower page."""
+    budget = _budget.get()
+    if budget is not None:
+        budget.grace = True
 
 
 def check(event_name: str = "", **_: Any) -> None:
@@ -44,8 +70,11 @@ def check(event_name: str = "", **_: Any) -> None:
     DeleteItem is let through: it is how Powertools removes the idempotency record of a
     failed attempt, and without it the buyer's "Try again" would find the token in progress.
     """
-    deadline = _deadline.get()
-    if deadline is None or time.monotonic() < deadline:
+    budget = _budget.get()
+    if budget is None:
+        return
+    deadline = budget.grace_deadline if budget.grace else budget.deadline
+    if time.monotonic() < deadline:
         return
     if event_name.endswith(".DeleteItem"):
         return

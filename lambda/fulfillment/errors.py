@@ -90,6 +90,13 @@ class StorageUnavailableError(FulfillmentError):
     """DynamoDB refused or timed out after retries; nothing was registered, try again."""
 
 
+class RecoveryUnavailableError(StorageUnavailableError):
+    """A resolved registration could not be written nor parked on the recovery queue.
+
+    Nothing was promised to the buyer: they get the Try again page, and the token stays valid.
+    """
+
+
 class RegistrationInProgressError(FulfillmentError):
     """Another request is still registering the same token."""
 

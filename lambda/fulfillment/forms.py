@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,6 +16,7 @@ from urllib.parse import parse_qs
 from fulfillment.errors import OversizedFormError, UnreadableFormError
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+_ASCII = bytes(range(0x20, 0x7F))
 
 Fields = dict[str, list[str]]
 
@@ -62,7 +62,11 @@ def _body_bytes(body: str, base64_encoded: bool, max_body_bytes: int) -> bytes:
     if len(body) > 2 * max_body_bytes:
         raise OversizedFormError("request body too large")
     if not base64_encoded:
-        return body.encode("utf-8", errors="surrogateescape")
+        try:
+            return body.encode("utf-8", errors="surrogateescape")
+        except UnicodeEncodeError:
+            # A lone surrogate outside surrogateescape's range ("\ud800" in the event's JSON).
+            raise UnreadableFormError("body is not text") from None
     try:
         return base64.b64decode(body, validate=True)
     except (binascii.Error, ValueError):
@@ -78,8 +82,13 @@ def _content_type(event: Mapping[str, Any]) -> tuple[str, str]:
         key, _, param_value = param.partition("=")
         if key.strip().lower() == "charset" and param_value.strip():
             charset = param_value.strip().strip('"').lower()
+    # A form body is percent-encoded ASCII: a charset that does not read ASCII as ASCII
+    # (unknown labels, UTF-16, EBCDIC, and codecs that decode no text at all, such as rot13
+    # or base64) is taken as UTF-8, as browsers do for UTF-16 forms.
     try:
-        codecs.lookup(charset)
-    except LookupError:
-        charset = "utf-8"  # a form body is percent-encoded ASCII; an unknown label changes little
+        ascii_compatible = _ASCII.decode(charset) == _ASCII.decode("ascii")
+    except (LookupError, ValueError):
+        ascii_compatible = False
+    if not ascii_compatible:
+        charset = "utf-8"
     return media_type.strip().lower(), charset

@@ -57,10 +57,11 @@ def _single_token(values: list[str]) -> str:
     token = distinct.pop()
     if not token.strip():
         raise MissingTokenError("blank registration token")
-    if len(token.encode()) > MAX_TOKEN_BYTES:
-        raise MalformedTokenError("registration token too long")
+    # ASCII first: a lone surrogate ("\ud800" in the event's JSON) has no UTF-8 length.
     if not token.isascii() or not token.isprintable() or any(c.isspace() for c in token):
         raise MalformedTokenError("registration token has whitespace or non-printable characters")
+    if len(token) > MAX_TOKEN_BYTES:
+        raise MalformedTokenError("registration token too long")
     return token
 
 

@@ -30,6 +30,10 @@ class MetricName(StrEnum):
     DUPLICATE_SUBMISSION = "DuplicateSubmission"
     REGISTRATION_REJECTED = "RegistrationRejected"
     MARKETPLACE_ERROR = "MarketplaceError"
+    # A resolved registration parked on the recovery queue (fulfillment.api), and replayed
+    # into the customers table (fulfillment.recovery).
+    REGISTRATION_DEFERRED = "RegistrationDeferred"
+    REGISTRATION_RECOVERED = "RegistrationRecovered"
     # The sign-up page (fulfillment.signup).
     SIGNUP_COMPLETED = "SignupCompleted"
     SIGNUP_REJECTED = "SignupRejected"

@@ -167,6 +167,19 @@ _BUSY = Page(
     show_reference=True,
 )
 
+# A resolved registration whose writes failed and that waits on the recovery queue: honest
+# about it, and a Continue link to the sign-up target (the id is not the token).
+DEFERRED = Page(
+    202,
+    "We received your subscription",
+    (
+        "We received your subscription and are finishing setting up your account.",
+        "This usually takes less than a minute. Choose \u201cContinue\u201d to go on; if the "
+        "next page is not ready yet, wait a moment and continue again.",
+    ),
+    retry_after_seconds=30,
+)
+
 # The one place where errors meet HTTP. Looked up along the exception's class hierarchy.
 ERROR_PAGES: dict[type[FulfillmentError], Page] = {
     MissingTokenError: _START_AGAIN,
@@ -292,9 +305,11 @@ def render(
     reference: str = "",
     submission: Submission | None = None,
     retry_href: str | None = None,
+    continue_href: str | None = None,
 ) -> dict[str, Any]:
     """The proxy response for ``page``; ``submission`` fills the re-submit form where it has one,
-    ``retry_href`` (a same-page link) stands in for it where a GET can simply be repeated."""
+    ``retry_href`` (a same-page link) stands in for it where a GET can simply be repeated;
+    ``continue_href`` (from configuration only) is a link onwards."""
     body = (
         _environment()
         .get_template("page.html")
@@ -305,6 +320,7 @@ def render(
             marketplace_url=MARKETPLACE_SUBSCRIPTIONS_URL,
             resubmit=submission if page.resubmit else None,
             retry_href=retry_href if page.resubmit else None,
+            continue_href=continue_href,
             reference=reference if page.show_reference else "",
             css=CSS,
         )

@@ -8,6 +8,7 @@ from typing import Protocol
 from fulfillment.models import (
     ContactDetails,
     CustomerRecord,
+    ParkedRegistration,
     ResolvedCustomer,
     SignupSession,
 )
@@ -36,6 +37,34 @@ class CustomerStore(Protocol):
         csrf_token: str,
     ) -> None:
         """Store a sign-up session that refers to the customer and expires at ``expires_at``."""
+        ...
+
+
+class RecoveryStore(Protocol):
+    """The writes a parked registration is replayed with; both are idempotent."""
+
+    def restore_session(
+        self,
+        session_id: str,
+        customer_key: str,
+        product_code: str,
+        at: datetime,
+        expires_at: int,
+        csrf_token: str,
+    ) -> bool:
+        """Store the session unless it exists; True when this call stored it."""
+        ...
+
+    def replay_registration(
+        self, customer: ResolvedCustomer, at: datetime, registration_id: str
+    ) -> bool:
+        """Apply the registration unless ``registration_id`` already was; True when applied."""
+        ...
+
+
+class RecoveryQueue(Protocol):
+    def park(self, registration: ParkedRegistration, *, reason: str) -> None:
+        """Keep ``registration`` durably for replay; raise RecoveryUnavailableError if not."""
         ...
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 REGISTRATION_PARAMETER = "registration"
 SIGNUP_RESOURCE = "/signup"
+# A stage name or a custom domain's base path: non-empty segments of unreserved characters.
+_PATH_PREFIX = re.compile(r"(/[A-Za-z0-9._~+-]+)*")
 
 
 def registration_location(base_url: str, session_id: str) -> str:
@@ -31,4 +34,9 @@ def builtin_signup_path(event: Mapping[str, Any]) -> str:
     seen = str((event.get("requestContext") or {}).get("path") or "")
     routed = str(event.get("path") or "")
     prefix = seen[: len(seen) - len(routed)] if routed and seen.endswith(routed) else ""
-    return prefix.rstrip("/") + SIGNUP_RESOURCE
+    prefix = prefix.rstrip("/")
+    if not _PATH_PREFIX.fullmatch(prefix):
+        # "//host", "/\\host" or a tab would send the browser to another site: only plain
+        # stage and base-path segments are kept.
+        prefix = ""
+    return prefix + SIGNUP_RESOURCE

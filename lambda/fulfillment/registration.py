@@ -7,10 +7,10 @@ from collections.abc import Set
 from dataclasses import replace
 from datetime import datetime
 
-from fulfillment.errors import UnknownProductError
-from fulfillment.models import RegistrationOutcome
+from fulfillment.errors import DeadlineExceededError, StorageUnavailableError, UnknownProductError
+from fulfillment.models import ParkedRegistration, RegistrationOutcome, ResolvedCustomer
 from fulfillment.observability import pseudonym
-from fulfillment.ports import CustomerStore, Marketplace
+from fulfillment.ports import CustomerStore, Marketplace, RecoveryQueue, RecoveryStore
 
 # 24 random bytes: 192 bits, above the 128 the hand-off needs to be unguessable.
 SESSION_ID_BYTES = 24
@@ -29,28 +29,93 @@ def register(
     *,
     marketplace: Marketplace,
     customers: CustomerStore,
+    recovery: RecoveryQueue,
     product_codes: Set[str],
     now: datetime,
     session_ttl_seconds: int,
     request_id: str,
 ) -> RegistrationOutcome:
-    """Resolve ``token``, record the customer and open a sign-up session for them."""
+    """Resolve ``token``, record the customer and open a sign-up session for them.
+
+    Once ResolveCustomer has answered, the registration is never dropped: if a write fails
+    it is parked on the recovery queue and the outcome says ``deferred``.
+    """
     customer = marketplace.resolve_customer(token)
     if customer.product_code not in product_codes:
         raise UnknownProductError(customer.product_code)
-    # The session first, the customer last: if the customer write fails, the only trace is a
-    # session nobody was given (it expires), and a retry counts the registration once.
-    opened = open_session(
-        customer.customer_key,
-        customer.product_code,
-        customers=customers,
-        now=now,
-        session_ttl_seconds=session_ttl_seconds,
-        new_customer=False,
+    session_id, csrf_token = new_session_id(), new_csrf_token()
+    expires_at = int(now.timestamp()) + session_ttl_seconds
+    try:
+        # The session first, the customer last: if the customer write fails, the only trace is
+        # a session nobody was given yet, and the replay counts the registration once.
+        opened = open_session(
+            customer.customer_key,
+            customer.product_code,
+            customers=customers,
+            now=now,
+            session_ttl_seconds=session_ttl_seconds,
+            new_customer=False,
+            request_id=request_id,
+            session_id=session_id,
+            csrf_token=csrf_token,
+        )
+        new_customer = customers.record_registration(customer, now, opened.session_id)
+    except (StorageUnavailableError, DeadlineExceededError) as error:
+        # Raises RecoveryUnavailableError when the queue refuses too: nothing was promised.
+        parked = _parked(customer, session_id, expires_at, csrf_token, now, request_id)
+        recovery.park(parked, reason=f"{type(error).__name__}: {error}")
+        return RegistrationOutcome(
+            session_id=session_id,
+            session_expires_at=expires_at,
+            customer_key=customer.customer_key,
+            customer_ref=pseudonym(customer.customer_key),
+            product_code=customer.product_code,
+            new_customer=False,
+            registered_by_request=request_id,
+            deferred=True,
+        )
+    return replace(opened, new_customer=new_customer)
+
+
+def _parked(
+    customer: ResolvedCustomer,
+    session_id: str,
+    expires_at: int,
+    csrf_token: str,
+    now: datetime,
+    request_id: str,
+) -> ParkedRegistration:
+    return ParkedRegistration(
+        registration_id=session_id,
+        product_code=customer.product_code,
+        customer_aws_account_id=customer.customer_aws_account_id,
+        license_arn=customer.license_arn,
+        customer_identifier=customer.customer_identifier,
+        agreement_id=customer.agreement_id,
+        session_expires_at=expires_at,
+        csrf_token=csrf_token,
+        registered_at=now.isoformat(),
         request_id=request_id,
     )
-    new_customer = customers.record_registration(customer, now, opened.session_id)
-    return replace(opened, new_customer=new_customer)
+
+
+def replay(parked: ParkedRegistration, *, customers: RecoveryStore) -> bool:
+    """Write a parked registration's session and customer, each at most once.
+
+    True when this call applied the customer's registration, False when an earlier delivery
+    of the same message already had.
+    """
+    at = datetime.fromisoformat(parked.registered_at)
+    customer = parked.customer
+    customers.restore_session(
+        parked.registration_id,
+        customer.customer_key,
+        customer.product_code,
+        at,
+        parked.session_expires_at,
+        parked.csrf_token,
+    )
+    return customers.replay_registration(customer, at, parked.registration_id)
 
 
 def open_session(
@@ -63,12 +128,13 @@ def open_session(
     new_customer: bool,
     request_id: str,
     session_id: str | None = None,
+    csrf_token: str | None = None,
 ) -> RegistrationOutcome:
     """Store a fresh sign-up session for an already recorded customer."""
     session_id = session_id or new_session_id()
     expires_at = int(now.timestamp()) + session_ttl_seconds
     customers.create_session(
-        session_id, customer_key, product_code, now, expires_at, new_csrf_token()
+        session_id, customer_key, product_code, now, expires_at, csrf_token or new_csrf_token()
     )
     return RegistrationOutcome(
         session_id=session_id,

@@ -31,6 +31,7 @@ SIGNUP_COMPLETE_URL = "SIGNUP_COMPLETE_URL"
 SIGNUP_EXTRA_FIELDS = "SIGNUP_EXTRA_FIELDS"
 EVENT_BUS_NAME = "EVENT_BUS_NAME"
 PUBLISH_RETRY_QUEUE_URL = "PUBLISH_RETRY_QUEUE_URL"
+RECOVERY_QUEUE_URL = "RECOVERY_QUEUE_URL"
 
 # The fulfillment URL function (fulfillment.api).
 ENVIRONMENT_KEYS = frozenset(
@@ -42,6 +43,7 @@ ENVIRONMENT_KEYS = frozenset(
         TRIAL_REGISTRATION_URL,
         MARKETPLACE_REGION,
         SESSION_TTL_SECONDS,
+        RECOVERY_QUEUE_URL,
     }
 )
 
@@ -71,6 +73,8 @@ class Settings:
     trial_registration_url: str | None
     marketplace_region: str
     session_ttl_seconds: int
+    # Where a resolved registration waits when its writes fail (fulfillment.recovery replays).
+    recovery_queue_url: str
 
 
 # The sign-up page (fulfillment.signup): the only function that gets the contacts table.
@@ -83,6 +87,8 @@ HANDOFF_ENVIRONMENT_KEYS = frozenset({CUSTOMERS_TABLE_NAME})
 PUBLISHER_ENVIRONMENT_KEYS = frozenset({EVENT_BUS_NAME, PUBLISH_RETRY_QUEUE_URL})
 # The subscription lifecycle processor (fulfillment.lifecycle).
 LIFECYCLE_ENVIRONMENT_KEYS = frozenset({CUSTOMERS_TABLE_NAME, PRODUCT_CODES})
+# The recovery processor (fulfillment.recovery): replays parked registrations.
+RECOVERY_ENVIRONMENT_KEYS = frozenset({CUSTOMERS_TABLE_NAME})
 
 FUNCTION_ENVIRONMENT_KEYS: dict[str, frozenset[str]] = {
     "fulfillment.api.lambda_handler": ENVIRONMENT_KEYS,
@@ -90,6 +96,7 @@ FUNCTION_ENVIRONMENT_KEYS: dict[str, frozenset[str]] = {
     "fulfillment.handoff.lambda_handler": HANDOFF_ENVIRONMENT_KEYS,
     "fulfillment.publisher.lambda_handler": PUBLISHER_ENVIRONMENT_KEYS,
     "fulfillment.lifecycle.lambda_handler": LIFECYCLE_ENVIRONMENT_KEYS,
+    "fulfillment.recovery.lambda_handler": RECOVERY_ENVIRONMENT_KEYS,
 }
 
 MAX_EXTRA_FIELDS = 10
@@ -135,6 +142,21 @@ class LifecycleSettings:
     customers_table_name: str
     # Notifications for other products are ignored (counted), not failed.
     product_codes: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class RecoverySettings:
+    customers_table_name: str
+
+
+def load_recovery_settings(environ: Mapping[str, str]) -> RecoverySettings:
+    """Validate the recovery processor's variables; raise ConfigurationError on the first."""
+    return RecoverySettings(customers_table_name=_table_name(environ, CUSTOMERS_TABLE_NAME))
+
+
+@cache
+def get_recovery_settings() -> RecoverySettings:
+    return load_recovery_settings(os.environ)
 
 
 def load_lifecycle_settings(environ: Mapping[str, str]) -> LifecycleSettings:
@@ -197,6 +219,7 @@ def load_settings(environ: Mapping[str, str]) -> Settings:
         trial_registration_url=_redirect_target(environ, TRIAL_REGISTRATION_URL, required=False),
         marketplace_region=_region(environ),
         session_ttl_seconds=_session_ttl(environ),
+        recovery_queue_url=_queue_url(environ, RECOVERY_QUEUE_URL),
     )
 
 

@@ -199,6 +199,7 @@ loader = aws.session()._session.get_component("data_loader")
 _, model_path = loader.load_data_with_path("meteringmarketplace/2016-01-14/service-2")
 print(json.dumps({
     "statuses": statuses,
+    "recovery_clients": aws.recovery_sqs.cache_info().currsize,
     "metering_model": model_path,
     "modules": {name: getattr(m, "__file__", None) for name, m in list(sys.modules.items())},
 }))
@@ -235,6 +236,7 @@ def cold_path(artifact: Path, runtime_site: Path) -> dict[str, Any]:
             "IDEMPOTENCY_TABLE_NAME": "idempotency",
             "PRODUCT_CODES": RESOLVE_ANSWER["ProductCode"],
             "REGISTRATION_URL": "https://app.example.com/signup",
+            "RECOVERY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/recovery",
             "AWS_DATA_PATH": str(artifact / DATA_DIR_NAME),
         }
     )
@@ -258,6 +260,8 @@ def test_cold_path_runs_from_the_artifact_and_the_runtime_alone(
 ) -> None:
     # The landing page (Jinja2) and a whole registration (Powertools idempotency, both clients)
     assert cold_path["statuses"] == [200, 303]
+    # The recovery queue's SQS client is built only when a registration is parked
+    assert cold_path["recovery_clients"] == 0
     stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
     outside = {
         name: file

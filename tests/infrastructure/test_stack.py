@@ -34,6 +34,7 @@ from infra.api import (
 )
 from infra.app import build_app
 from infra.lifecycle import LIFECYCLE_HANDLER
+from infra.recovery import RECOVERY_HANDLER
 from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, create_table_request
 from infra.stack import FulfillmentStack
 
@@ -126,7 +127,11 @@ def test_every_function_environment_is_exactly_its_settings_keys(synth: Synth) -
 
 def _resolved(environment: dict[str, Any]) -> dict[str, str]:
     """The environment as the function sees it, with CloudFormation references filled in."""
-    return {k: v if isinstance(v, str) else "customers-table" for k, v in environment.items()}
+    references = {"RECOVERY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/recovery"}
+    return {
+        k: v if isinstance(v, str) else references.get(k, "customers-table")
+        for k, v in environment.items()
+    }
 
 
 def test_fulfillment_environment_is_accepted_by_its_settings(synth: Synth) -> None:
@@ -280,14 +285,24 @@ def _contacts_ids(synth: Synth) -> tuple[str, str]:
     )
 
 
+RECOVERY_CONSUMER_ACTIONS = {
+    "sqs:ReceiveMessage",
+    "sqs:ChangeMessageVisibility",
+    "sqs:GetQueueUrl",
+    "sqs:DeleteMessage",
+    "sqs:GetQueueAttributes",
+}
+
+
 @pytest.mark.parametrize(
-    ("handler", "customers", "idempotency", "contacts", "unscoped"),
+    ("handler", "customers", "idempotency", "contacts", "recovery_queue", "unscoped"),
     [
         (
             FULFILLMENT_HANDLER,
             {"dynamodb:PutItem", "dynamodb:UpdateItem"},
             {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
             set(),
+            {"sqs:SendMessage"},
             {"aws-marketplace:ResolveCustomer", *XRAY_ACTIONS},
         ),
         (
@@ -295,9 +310,19 @@ def _contacts_ids(synth: Synth) -> tuple[str, str]:
             {"dynamodb:GetItem", "dynamodb:UpdateItem"},
             set(),
             {"dynamodb:PutItem"},
+            set(),
             XRAY_ACTIONS,
         ),
-        (HANDOFF_HANDLER, {"dynamodb:GetItem"}, set(), set(), XRAY_ACTIONS),
+        (HANDOFF_HANDLER, {"dynamodb:GetItem"}, set(), set(), set(), XRAY_ACTIONS),
+        (
+            RECOVERY_HANDLER,
+            {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+            set(),
+            set(),
+            # Added by the SQS event source: what Lambda's poller does on the function's behalf.
+            RECOVERY_CONSUMER_ACTIONS,
+            XRAY_ACTIONS,
+        ),
     ],
 )
 def test_iam_is_exactly_what_each_function_calls(
@@ -306,6 +331,7 @@ def test_iam_is_exactly_what_each_function_calls(
     customers: set[str],
     idempotency: set[str],
     contacts: set[str],
+    recovery_queue: set[str],
     unscoped: set[str],
 ) -> None:
     statements = _function_statements(synth, handler)
@@ -323,6 +349,7 @@ def test_iam_is_exactly_what_each_function_calls(
         if _actions_on([statement], _ref_to(contacts_key)):
             via = statement["Condition"]["StringEquals"]["kms:ViaService"]
             assert _joined(via) == "dynamodb.<AWS::Region>.<AWS::URLSuffix>"
+    assert _actions_on(statements, _ref_to("RecoveryQueue")) == recovery_queue
     assert _actions_on(statements, lambda r: r == "*") == unscoped
     # Logs: write to its own log group, nothing else
     assert _actions_on(statements, _ref_to(log_group_id)) == {
@@ -330,7 +357,9 @@ def test_iam_is_exactly_what_each_function_calls(
         "logs:PutLogEvents",
     }
     every_action = _all_actions(statements)
-    assert every_action == customers | idempotency | contacts | key_actions | unscoped | {
+    assert every_action == customers | idempotency | contacts | key_actions | unscoped | (
+        recovery_queue
+    ) | {
         "logs:CreateLogStream",
         "logs:PutLogEvents",
     }

@@ -49,6 +49,19 @@ class Stack:
     customers_table: str
     idempotency_table: str
     contacts_table: str
+    sqs: Any = None
+    recovery_queue_url: str = ""
+
+    def recovery_messages(self) -> list[dict[str, Any]]:
+        """The recovery queue's messages, received (so invisible for the queue's timeout)."""
+        messages: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=self.recovery_queue_url, MaxNumberOfMessages=10, AttributeNames=["All"]
+            ).get("Messages", [])
+            if not batch:
+                return messages
+            messages += batch
 
     def customer(self, pk: str) -> dict[str, Any] | None:
         item = self.dynamodb.get_item(
@@ -68,9 +81,18 @@ class Stack:
 
 
 def _reset_function_caches() -> None:
-    from fulfillment import api, aws, settings
+    from fulfillment import api, aws, recovery, settings
 
-    for cached in (aws.session, aws.dynamodb, aws.metering, api._registrar, settings.get_settings):
+    for cached in (
+        aws.session,
+        aws.dynamodb,
+        aws.metering,
+        aws.recovery_sqs,
+        api._registrar,
+        recovery._store,
+        settings.get_settings,
+        settings.get_recovery_settings,
+    ):
         cached.cache_clear()
 
 
@@ -88,8 +110,14 @@ def stack(
     contacts = f"contacts-{suffix}"
     client = boto3.client("dynamodb", endpoint_url=dynamodb_server.url, region_name="us-east-1")
     create_tables(client, customers, idempotency, contacts)
+    sqs = boto3.client("sqs", endpoint_url=dynamodb_server.url, region_name="us-east-1")
+    recovery_url = sqs.create_queue(
+        QueueName=f"recovery-{suffix}", Attributes={"VisibilityTimeout": "60"}
+    )["QueueUrl"]
     environment = {
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_server.url,
+        "AWS_ENDPOINT_URL_SQS": dynamodb_server.url,
+        "RECOVERY_QUEUE_URL": recovery_url,
         "AWS_ENDPOINT_URL_MARKETPLACE_METERING": server.url,
         "CUSTOMERS_TABLE_NAME": customers,
         "IDEMPOTENCY_TABLE_NAME": idempotency,
@@ -103,7 +131,7 @@ def stack(
     for name, value in environment.items():
         monkeypatch.setenv(name, value)
     _reset_function_caches()
-    yield Stack(stand_in, client, customers, idempotency, contacts)
+    yield Stack(stand_in, client, customers, idempotency, contacts, sqs, recovery_url)
     _reset_function_caches()
 
 

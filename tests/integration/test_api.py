@@ -452,16 +452,18 @@ def test_storage_failure_is_503_and_a_later_retry_succeeds(
 ) -> None:
     from fulfillment import api, settings
 
-    # Given the customers table cannot be written
-    monkeypatch.setenv("CUSTOMERS_TABLE_NAME", "no-such-table")
+    # Given the idempotency table cannot be written (a customers-table failure after
+    # ResolveCustomer is parked instead: tests/integration/test_fault_injection.py)
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "no-such-table")
     token = stack.marketplace.issue_token("new-style")
 
     response = lambda_handler(form_post(token), lambda_context)
 
-    # Then the buyer gets a retry page, and no idempotency record blocks the retry
+    # Then the buyer gets a retry page, nothing is stored, and the retry succeeds
     assert response["statusCode"] == 503
-    assert stack.items(stack.idempotency_table) == []
-    monkeypatch.setenv("CUSTOMERS_TABLE_NAME", stack.customers_table)
+    assert stack.items() == []
+    assert stack.marketplace.resolve_calls_for(token) == 0
+    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", stack.idempotency_table)
     settings.get_settings.cache_clear()
     api._registrar.cache_clear()
     assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303

@@ -25,6 +25,7 @@ from local.marketplace import (
     RunningServer,
     TestCustomer,
     default_customers,
+    generated_customer,
     start_server,
 )
 
@@ -232,6 +233,39 @@ def test_issuing_for_an_unknown_customer_raises(stand_in: MarketplaceStandIn) ->
         stand_in.issue_token("nobody")
 
 
+def test_generated_customers_are_distinct_new_style_buyers() -> None:
+    # Given a stand-in that also knows a crowd of generated buyers (as the load run uses)
+    crowd = MarketplaceStandIn(default_customers(PRODUCT_CODE))
+    for number in (0, 1, 499):
+        crowd.add_customer(generated_customer(PRODUCT_CODE, number))
+
+    # When each one's token is resolved
+    answers = [crowd.resolve(crowd.issue_token(f"generated-{n}")) for n in (0, 1, 499)]
+
+    # Then each is its own new-style customer of the product: account, license and agreement
+    assert [status for status, _ in answers] == [200, 200, 200]
+    bodies = [body for _, body in answers]
+    assert all(body["CustomerIdentifier"] == "" for body in bodies)
+    assert all(body["ProductCode"] == PRODUCT_CODE for body in bodies)
+    for field in ("CustomerAWSAccountId", "LicenseArn"):
+        assert len({body[field] for body in bodies}) == 3
+    assert len({body["Metadata"]["AgreementId"] for body in bodies}) == 3
+    assert all(len(body["CustomerAWSAccountId"]) == 12 for body in bodies)
+    assert all(body["CustomerAWSAccountId"] in body["LicenseArn"] for body in bodies)
+
+
+def test_adding_a_customer_whose_name_is_taken_raises() -> None:
+    crowd = MarketplaceStandIn(default_customers(PRODUCT_CODE))
+    crowd.add_customer(generated_customer(PRODUCT_CODE, 7))
+
+    with pytest.raises(ValueError, match="duplicate"):
+        crowd.add_customer(generated_customer(PRODUCT_CODE, 7))
+    with pytest.raises(ValueError, match="duplicate"):
+        crowd.add_customer(default_customers(PRODUCT_CODE)[0])
+    with pytest.raises(ValueError, match="number"):
+        generated_customer(PRODUCT_CODE, -1)
+
+
 # -- errors --------------------------------------------------------------------------------------
 
 
@@ -328,6 +362,23 @@ def test_seeded_throttle_rate_is_reproducible(stand_in: MarketplaceStandIn) -> N
     assert set(first) == {200, 400}
     assert set(always) == {400}
     assert set(never) == {200}
+
+
+def test_answers_are_counted_by_outcome_until_reset(stand_in: MarketplaceStandIn) -> None:
+    token = stand_in.issue_token("new-style")
+    stand_in.set_throttle_rate(0.5, seed=7)
+    statuses = [stand_in.resolve(token)[0] for _ in range(40)]
+    stand_in.set_throttle_rate(0.0)
+    stand_in.resolve("bm90LWEtdG9rZW4+/==")
+
+    assert stand_in.resolve_answers == {
+        "ok": statuses.count(200),
+        "ThrottlingException": statuses.count(400),
+        "InvalidTokenException": 1,
+    }
+    assert stand_in.state()["resolve_answers"] == stand_in.resolve_answers
+    stand_in.reset()
+    assert stand_in.resolve_answers == {}
 
 
 def test_latency_delays_the_answer(

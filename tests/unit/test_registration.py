@@ -10,7 +10,7 @@ import pytest
 from fulfillment.errors import ExpiredTokenError, UnknownProductError
 from fulfillment.models import ResolvedCustomer
 from fulfillment.registration import register
-from tests.unit.fakes import FakeCustomerStore, FakeMarketplace
+from tests.unit.fakes import FakeCustomerStore, FakeMarketplace, FakeRecoveryQueue
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 PRODUCT = "prod-abc"
@@ -33,6 +33,7 @@ def _register(
         token,
         marketplace=marketplace,
         customers=store,
+        recovery=FakeRecoveryQueue(),
         product_codes=products,
         now=NOW,
         session_ttl_seconds=3600,

@@ -8,9 +8,11 @@ from fulfillment.errors import ConfigurationError
 from fulfillment.settings import (
     ENVIRONMENT_KEYS,
     HANDOFF_ENVIRONMENT_KEYS,
+    RECOVERY_ENVIRONMENT_KEYS,
     SIGNUP_ENVIRONMENT_KEYS,
     ExtraField,
     HandoffSettings,
+    RecoverySettings,
     Settings,
     SignupSettings,
     load_settings,
@@ -22,6 +24,7 @@ VALID = {
     "IDEMPOTENCY_TABLE_NAME": "idempotency",
     "PRODUCT_CODES": "prod-abc, prod-def,",
     "REGISTRATION_URL": "https://app.example.com/signup",
+    "RECOVERY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/recovery",
 }
 
 
@@ -36,7 +39,7 @@ def test_defaults_apply_to_optional_values() -> None:
 
 @pytest.mark.parametrize(
     "variable",
-    ["CUSTOMERS_TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "PRODUCT_CODES"],
+    ["CUSTOMERS_TABLE_NAME", "IDEMPOTENCY_TABLE_NAME", "PRODUCT_CODES", "RECOVERY_QUEUE_URL"],
 )
 def test_missing_required_variable_is_named(variable: str) -> None:
     environ = {k: v for k, v in VALID.items() if k != variable}
@@ -63,6 +66,8 @@ def test_missing_required_variable_is_named(variable: str) -> None:
         ("REGISTRATION_URL", "https://app.example.com/#frag"),
         ("TRIAL_REGISTRATION_URL", "ftp://app.example.com/"),
         ("CUSTOMERS_TABLE_NAME", "bad name!"),
+        ("RECOVERY_QUEUE_URL", "http://sqs.us-east-1.amazonaws.com/123456789012/recovery"),
+        ("RECOVERY_QUEUE_URL", "recovery"),
     ],
 )
 def test_invalid_values_are_named(variable: str, value: str) -> None:
@@ -90,6 +95,7 @@ def test_http_is_allowed_for_loopback_only() -> None:
         (Settings, ENVIRONMENT_KEYS),
         (SignupSettings, SIGNUP_ENVIRONMENT_KEYS),
         (HandoffSettings, HANDOFF_ENVIRONMENT_KEYS),
+        (RecoverySettings, RECOVERY_ENVIRONMENT_KEYS),
     ],
 )
 def test_environment_keys_are_the_settings_fields(

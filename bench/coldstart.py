@@ -1,0 +1,592 @@
+"""Cold start: a fresh interpreter imports a handler and serves its first request, beside the
+floor (a fresh interpreter that only imports boto3 and creates the clients that handler needs).
+
+Measured twice. From ``.venv`` (CPython 3.11, its own .pyc), every function. And for the
+fulfillment URL from the packaged artifact exactly as deployed: a fresh build of
+``infra.packaging`` on ``sys.path`` with its 3.13 bytecode as shipped, run by Pyodide (CPython
+3.13 in WebAssembly, so the shipped .pyc are the ones used) beside boto3/botocore from
+``.venv`` compiled to 3.13 beforehand, which stands for the runtime's precompiled boto3.
+WebAssembly timings are not Lambda's: only the ratio carries over.
+
+The clock starts at the child's first statement and stops after the first answer, so the
+interpreter's own start-up (the same for both) is left out; requests are answered by
+``bench.fakes`` (no network).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import py_compile
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench import REPO_ROOT, Report, Section, fakes
+from bench.report import machine, markdown_table
+
+BUDGET_RATIO = 1.15
+DEFAULT_RUNS = 10
+DOCUMENT = REPO_ROOT / "docs" / "performance.md"
+FAKES_MODULE = "bench_fakes"
+PYODIDE = REPO_ROOT / "node_modules" / "pyodide" / "pyodide.mjs"
+# What the python3.13 runtime brings with it (infra/packaging.py ships none of these).
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "urllib3", "jmespath", "dateutil", "six")
+SESSION_ID = secrets.token_urlsafe(24)
+CUSTOMER_KEY = "LICENSE#" + fakes.LICENSE_ARN
+
+# Runs as ``python -c`` and inside Pyodide alike; configured by BENCH_COLD (JSON).
+CHILD = r"""
+import time
+_T0 = time.perf_counter()
+import json, os, sys
+CFG = json.loads(os.environ["BENCH_COLD"])
+sys.path[:0] = CFG["paths"]
+STATUSES = []
+IMPORTED = None
+if CFG["mode"] == "floor":
+    import boto3
+    _session = boto3.session.Session()
+    _clients = [_session.client(name, region_name="us-east-1") for name in CFG["clients"]]
+else:
+    import importlib
+    _handler = importlib.import_module(CFG["module"]).lambda_handler
+    IMPORTED = time.perf_counter() - _T0
+    import bench_fakes
+    from fulfillment import aws as _aws
+    _fake = bench_fakes.FakeAws(items=[tuple(item) for item in CFG["items"]])
+    _fake.install(_aws.session())
+    for _event in CFG["events"]:
+        _answer = _handler(_event, bench_fakes.Context())
+        _failed = "%d failed" % len(_answer.get("batchItemFailures", []))
+        STATUSES.append(_answer.get("statusCode", _failed))
+ELAPSED = time.perf_counter() - _T0
+try:
+    import resource
+    RSS = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+except ImportError:
+    RSS = None
+_shipped = CFG.get("shipped") or "/nonexistent/"
+_files = [
+    (m.__file__, getattr(m, "__cached__", None))
+    for m in list(sys.modules.values())
+    if (getattr(m, "__file__", None) or "").endswith(".py")
+]
+_ours = [(f, c) for f, c in _files if f.startswith(_shipped)]
+RESULT = json.dumps({
+    "seconds": ELAPSED,
+    "imported": IMPORTED,
+    "rss": RSS,
+    "statuses": STATUSES,
+    "modules": len(_files),
+    "with_pyc": sum(1 for f, c in _files if c and os.path.exists(c)),
+    "shipped": len(_ours),
+    "shipped_with_pyc": sum(1 for f, c in _ours if c and os.path.exists(c)),
+    "python": sys.version.split()[0],
+})
+if CFG.get("out"):
+    with open(CFG["out"], "w") as _file:
+        _file.write(RESULT)
+"""
+
+# One fresh Pyodide interpreter per job, in one Node process (loading WebAssembly per job
+# is the same fresh CPython; only Node's start-up is shared).
+RUNNER = r"""
+import { loadPyodide } from "PYODIDE";
+import { readFileSync } from "node:fs";
+const jobs = JSON.parse(readFileSync(process.argv[2], "utf8"));
+for (const job of jobs) {
+  const errors = [];
+  const py = await loadPyodide({
+    env: job.env, stdout: () => {}, stderr: (line) => errors.push(line),
+  });
+  for (const dir of job.mounts) {
+    py.FS.mkdirTree(dir);
+    py.FS.mount(py.FS.filesystems.NODEFS, { root: dir }, dir);
+  }
+  try {
+    py.runPython(job.code);
+    console.log(JSON.stringify({ ok: true, result: JSON.parse(py.globals.get("RESULT") || "{}") }));
+  } catch (error) {
+    const failure = { ok: false, error: String(error).slice(-3000), stderr: errors.slice(-20) };
+    console.log(JSON.stringify(failure));
+  }
+}
+process.exit(0);
+"""
+
+# Pyodide has no ssl module offline (it is a separate download). boto3 imports it but never
+# uses it here (no TLS happens): this stand-in lives in the temporary runtime directory only.
+SSL_STAND_IN = '''"""Benchmark stand-in for ssl under Pyodide: no TLS happens in the benchmark."""
+import enum
+CERT_NONE, CERT_OPTIONAL, CERT_REQUIRED = 0, 1, 2
+HAS_NEVER_CHECK_COMMON_NAME = True
+HAS_SNI = True
+OP_NO_COMPRESSION, OP_NO_TICKET, OP_NO_SSLv2, OP_NO_SSLv3 = 0x20000, 0x4000, 0x1000000, 0x2000000
+OPENSSL_VERSION = "OpenSSL 3.0.0 (benchmark stand-in)"
+OPENSSL_VERSION_NUMBER = 0x30000000
+OPENSSL_VERSION_INFO = (3, 0, 0, 0, 0)
+PROTOCOL_TLS = PROTOCOL_SSLv23 = 2
+PROTOCOL_TLS_CLIENT = 16
+VERIFY_X509_PARTIAL_CHAIN, VERIFY_X509_STRICT = 0x80000, 0x20
+class TLSVersion(enum.IntEnum):
+    MINIMUM_SUPPORTED = -2
+    MAXIMUM_SUPPORTED = -1
+    SSLv3 = 768
+    TLSv1 = 769
+    TLSv1_1 = 770
+    TLSv1_2 = 771
+    TLSv1_3 = 772
+class VerifyMode(enum.IntEnum):
+    CERT_NONE = 0
+    CERT_OPTIONAL = 1
+    CERT_REQUIRED = 2
+class SSLError(OSError): pass
+class SSLZeroReturnError(SSLError): pass
+class SSLWantReadError(SSLError): pass
+class SSLWantWriteError(SSLError): pass
+class SSLEOFError(SSLError): pass
+class SSLCertVerificationError(SSLError, ValueError): pass
+CertificateError = SSLCertVerificationError
+class SSLObject: pass
+class SSLSocket: pass
+class SSLContext:
+    def __init__(self, protocol=PROTOCOL_TLS_CLIENT, *args, **kwargs):
+        self.protocol = protocol
+        self.options = 0
+        self.verify_mode = CERT_REQUIRED
+        self.check_hostname = True
+        self.minimum_version = TLSVersion.MINIMUM_SUPPORTED
+        self.maximum_version = TLSVersion.MAXIMUM_SUPPORTED
+        self.post_handshake_auth = None
+        self.hostname_checks_common_name = False
+    def __getattr__(self, name):
+        return lambda *args, **kwargs: None
+def create_default_context(*args, **kwargs):
+    return SSLContext()
+'''
+
+COMPILE_RUNTIME = r"""
+import compileall, py_compile, sys
+ok = compileall.compile_dir(RUNTIME, quiet=1,
+    invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+RESULT = '{"ok": %s, "python": "%s"}' % ("true" if ok else "false", sys.version.split()[0])
+"""
+
+
+@dataclass(frozen=True)
+class Function:
+    """A Lambda entry point, the clients its floor creates, its first request, its items."""
+
+    name: str
+    module: str
+    clients: tuple[str, ...]
+    events: list[dict[str, Any]]
+    items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+
+
+def _session_items() -> list[tuple[str, dict[str, Any]]]:
+    expires = int(datetime.now(UTC).timestamp()) + 3600
+    session = {
+        "pk": {"S": "SESSION#" + SESSION_ID},
+        "sk": {"S": "SESSION"},
+        "entity": {"S": "session"},
+        "customer_pk": {"S": CUSTOMER_KEY},
+        "product_code": {"S": fakes.PRODUCT_CODE},
+        "created_at": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
+        "expires_at": {"N": str(expires)},
+        "csrf_token": {"S": secrets.token_urlsafe(24)},
+    }
+    customer = {
+        "pk": {"S": CUSTOMER_KEY},
+        "sk": {"S": "CUSTOMER"},
+        "entity": {"S": "customer"},
+        "product_code": {"S": fakes.PRODUCT_CODE},
+        "customer_aws_account_id": {"S": fakes.ACCOUNT},
+        "license_arn": {"S": fakes.LICENSE_ARN},
+        "registration_count": {"N": "1"},
+    }
+    return [("customers", session), ("customers", customer)]
+
+
+def _lifecycle_customer() -> dict[str, Any]:
+    from tests.lifecycle_events import ACCOUNT, LICENSE_ARN, LICENSE_PK, PRODUCT
+
+    return {
+        "pk": {"S": LICENSE_PK},
+        "sk": {"S": "CUSTOMER"},
+        "entity": {"S": "customer"},
+        "product_code": {"S": PRODUCT},
+        "customer_aws_account_id": {"S": ACCOUNT},
+        "license_arn": {"S": LICENSE_ARN},
+    }
+
+
+def functions() -> list[Function]:
+    """Every entry point with a real-shaped first request (the test suite's event fixtures)."""
+    from tests.events import form_post, rest_event
+    from tests.handoff_events import registration_request
+    from tests.lifecycle_events import event as lifecycle_event
+    from tests.lifecycle_events import sqs_event as lifecycle_sqs
+    from tests.registration_events import stream_event
+
+    signup = rest_event(method="GET", body=None, content_type=None)
+    signup["path"] = signup["resource"] = "/signup"
+    signup["queryStringParameters"] = {"registration": SESSION_ID}
+    signup["multiValueQueryStringParameters"] = {"registration": [SESSION_ID]}
+    parked = {
+        "version": 1,
+        "registration_id": secrets.token_urlsafe(24),
+        "product_code": fakes.PRODUCT_CODE,
+        "customer_aws_account_id": fakes.ACCOUNT,
+        "license_arn": fakes.LICENSE_ARN,
+        "customer_identifier": None,
+        "agreement_id": fakes.AGREEMENT_ID,
+        "session_expires_at": int(datetime.now(UTC).timestamp()) + 3600,
+        "csrf_token": secrets.token_urlsafe(24),
+        "registered_at": datetime.now(UTC).isoformat(),
+        "request_id": "bench-parked",
+    }
+    found = [
+        Function(
+            "fulfillment (api)",
+            "fulfillment.api",
+            ("dynamodb", "meteringmarketplace"),
+            [form_post("bench-first-registration-token")],
+        ),
+        Function("signup", "fulfillment.signup", ("dynamodb",), [signup], _session_items()),
+        Function(
+            "handoff",
+            "fulfillment.handoff",
+            ("dynamodb",),
+            [registration_request(SESSION_ID)],
+            _session_items(),
+        ),
+        Function(
+            "publisher",
+            "fulfillment.publisher",
+            ("events", "sqs"),
+            [stream_event("first_registration")],
+        ),
+        Function(
+            "lifecycle",
+            "fulfillment.lifecycle",
+            ("dynamodb", "marketplace-entitlement"),
+            [lifecycle_sqs(lifecycle_event("license_updated_manufacturer"))],
+            [("customers", _lifecycle_customer())],
+        ),
+    ]
+    if (REPO_ROOT / "lambda" / "fulfillment" / "recovery.py").is_file():
+        found.append(
+            Function(
+                "recovery",
+                "fulfillment.recovery",
+                ("dynamodb",),
+                [lifecycle_sqs(json.dumps(parked))],
+            )
+        )
+    return found
+
+
+def _environment(extra: dict[str, str]) -> dict[str, str]:
+    environment = fakes.function_environment(dict(os.environ))
+    # The lifecycle fixtures are for the test suite's product.
+    environment["PRODUCT_CODES"] = f"{fakes.PRODUCT_CODE},prod-integration1"
+    return {**environment, **extra}
+
+
+def _config(
+    function: Function, mode: str, paths: list[str], out: Path | None = None
+) -> dict[str, Any]:
+    return {
+        "mode": mode,
+        "module": function.module,
+        "clients": list(function.clients),
+        "events": function.events,
+        "items": [list(item) for item in function.items],
+        "paths": paths,
+        "out": str(out) if out else None,
+    }
+
+
+def _fakes_dir(root: Path) -> Path:
+    """bench/fakes.py as a top-level module, compiled beforehand like everything else."""
+    target = root / "fakes"
+    target.mkdir(exist_ok=True)
+    shutil.copy(Path(fakes.__file__), target / f"{FAKES_MODULE}.py")
+    return target
+
+
+def _run_venv_child(config: dict[str, Any], work: Path) -> dict[str, Any]:
+    out = work / "result.json"
+    out.unlink(missing_ok=True)
+    config = {**config, "out": str(out)}
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", CHILD],
+        env=_environment({"BENCH_COLD": json.dumps(config)}),
+        cwd=work,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0 or not out.exists():
+        raise RuntimeError(f"cold-start child failed ({config['mode']}):\n{done.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(out.read_text())
+    return result
+
+
+@dataclass
+class Runs:
+    floor: list[dict[str, Any]] = field(default_factory=list)
+    handler: list[dict[str, Any]] = field(default_factory=list)
+
+    def median(self, which: str) -> float:
+        return statistics.median(run["seconds"] for run in getattr(self, which))
+
+    @property
+    def ratio(self) -> float:
+        return self.median("handler") / self.median("floor")
+
+
+def measure_venv(
+    function_list: list[Function], runs: int, work: Path
+) -> tuple[dict[str, Runs], list[str]]:
+    """Alternate floor and handler processes so drift on the machine hits both alike."""
+    fakes_dir = _fakes_dir(work)
+    py_compile.compile(str(fakes_dir / f"{FAKES_MODULE}.py"), doraise=True)
+    results: dict[str, Runs] = {}
+    floors: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    problems: list[str] = []
+    for function in function_list:
+        measured = Runs()
+        for _ in range(runs):
+            if len(floors.get(function.clients, [])) < runs:
+                floors.setdefault(function.clients, []).append(
+                    _run_venv_child(_config(function, "floor", []), work)
+                )
+            handler_paths = [str(REPO_ROOT / "lambda"), str(fakes_dir)]
+            run = _run_venv_child(_config(function, "handler", handler_paths), work)
+            measured.handler.append(run)
+        measured.floor = floors[function.clients]
+        statuses = {json.dumps(run["statuses"]) for run in measured.handler}
+        if len(statuses) != 1:
+            problems.append(f"{function.name}: first answers differ between runs: {statuses}")
+        results[function.name] = measured
+    return results, problems
+
+
+def _runtime_stand_in(root: Path) -> Path:
+    import importlib.util
+
+    runtime = root / "runtime"
+    runtime.mkdir()
+    for name in RUNTIME_PACKAGES:
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.origin is None:
+            raise RuntimeError(f"{name} is not installed in .venv")
+        origin = Path(spec.origin)
+        source = origin.parent if origin.name == "__init__.py" else origin
+        if source.is_dir():
+            shutil.copytree(
+                source, runtime / source.name, ignore=shutil.ignore_patterns("__pycache__")
+            )
+        else:
+            shutil.copy(source, runtime / source.name)
+    (runtime / "ssl.py").write_text(SSL_STAND_IN)
+    shutil.copy(Path(fakes.__file__), runtime / f"{FAKES_MODULE}.py")
+    return runtime
+
+
+def measure_artifact_pyodide(
+    function: Function, runs: int, work: Path
+) -> tuple[Runs, dict[str, Any]]:
+    """The shipped artifact's cold path under CPython 3.13 (Pyodide), beside its floor."""
+    from bench import size
+
+    artifact = size.fresh_artifact()
+    runtime = _runtime_stand_in(work)
+    mounts = sorted({str(work), str(artifact.directory)})
+    env = _environment({"AWS_DATA_PATH": str(artifact.directory / "botocore-data")})
+    jobs: list[dict[str, Any]] = [
+        {
+            "env": {"HOME": "/home/pyodide"},
+            "mounts": mounts,
+            "code": f"RUNTIME = {str(runtime)!r}\n{COMPILE_RUNTIME}",
+        }
+    ]
+    paths = [str(artifact.directory), str(runtime)]
+    for _ in range(runs):
+        for mode in ("floor", "handler"):
+            config = _config(function, mode, paths if mode == "handler" else [str(runtime)])
+            config["shipped"] = str(artifact.directory) + "/"
+            jobs.append({"env": {**env, "BENCH_COLD": json.dumps(config)}, "mounts": mounts})
+    for job in jobs[1:]:
+        job["code"] = CHILD
+    (work / "jobs.json").write_text(json.dumps(jobs))
+    (work / "runner.mjs").write_text(RUNNER.replace("PYODIDE", PYODIDE.as_uri()))
+    done = subprocess.run(  # noqa: S603
+        [shutil.which("node") or "node", str(work / "runner.mjs"), str(work / "jobs.json")],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    answers = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+    if len(answers) != len(jobs) or not all(answer["ok"] for answer in answers):
+        failed = next((a for a in answers if not a["ok"]), {"error": done.stderr[-3000:]})
+        raise RuntimeError(f"Pyodide cold start failed: {failed}")
+    compiled, timed = answers[0]["result"], [answer["result"] for answer in answers[1:]]
+    measured = Runs(floor=timed[0::2], handler=timed[1::2])
+    return measured, {**compiled, "artifact": artifact}
+
+
+def _median_import(measured: Runs) -> float:
+    return statistics.median(run["imported"] for run in measured.handler)
+
+
+def _mib(value: float | None) -> str:
+    return "n/a" if value is None else f"{value / 2**20:.0f}"
+
+
+def _verdict(ratio: float) -> str:
+    return "pass" if ratio <= BUDGET_RATIO else "**fail**"
+
+
+def run(args: argparse.Namespace) -> Report:
+    runs = max(int(getattr(args, "cold_runs", DEFAULT_RUNS)), 1)
+    problems: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as directory:
+        work = Path(directory)
+        function_list = functions()
+        venv, found = measure_venv(function_list, runs, work)
+        problems += found
+        rows = []
+        for function in function_list:
+            measured = venv[function.name]
+            rows.append(
+                [
+                    function.name,
+                    " + ".join(function.clients),
+                    f"{measured.median('floor') * 1000:.0f}",
+                    f"{measured.median('handler') * 1000:.0f}",
+                    f"{_median_import(measured) * 1000:.0f}",
+                    f"{measured.ratio:.2f}",
+                    _verdict(measured.ratio),
+                    _mib(statistics.median(run["rss"] for run in measured.handler)),
+                    ", ".join(str(s) for s in measured.handler[0]["statuses"]),
+                ]
+            )
+        first = venv[function_list[0].name].handler[0]
+        lines = [
+            f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; "
+            f"load average {os.getloadavg()[0]:.2f} at the end. Budget: handler ≤ "
+            f"{BUDGET_RATIO:.2f}x the floor (median of {runs} fresh processes each).",
+            "",
+            "**From `.venv`** (CPython 3.11; "
+            f"{first['with_pyc']} of {first['modules']} .py modules imported by the fulfillment "
+            "child had a 3.11 .pyc): the floor imports boto3 and creates the listed clients "
+            "from one session; the handler imports its module and serves one request.",
+            "",
+            markdown_table(
+                [
+                    "function",
+                    "floor clients",
+                    "floor ms",
+                    "handler ms",
+                    "of which import ms",
+                    "ratio",
+                    "budget ≤ 1.15x",
+                    "peak RSS MiB",
+                    "first answer",
+                ],
+                rows,
+            ),
+        ]
+        if getattr(args, "no_pyodide", False):
+            lines += ["", "Artifact under Pyodide: skipped (--no-pyodide)."]
+        else:
+            try:
+                measured, _ = measure_artifact_pyodide(function_list[0], runs, work)
+            except (RuntimeError, subprocess.TimeoutExpired) as error:
+                problems.append(str(error)[:2000])
+            else:
+                handler = measured.handler[0]
+                lines += [
+                    "",
+                    "**From the packaged artifact** (fresh `infra.packaging` build on "
+                    "`sys.path`, its 3.13 .pyc as shipped, run by Pyodide = CPython "
+                    f"{handler['python']} in WebAssembly; boto3/botocore from `.venv` compiled "
+                    f"to 3.13 beforehand stand for the runtime's; {handler['shipped_with_pyc']} of "
+                    f"the {handler['shipped']} artifact modules imported came from shipped .pyc). "
+                    "WebAssembly is several "
+                    "times slower than Lambda: read the ratio, not the milliseconds.",
+                    "",
+                    markdown_table(
+                        [
+                            "function",
+                            "floor ms (wasm)",
+                            "handler ms (wasm)",
+                            "of which import ms",
+                            "ratio",
+                            "budget",
+                        ],
+                        [
+                            [
+                                function_list[0].name,
+                                f"{measured.median('floor') * 1000:.0f}",
+                                f"{measured.median('handler') * 1000:.0f}",
+                                f"{_median_import(measured) * 1000:.0f}",
+                                f"{measured.ratio:.2f}",
+                                _verdict(measured.ratio),
+                            ]
+                        ],
+                    ),
+                ]
+                statuses = {json.dumps(run["statuses"]) for run in measured.handler}
+                if statuses != {json.dumps(venv[function_list[0].name].handler[0]["statuses"])}:
+                    problems.append(f"artifact answered {statuses}, .venv did not")
+    return Report(
+        markdown="\n".join(lines),
+        document=DOCUMENT,
+        document_title="Performance",
+        heading="## Cold start",
+        marker="coldstart",
+        problems=problems,
+    )
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--cold-runs",
+        type=int,
+        default=DEFAULT_RUNS,
+        help=f"fresh processes per cold-start figure (default {DEFAULT_RUNS})",
+    )
+    parser.add_argument(
+        "--no-pyodide", action="store_true", help="cold start from .venv only (no artifact run)"
+    )
+
+
+SECTION = Section(
+    name="coldstart",
+    help="cold start vs the boto3 floor, from .venv and from the artifact (Pyodide)",
+    add_arguments=add_arguments,
+    run=run,
+)
+
+
+def section() -> str:
+    """The section's markdown with default options (for callers without argparse)."""
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return run(parser.parse_args([])).markdown

@@ -1,0 +1,143 @@
+"""Registration recovery: the queue that keeps resolved registrations whose writes failed, and
+the processor that replays them into the customers table.
+
+When the fulfillment function cannot write a session or customer after ResolveCustomer
+succeeded (DynamoDB throttling or outage beyond retries, or no time left), it sends the
+resolved registration (never the token) to this queue and tells the buyer it is finishing the
+set-up (202). The processor (``fulfillment.recovery``) writes both items idempotently and
+reports partial batch failures; a message that fails MAX_RECEIVE_COUNT times waits in the
+dead-letter queue, which is alarmed: a paying customer is not recorded until it is redriven.
+Alarms live in infra/monitoring.py (``Monitoring.monitor_recovery``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from aws_cdk import Duration
+from aws_cdk import aws_dynamodb as dynamodb
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_lambda_event_sources as sources
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.api import FunctionSpec, lambda_function
+from infra.nag import Acknowledgement, acknowledge
+
+RECOVERY_HANDLER = "fulfillment.recovery.lambda_handler"
+
+# The fulfillment function's setting (fulfillment.settings.RECOVERY_QUEUE_URL).
+QUEUE_URL_VARIABLE = "RECOVERY_QUEUE_URL"
+# What the fulfillment function may do with the queue: send, nothing else.
+SEND_ACTIONS = ("sqs:SendMessage",)
+# Exactly the processor's own calls: PutItem (session, conditional) and UpdateItem (customer,
+# conditional) on the customers table. The SQS event source adds its own receive/delete grant.
+CUSTOMERS_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem")
+
+# infra/api.py's function: 20 s timeout. SQS wants the visibility timeout >= 6x that.
+FUNCTION_TIMEOUT_SECONDS = 20
+VISIBILITY_TIMEOUT = Duration.seconds(6 * FUNCTION_TIMEOUT_SECONDS)
+MAX_RECEIVE_COUNT = 5
+RETENTION = Duration.days(14)
+BATCH_SIZE = 10
+# No batching window: a buyer may be waiting to continue to the sign-up page.
+
+# Alarm thresholds: a healthy recovery queue is empty within seconds.
+OLDEST_MESSAGE_AGE = Duration.minutes(15)
+
+
+def recovery_environment(table: dynamodb.ITable) -> dict[str, str]:
+    """The processor's own settings variables (fulfillment.settings.RECOVERY_ENVIRONMENT_KEYS)."""
+    return {"CUSTOMERS_TABLE_NAME": table.table_name}
+
+
+class RegistrationRecovery(Construct):
+    """Recovery queue (+ DLQ) -> recovery processor. The fulfillment function is
+    ``connect``ed; the alarms are added by the stack through Monitoring.monitor_recovery."""
+
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        table: dynamodb.ITable,
+        code_dir: Path,
+        environment_extra: Mapping[str, str],
+        log_retention: logs.RetentionDays,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.acknowledgements: list[Acknowledgement] = []
+
+        self.dead_letter_queue = self._queue("DeadLetterQueue")
+        self.queue = self._queue(
+            "Queue",
+            visibility_timeout=VISIBILITY_TIMEOUT,
+            dead_letter_queue=sqs.DeadLetterQueue(
+                max_receive_count=MAX_RECEIVE_COUNT, queue=self.dead_letter_queue
+            ),
+        )
+        self.function = lambda_function(
+            self,
+            FunctionSpec(
+                construct_prefix="Recovery",
+                handler=RECOVERY_HANDLER,
+                description="Replays registrations parked on the recovery queue",
+                role_description="recovery function: writes sessions and customers",
+                environment={**recovery_environment(table), **environment_extra},
+                statements=[
+                    iam.PolicyStatement(
+                        actions=list(CUSTOMERS_TABLE_ACTIONS), resources=[table.table_arn]
+                    )
+                ],
+            ),
+            code=lambda_.Code.from_asset(str(code_dir)),
+            retention=log_retention,
+        )
+        self.function.add_event_source(
+            sources.SqsEventSource(
+                self.queue, batch_size=BATCH_SIZE, report_batch_item_failures=True
+            )
+        )
+        role = self.function.role
+        assert role is not None
+        policy = role.node.try_find_child("DefaultPolicy")
+        assert policy is not None
+        self._acknowledge(
+            policy,
+            "AwsSolutions-IAM5[Resource::*]",
+            "X-Ray's PutTraceSegments/PutTelemetryRecords (active tracing) require '*'; the "
+            "DynamoDB actions are scoped to the customers table.",
+        )
+        self._acknowledge(
+            self.function,
+            "AwsSolutions-L1",
+            "python3.13 on purpose: the shipped bytecode is compiled for 3.13 (see "
+            "docs/decisions.md); move to a newer runtime together with the bytecode compiler.",
+        )
+
+    def connect(self, function: lambda_.Function) -> None:
+        """Let the fulfillment function park registrations here: its RECOVERY_QUEUE_URL
+        setting, and sqs:SendMessage on this queue only."""
+        function.add_environment(QUEUE_URL_VARIABLE, self.queue.queue_url)
+        role = function.role
+        assert role is not None
+        role.add_to_principal_policy(
+            iam.PolicyStatement(actions=list(SEND_ACTIONS), resources=[self.queue.queue_arn])
+        )
+
+    def _queue(self, construct_id: str, **kwargs: object) -> sqs.Queue:
+        # SSE-SQS: no key policy to keep in step, and neither function needs a KMS permission.
+        return sqs.Queue(
+            self,
+            construct_id,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            retention_period=RETENTION,
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:
+        self.acknowledgements.append(acknowledge(construct, rule_id, reason))

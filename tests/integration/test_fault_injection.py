@@ -1,0 +1,411 @@
+"""Fault injection at every step of a registration: the real handler and recovery processor,
+moto's DynamoDB and SQS server, the Marketplace stand-in over HTTP.
+
+Marketplace faults come from the stand-in itself. moto cannot fail on demand, so DynamoDB and
+SQS faults are injected with a botocore ``before-send`` hook on the function's cached client
+(``failing`` below): it answers a chosen operation with an AWS error response (which botocore
+retries as it would a real one) or a connection timeout, N times. docs/reliability.md lists
+each fault with the test that proves it.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import re
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.exceptions import ConnectTimeoutError
+
+from fulfillment import aws, recovery
+from fulfillment.api import lambda_handler
+from local.events import lambda_sqs_record
+from local.gateway import LambdaContext
+from tests.events import form_post
+from tests.integration.conftest import PRODUCT, REGISTRATION_URL, Stack, all_logs
+
+CUSTOMER_PK = (
+    "LICENSE#arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
+)
+THROTTLED = "ProvisionedThroughputExceededException"
+DEFERRED_TEXT = "We received your subscription and are finishing setting up your account"
+
+
+class _Raw:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+@contextmanager
+def failing(
+    client: Any, operation: str, *, times: int, table: str | None = None, timeout: bool = False
+) -> Iterator[list[int]]:
+    """Fail ``operation`` (on ``table`` only, if given) ``times`` times on ``client``.
+
+    DynamoDB gets a 400 ProvisionedThroughputExceededException, retried by botocore like a
+    real throttle; ``timeout`` raises ConnectTimeoutError instead (a service that is down).
+    Yields a one-item list counting the failures served.
+    """
+    served = [0]
+
+    def hook(event_name: str, request: Any, **_: Any) -> AWSResponse | None:
+        if not event_name.endswith(f".{operation}") or served[0] >= times:
+            return None
+        if table is not None and json.loads(request.body or b"{}").get("TableName") != table:
+            return None
+        served[0] += 1
+        if timeout:
+            raise ConnectTimeoutError(endpoint_url=request.url)
+        body = json.dumps(
+            {"__type": f"com.amazonaws.dynamodb.v20120810#{THROTTLED}", "message": "injected"}
+        ).encode()
+        return AWSResponse(request.url, 400, {"x-amzn-requestid": "injected"}, _Raw(body))
+
+    client.meta.events.register_first("before-send", hook, unique_id=f"fault-{id(hook)}")
+    try:
+        yield served
+    finally:
+        client.meta.events.unregister("before-send", unique_id=f"fault-{id(hook)}")
+
+
+def _recovery_context() -> LambdaContext:
+    return LambdaContext(
+        function_name="fulfillment-recovery",
+        memory_limit_in_mb=1024,
+        timeout_seconds=20,
+        log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
+    )
+
+
+def _sqs_event(stack: Stack, messages: list[dict[str, Any]]) -> dict[str, Any]:
+    arn = stack.sqs.get_queue_attributes(
+        QueueUrl=stack.recovery_queue_url, AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    return {"Records": [lambda_sqs_record(m, arn, "us-east-1") for m in messages]}
+
+
+def _sessions(stack: Stack) -> list[dict[str, Any]]:
+    return [item for item in stack.items() if item["sk"]["S"] == "SESSION"]
+
+
+def _metric_names(stdout: str) -> list[str]:
+    return [
+        metric["Name"]
+        for line in stdout.splitlines()
+        if line.startswith('{"_aws"')
+        for directive in json.loads(line)["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+    ]
+
+
+def _continue_href(response: dict[str, Any]) -> str:
+    (href,) = re.findall(r'<a class="button" href="([^"]+)">Continue</a>', response["body"])
+    return html.unescape(href)
+
+
+def _assert_deferred_page(response: dict[str, Any], token: str) -> str:
+    """The honest 202 page; returns the registration id its Continue link carries."""
+    assert response["statusCode"] == 202, response.get("body")
+    assert DEFERRED_TEXT in response["body"]
+    assert response["headers"]["Retry-After"].isdigit()
+    assert "Location" not in response["headers"]
+    href = _continue_href(response)
+    assert href.startswith(REGISTRATION_URL + "&registration=")
+    assert token not in response["body"]
+    return parse_qs(urlsplit(href).query)["registration"][0]
+
+
+def _replay_all(stack: Stack) -> dict[str, Any]:
+    messages = stack.recovery_messages()
+    assert messages, "nothing was parked on the recovery queue"
+    return dict(recovery.lambda_handler(_sqs_event(stack, messages), _recovery_context()))
+
+
+# -- Marketplace ------------------------------------------------------------------------------
+
+
+def test_marketplace_throttling_beyond_retries_is_503_and_a_resubmit_works_later(
+    stack: Stack, lambda_context: LambdaContext
+) -> None:
+    # Given Marketplace throttles every attempt botocore makes
+    stack.marketplace.throttle_next(10)
+    token = stack.marketplace.issue_token("new-style")
+
+    # When the buyer posts the token, then the Try again page, nothing stored, nothing parked
+    response = lambda_handler(form_post(token), lambda_context)
+    assert response["statusCode"] == 503
+    assert "Try again" in response["body"]
+    assert stack.marketplace.resolve_calls == 3
+    assert stack.items() == [] and stack.items(stack.idempotency_table) == []
+    assert stack.recovery_messages() == []
+
+    # When Marketplace recovers and the buyer presses Try again, then it registers
+    stack.marketplace.throttle_next(0)
+    assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
+    assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
+
+
+def test_marketplace_500_beyond_retries_is_503_and_a_resubmit_works_later(
+    stack: Stack, lambda_context: LambdaContext
+) -> None:
+    stack.marketplace.internal_error_next(10)
+    token = stack.marketplace.issue_token("new-style")
+
+    response = lambda_handler(form_post(token), lambda_context)
+
+    assert response["statusCode"] == 503
+    assert response["headers"]["Retry-After"] == "5"
+    assert stack.items() == [] and stack.items(stack.idempotency_table) == []
+    stack.marketplace.internal_error_next(0)
+    assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
+
+
+def test_marketplace_timeout_is_503_before_the_invocation_ends_and_a_resubmit_works(
+    stack: Stack, lambda_context: LambdaContext
+) -> None:
+    # Given an invocation with 6 s left and a stand-in slower than the 2 s read timeout
+    short = LambdaContext(
+        function_name="fulfillment-api",
+        memory_limit_in_mb=512,
+        timeout_seconds=6,
+        log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
+    )
+    stack.marketplace.set_latency(2.5)
+    token = stack.marketplace.issue_token("new-style")
+
+    response = lambda_handler(form_post(token), short)
+
+    # Then our 503 page, with time left in the invocation, and nothing stored or parked
+    assert response["statusCode"] == 503
+    assert short.get_remaining_time_in_millis() > 0
+    assert stack.items() == [] and stack.items(stack.idempotency_table) == []
+    assert stack.recovery_messages() == []
+    # Let the stand-in finish the abandoned attempt, then the resubmit succeeds
+    stack.marketplace.set_latency(0)
+    time.sleep(0.6)
+    assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
+
+
+# -- DynamoDB ---------------------------------------------------------------------------------
+
+
+def test_dynamodb_failure_on_the_idempotency_write_is_503_nothing_stored_and_retry_works(
+    stack: Stack, lambda_context: LambdaContext
+) -> None:
+    token = stack.marketplace.issue_token("new-style")
+
+    # Given the idempotency table throttles every attempt of the claim (PutItem)
+    with failing(aws.dynamodb(), "PutItem", table=stack.idempotency_table, times=10) as served:
+        response = lambda_handler(form_post(token), lambda_context)
+
+    # Then the Try again page; Marketplace was not even asked; nothing stored, nothing parked
+    assert served[0] == 3  # botocore's three attempts, each refused
+    assert response["statusCode"] == 503
+    assert "Try again" in response["body"]
+    assert stack.marketplace.resolve_calls_for(token) == 0
+    assert stack.items() == [] and stack.items(stack.idempotency_table) == []
+    assert stack.recovery_messages() == []
+    # And the buyer's retry registers normally
+    assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
+
+
+@pytest.mark.parametrize(
+    ("operation", "written_before_replay"),
+    [("PutItem", "nothing"), ("UpdateItem", "session")],
+    ids=["session-write", "customer-write"],
+)
+def test_dynamodb_failure_on_the_session_or_customer_write_is_202_and_the_processor_replays_once(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    operation: str,
+    written_before_replay: str,
+) -> None:
+    token = stack.marketplace.issue_token("new-style")
+
+    # Given the customers table refuses the session (PutItem) or customer (UpdateItem) write
+    with failing(aws.dynamodb(), operation, table=stack.customers_table, times=10):
+        response = lambda_handler(form_post(token), lambda_context)
+        # And a resubmission while DynamoDB is still down replays the same answer
+        again = lambda_handler(form_post(token), lambda_context)
+
+    # Then the buyer is told the truth (202) with a Continue link to the sign-up target
+    registration = _assert_deferred_page(response, token)
+    assert _continue_href(again) == _continue_href(response)
+    assert stack.marketplace.resolve_calls_for(token) == 1
+    assert "RegistrationDeferred" in _metric_names(capsys.readouterr().out)
+    # And the customer is not recorded yet; the session only if its own write succeeded
+    assert stack.customer(CUSTOMER_PK) is None
+    assert len(_sessions(stack)) == (1 if written_before_replay == "session" else 0)
+    # And the resolved registration waits on the recovery queue, without the token
+    (message,) = stack.recovery_messages()
+    parked = json.loads(message["Body"])
+    assert token not in message["Body"]
+    assert parked["registration_id"] == registration
+    assert parked["customer_aws_account_id"] == "111122223333"
+
+    # When the processor replays it
+    answer = recovery.lambda_handler(_sqs_event(stack, [message]), _recovery_context())
+
+    # Then session and customer are stored exactly once, and the buyer's link works
+    assert answer == {"batchItemFailures": []}
+    customer = stack.customer(CUSTOMER_PK)
+    assert customer is not None
+    assert customer["registration_count"] == {"N": "1"}
+    assert customer["last_registration_id"] == {"S": registration}
+    (session,) = _sessions(stack)
+    assert session["pk"] == {"S": f"SESSION#{registration}"}
+    assert session["customer_pk"] == {"S": CUSTOMER_PK}
+    assert session["csrf_token"]["S"] == parked["csrf_token"]
+    assert session["expires_at"] == {"N": str(parked["session_expires_at"])}
+    assert "RegistrationRecovered" in _metric_names(capsys.readouterr().out)
+
+
+def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(
+    stack: Stack,
+) -> None:
+    # Given an invocation whose deadline (4 s reserve) passes while ResolveCustomer answers:
+    # 5.2 s left (deadline at 1.2 s, grace until 2.7 s), Marketplace takes 1.6 s (inside its
+    # read timeout), so the session write finds no time left, and the grace still lets the
+    # registration be parked and its idempotency record saved
+    context = LambdaContext(
+        function_name="fulfillment-api",
+        memory_limit_in_mb=512,
+        timeout_seconds=5.2,
+        log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
+    )
+    stack.marketplace.set_latency(1.6)
+    # Built ahead (a warm environment): on a loaded test machine, building the client inside
+    # the 1.1 s grace window would make this test about machine speed, not the deadline.
+    aws.recovery_sqs()
+    token = stack.marketplace.issue_token("new-style")
+
+    response = lambda_handler(form_post(token), context)
+
+    _assert_deferred_page(response, token)
+    assert context.get_remaining_time_in_millis() > 0
+    assert stack.customer(CUSTOMER_PK) is None
+    assert _replay_all(stack) == {"batchItemFailures": []}
+    assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
+
+
+def test_dynamodb_failure_on_both_writes_and_sqs_down_is_503_no_idempotency_record_retry_works(
+    stack: Stack, lambda_context: LambdaContext
+) -> None:
+    token = stack.marketplace.issue_token("new-style")
+
+    # Given the session write fails and the recovery queue cannot be reached either
+    with (
+        failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=10),
+        failing(aws.recovery_sqs(), "SendMessage", times=10, timeout=True) as sends,
+    ):
+        response = lambda_handler(form_post(token), lambda_context)
+
+    # Then the Try again page (nothing was promised), and no record blocks the retry
+    assert sends[0] == 3
+    assert response["statusCode"] == 503
+    assert "Try again" in response["body"]
+    assert stack.items() == [] and stack.items(stack.idempotency_table) == []
+    assert stack.recovery_messages() == []
+    # And the retry, with everything healthy again, registers the customer once
+    assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
+    assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
+
+
+# -- the recovery processor -------------------------------------------------------------------
+
+
+def test_recovery_processor_replayed_twice_counts_the_registration_once(
+    stack: Stack, lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a parked registration (customer write failed)
+    token = stack.marketplace.issue_token("new-style")
+    with failing(aws.dynamodb(), "UpdateItem", table=stack.customers_table, times=10):
+        assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 202
+    event = _sqs_event(stack, stack.recovery_messages())
+    capsys.readouterr()
+
+    # When SQS delivers the same message twice (and a third time, for good measure)
+    answers = [recovery.lambda_handler(event, _recovery_context()) for _ in range(3)]
+
+    # Then every delivery succeeds, and the customer is counted once
+    assert answers == [{"batchItemFailures": []}] * 3
+    assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
+    assert len(_sessions(stack)) == 1
+    assert _metric_names(capsys.readouterr().out).count("RegistrationRecovered") == 1
+
+
+def test_recovery_processor_reports_a_failed_replay_so_sqs_delivers_it_again(
+    stack: Stack, lambda_context: LambdaContext
+) -> None:
+    # Given two parked registrations (two customers)
+    with failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=100):
+        for customer in ("new-style", "legacy"):
+            token = stack.marketplace.issue_token(customer)
+            assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 202
+    messages = stack.recovery_messages()
+    first = next(m for m in messages if "license-manager" in m["Body"])
+    event = _sqs_event(stack, [first, *(m for m in messages if m is not first)])
+
+    # When DynamoDB throttles every attempt of the first replay, and then recovers
+    with failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=3):
+        answer = recovery.lambda_handler(event, _recovery_context())
+
+    # Then only that message is reported as failed (SQS retries it, then dead-letters it)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": first["MessageId"]}]}
+    assert stack.customer(CUSTOMER_PK) is None
+    assert stack.customer(f"LEGACY#{PRODUCT}#Ab1Cd2Ef3Gh") is not None
+    # And the redelivery records it, without counting the other one twice
+    assert recovery.lambda_handler(event, _recovery_context()) == {"batchItemFailures": []}
+    assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
+    legacy = stack.customer(f"LEGACY#{PRODUCT}#Ab1Cd2Ef3Gh")
+    assert legacy["registration_count"] == {"N": "1"}  # type: ignore[index]
+
+
+def test_the_token_is_in_no_recovery_message_and_no_log_line_on_these_paths(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    function_logs: io.StringIO,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given every recovery path: session write parked, customer write parked, both + SQS down
+    tokens = [stack.marketplace.issue_token("new-style") for _ in range(3)]
+    with failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=10):
+        lambda_handler(form_post(tokens[0]), lambda_context)
+    with failing(aws.dynamodb(), "UpdateItem", table=stack.customers_table, times=10):
+        lambda_handler(form_post(tokens[1]), lambda_context)
+    with (
+        failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=10),
+        failing(aws.recovery_sqs(), "SendMessage", times=10, timeout=True),
+    ):
+        lambda_handler(form_post(tokens[2]), lambda_context)
+    # And the processor replaying what was parked, twice
+    messages = stack.recovery_messages()
+    assert len(messages) == 2
+    for _ in range(2):
+        recovery.lambda_handler(_sqs_event(stack, messages), _recovery_context())
+
+    # Then no message, log line (any level), metric or stored item holds any token
+    captured = all_logs(function_logs, caplog) + capsys.readouterr().out
+    bodies = json.dumps([m["Body"] for m in messages])
+    stored = json.dumps(stack.items()) + json.dumps(stack.items(stack.idempotency_table))
+    assert "parked on the recovery queue" in captured  # the paths really were taken
+    assert "parked registration recorded" in captured
+    for token in tokens:
+        assert token not in captured
+        assert token not in bodies
+        assert token not in stored
+    # Nor the registration ids (they open the sign-up page) in any log line
+    for message in messages:
+        assert json.loads(message["Body"])["registration_id"] not in captured

@@ -1,0 +1,100 @@
+"""Parking a resolved registration whose writes failed, and replaying it, against fakes."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from fulfillment.errors import RecoveryUnavailableError
+from fulfillment.models import (
+    MalformedParkedRegistrationError,
+    ParkedRegistration,
+    ResolvedCustomer,
+)
+from fulfillment.registration import register, replay
+from tests.unit.fakes import FakeCustomerStore, FakeMarketplace, FakeRecoveryQueue
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+PRODUCT = "prod-abc"
+TOKEN = "tok+en/secret=="
+CUSTOMER = ResolvedCustomer(
+    PRODUCT, "111122223333", "arn:aws:license-manager::1:license:l-1", None, "agmt-1"
+)
+KEY = CUSTOMER.customer_key
+
+
+def _register(store: FakeCustomerStore, queue: FakeRecoveryQueue):  # type: ignore[no-untyped-def]
+    return register(
+        TOKEN,
+        marketplace=FakeMarketplace({TOKEN: CUSTOMER}),
+        customers=store,
+        recovery=queue,
+        product_codes={PRODUCT},
+        now=NOW,
+        session_ttl_seconds=3600,
+        request_id="req-1",
+    )
+
+
+@pytest.mark.parametrize("failing", ["session", "customer"])
+def test_a_failed_write_parks_the_resolved_registration(failing: str) -> None:
+    # Given DynamoDB refuses one of the two writes
+    store, queue = FakeCustomerStore(failing={failing}), FakeRecoveryQueue()
+
+    # When the token is registered
+    outcome = _register(store, queue)
+
+    # Then the outcome is deferred and the queue holds everything needed to finish it
+    assert outcome.deferred is True
+    (parked,) = queue.parked
+    assert parked.registration_id == outcome.session_id
+    assert parked.customer == CUSTOMER
+    assert parked.session_expires_at == outcome.session_expires_at
+    assert parked.registered_at == NOW.isoformat()
+    assert parked.request_id == "req-1"
+    assert TOKEN not in parked.to_message()
+
+
+def test_when_the_queue_refuses_too_registration_raises() -> None:
+    store, queue = FakeCustomerStore(failing={"customer"}), FakeRecoveryQueue(down=True)
+
+    with pytest.raises(RecoveryUnavailableError):
+        _register(store, queue)
+
+
+def test_replay_writes_session_and_customer_once_however_often_it_runs() -> None:
+    # Given a registration parked after its session write succeeded and its customer write failed
+    store, queue = FakeCustomerStore(failing={"customer"}), FakeRecoveryQueue()
+    outcome = _register(store, queue)
+    (parked,) = queue.parked
+    store.failing.clear()
+
+    # When the processor replays it three times (duplicate deliveries)
+    results = [replay(parked, customers=store) for _ in range(3)]
+
+    # Then the customer is counted once and the session is the one the buyer was given
+    assert results == [True, False, False]
+    assert store.registrations[KEY] == 1
+    assert store.sessions[outcome.session_id][0] == KEY
+
+
+def test_parked_message_round_trips_and_strangers_are_refused() -> None:
+    store, queue = FakeCustomerStore(failing={"session"}), FakeRecoveryQueue()
+    _register(store, queue)
+    (parked,) = queue.parked
+
+    assert ParkedRegistration.from_message(parked.to_message()) == parked
+    message = json.loads(parked.to_message())
+    for broken in (
+        "not json",
+        json.dumps({**message, "version": 99}),
+        json.dumps({**message, "token": TOKEN}),
+        json.dumps({**message, "registration_id": ""}),
+        json.dumps({**message, "session_expires_at": "soon"}),
+        replace(parked, license_arn=None).to_message(),  # no identity left
+    ):
+        with pytest.raises(MalformedParkedRegistrationError):
+            ParkedRegistration.from_message(broken)
