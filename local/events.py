@@ -4,9 +4,10 @@ Never deployed. Stands in for what Lambda does in AWS with the publisher's two e
 mappings: a daemon thread polls the customers table's stream (same sk=CUSTOMER filter as the
 deployed mapping) and the publish retry queue, and invokes `fulfillment.publisher.lambda_handler`
 with the exact Lambda event shapes in a spawned worker process of its own (one invocation at a
-time, module state kept warm, like an execution environment). EventBridge and SQS are moto's,
-on the same server as DynamoDB. A rule on the bus copies every event into an inspection queue,
-which the `/_local/events` page reads.
+time, module state kept warm, like an execution environment; the plumbing is shared with the
+other local consumers in local/event_sources.py). EventBridge and SQS are moto's, on the same
+server as DynamoDB. A rule on the bus copies every event into an inspection queue, which the
+`/_local/events` page reads.
 
     events = start_local_events(dynamodb_url=..., customers_table=..., function_environment=...,
                                 region="us-east-1")
@@ -18,33 +19,35 @@ which the `/_local/events` page reads.
 from __future__ import annotations
 
 import base64
-import concurrent.futures
 import contextlib
 import hashlib
 import html
-import importlib
 import json
-import multiprocessing
-import os
 import sys
 import threading
 import time
-import traceback
 import uuid
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.gateway import LambdaContext, LocalRequest, LocalResponse
+from local.event_sources import (
+    Poller,
+    QueueConsumer,
+    SpawnedFunction,
+    create_queue,
+    lambda_sqs_record,
+    local_session,
+)
+from local.gateway import LocalRequest, LocalResponse
 
 HANDLER = "fulfillment.publisher.lambda_handler"
 EVENTS_PATH = "/_local/events"
 SOURCE = "fulfillment.registration"
 CUSTOMER_SK = "CUSTOMER"
-POLL_SECONDS = 0.3
 # What the deployed mappings use (infra/events.py).
 STREAM_BATCH_SIZE = 10
 QUEUE_BATCH_SIZE = 10
@@ -52,8 +55,7 @@ MAX_RECEIVE_COUNT = 5
 # Shorter than in AWS so a local retry is seen within seconds.
 RETRY_VISIBILITY_SECONDS = 5
 STREAM_RETRY_ATTEMPTS = 3
-LOCAL_CREDENTIAL = "local"
-_LAMBDA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lambda")
+INVOKE_TIMEOUT_SECONDS = 150
 
 _CSS = (
     "body{font:16px/1.5 system-ui,sans-serif;margin:0;background:#f2f3f3;color:#16191f}"
@@ -68,44 +70,6 @@ _CSP = (
     f"style-src 'sha256-{base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()}'; "
     "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 )
-
-
-# --------------------------------------------------------------------------- worker side
-
-_handler: Callable[[dict[str, Any], LambdaContext], Any] | None = None
-
-
-def _init_worker(environment: dict[str, str], sys_path: list[str]) -> None:
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(line_buffering=True)
-    for entry in reversed(sys_path):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
-    os.environ.update(environment)
-
-
-def _invoke(event: dict[str, Any]) -> tuple[bool, Any]:
-    """Run the publisher once in the worker; (ok, JSON-safe result or the traceback)."""
-    global _handler
-    context = LambdaContext(
-        function_name="fulfillment-publisher-local",
-        memory_limit_in_mb=256,
-        timeout_seconds=120,
-        log_stream_name=f"{datetime.now(UTC):%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
-    )
-    try:
-        if _handler is None:
-            module_name, _, attribute = HANDLER.rpartition(".")
-            _handler = getattr(importlib.import_module(module_name), attribute)
-        result = _handler(event, context)
-        return True, json.loads(json.dumps(result))
-    except Exception:
-        return False, traceback.format_exc()
-    finally:
-        sys.stdout.flush()
-        sys.stderr.flush()
 
 
 # --------------------------------------------------------------------------- event shapes
@@ -142,21 +106,6 @@ def lambda_stream_record(record: Mapping[str, Any], stream_arn: str, region: str
         "awsRegion": region,
         "dynamodb": dynamodb,
         "eventSourceARN": stream_arn,
-    }
-
-
-def lambda_sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
-    """A ReceiveMessage message in the shape Lambda hands an SQS event source."""
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": dict(message.get("Attributes", {})),
-        "messageAttributes": {},
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": queue_arn,
-        "awsRegion": region,
     }
 
 
@@ -207,40 +156,37 @@ class LocalEvents:
         self._pending: list[tuple[dict[str, Any], int]] = []  # (record, attempts) to retry
         self._published: list[dict[str, Any]] = []
         self._published_lock = threading.Lock()
-        self._executor = concurrent.futures.ProcessPoolExecutor(
-            max_workers=1,
-            mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
-            initargs=(
-                {**function_environment, **self.environment},
-                [_LAMBDA_ROOT],
-            ),
+        self._publisher = SpawnedFunction(
+            HANDLER,
+            environment={**function_environment, **self.environment},
+            label="local events: publisher",
+            function_name="fulfillment-publisher-local",
+            memory_limit_in_mb=256,
+            timeout_seconds=120,
+            invoke_timeout_seconds=INVOKE_TIMEOUT_SECONDS,
         )
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="local-events", daemon=True)
-        self._thread.start()
+        self._poller = Poller("local-events", self._poll_stream, self._retry.poll)
 
     # -- setup -----------------------------------------------------------------------------
-
-    def _queue(self, name: str, **attributes: str) -> tuple[str, str]:
-        url = self._sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-        arn = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
-        return str(url), str(arn)
 
     def _create_bus_and_queues(self, prefix: str) -> None:
         with contextlib.suppress(self._events.exceptions.ResourceAlreadyExistsException):
             self._events.create_event_bus(Name=self.bus_name)
-        _, dlq_arn = self._queue(f"{prefix}-publish-dead-letters")
-        self.retry_queue_url, self._retry_queue_arn = self._queue(
-            f"{prefix}-publish-retry",
-            VisibilityTimeout=str(RETRY_VISIBILITY_SECONDS),
-            RedrivePolicy=json.dumps(
-                {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
-            ),
+        self._retry = QueueConsumer(
+            self._sqs,
+            name=f"{prefix}-publish-retry",
+            dead_letter_name=f"{prefix}-publish-dead-letters",
+            visibility_seconds=RETRY_VISIBILITY_SECONDS,
+            max_receive_count=MAX_RECEIVE_COUNT,
+            batch_size=QUEUE_BATCH_SIZE,
+            region=self._region,
+            # The publisher is spawned later, once its environment (this queue's URL) is known.
+            function=lambda event: self._publisher.invoke(event),
         )
-        self._inspection_url, inspection_arn = self._queue(f"{prefix}-events-inspection")
+        self.retry_queue_url = self._retry.queue_url
+        self._inspection_url, inspection_arn = create_queue(
+            self._sqs, f"{prefix}-events-inspection"
+        )
         rule = f"{prefix}-inspect-registrations"
         self._events.put_rule(
             Name=rule,
@@ -255,24 +201,6 @@ class LocalEvents:
         )
 
     # -- polling ---------------------------------------------------------------------------
-
-    def _run(self) -> None:
-        while not self._stop.wait(POLL_SECONDS):
-            try:
-                self._poll_stream()
-                self._poll_retry_queue()
-            except Exception:
-                if self._stop.is_set():
-                    return
-                traceback.print_exc()
-
-    def _invoke(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        """Invoke the publisher; its response, or None when the invocation failed."""
-        ok, result = self._executor.submit(_invoke, event).result(timeout=150)
-        if not ok:
-            sys.stderr.write(f"local events: publisher failed\n{result}")
-            return None
-        return result if isinstance(result, dict) else {}
 
     def _poll_stream(self) -> None:
         fresh: list[dict[str, Any]] = []
@@ -289,7 +217,7 @@ class LocalEvents:
         self._pending = []
         while queue:
             batch, queue = queue[:STREAM_BATCH_SIZE], queue[STREAM_BATCH_SIZE:]
-            response = self._invoke({"Records": [record for record, _ in batch]})
+            response = self._publisher.invoke({"Records": [record for record, _ in batch]})
             if response is None:
                 failed = {r["dynamodb"]["SequenceNumber"] for r, _ in batch}
             else:
@@ -304,27 +232,6 @@ class LocalEvents:
                         "local events: gave up on stream record "
                         f"{record['dynamodb']['SequenceNumber']} (in AWS: stream-failure queue)\n"
                     )
-
-    def _poll_retry_queue(self) -> None:
-        messages = self._sqs.receive_message(
-            QueueUrl=self.retry_queue_url,
-            MaxNumberOfMessages=QUEUE_BATCH_SIZE,
-            AttributeNames=["All"],
-        ).get("Messages", [])
-        if not messages:
-            return
-        event = {
-            "Records": [lambda_sqs_record(m, self._retry_queue_arn, self._region) for m in messages]
-        }
-        response = self._invoke(event)
-        if response is None:
-            return  # every message becomes visible again, as with a failed invocation
-        failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-        for message in messages:
-            if message["MessageId"] not in failed:
-                self._sqs.delete_message(
-                    QueueUrl=self.retry_queue_url, ReceiptHandle=message["ReceiptHandle"]
-                )
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -362,9 +269,8 @@ class LocalEvents:
         )
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self._poller.stop()
+        self._publisher.stop()
 
 
 def render_events_page(published: list[dict[str, Any]], *, bus_name: str) -> bytes:
@@ -408,13 +314,8 @@ def start_local_events(
     ``function_environment`` is the function environment of the local stack (credentials,
     region, Powertools settings); the publisher's own variables are added (``.environment``).
     """
-    session = boto3.session.Session(
-        aws_access_key_id=LOCAL_CREDENTIAL,
-        aws_secret_access_key=LOCAL_CREDENTIAL,
-        region_name=region,
-    )
     return LocalEvents(
-        session=session,
+        session=local_session(region),
         endpoint_url=dynamodb_url,
         customers_table=customers_table,
         function_environment=function_environment,

@@ -378,6 +378,20 @@ class _WorkerState:
 _worker = _WorkerState()
 
 
+def prepare_worker_process(environment: Mapping[str, str], sys_path: list[str]) -> None:
+    """Make a freshly spawned worker look like an execution environment: ``sys_path``
+    importable, ``environment`` set, output line-buffered."""
+    # Function logs must show up as they happen, not when a pipe buffer fills.
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(line_buffering=True)
+    for entry in reversed(sys_path):
+        if entry not in sys.path:
+            sys.path.insert(0, entry)
+    os.environ.update(environment)
+
+
 def _init_worker(
     handler_path: str,
     extra_sys_path: list[str],
@@ -387,15 +401,7 @@ def _init_worker(
     timeout_seconds: float,
     barrier: Barrier,
 ) -> None:
-    # Function logs must show up as they happen, not when a pipe buffer fills.
-    for stream in (sys.stdout, sys.stderr):
-        reconfigure = getattr(stream, "reconfigure", None)
-        if reconfigure is not None:
-            reconfigure(line_buffering=True)
-    for entry in reversed(extra_sys_path):
-        if entry not in sys.path:
-            sys.path.insert(0, entry)
-    os.environ.update(environment)
+    prepare_worker_process(environment, extra_sys_path)
     _worker.handler_path = handler_path
     _worker.function_name = function_name
     _worker.memory_limit_in_mb = memory_limit_in_mb
@@ -432,8 +438,17 @@ def _invoke(event: dict[str, Any], handler_path: str | None = None) -> tuple[boo
         timeout_seconds=_worker.timeout_seconds,
         log_stream_name=_worker.log_stream_name,
     )
+    return run_handler(lambda: _load_handler(handler_path), event, context)
+
+
+def run_handler(
+    load: Callable[[], Callable[[dict[str, Any], LambdaContext], Any]],
+    event: dict[str, Any],
+    context: LambdaContext,
+) -> tuple[bool, Any]:
+    """Call the handler ``load`` returns once; (ok, JSON-safe result or the traceback)."""
     try:
-        result = _load_handler(handler_path)(event, context)
+        result = load()(event, context)
         # Round-trip through JSON as Lambda does: non-serializable results are errors.
         return True, json.loads(json.dumps(result))
     except Exception:
