@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fulfillment import aws, deadline, pages, responses
+from fulfillment import aws, deadline, responses
 from fulfillment.customers import DynamoDBCustomerStore
 from fulfillment.errors import (
     ConfigurationError,
@@ -112,6 +112,10 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         submission = read_submission(event)
         if submission is None:
             if event.get("httpMethod") == "GET":
+                # Imported where a page is rendered: a successful registration is a body-less
+                # 303, so its cold start skips the page table and its CSS hash.
+                from fulfillment import pages
+
                 return pages.render(pages.LANDING)
             raise MissingTokenError("no registration token in the request")
         registrar = _registrar()
@@ -119,10 +123,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             outcome = registrar.registration_for(submission.token, request_id, context)
         location = _location(registrar.settings, submission, outcome, event)
         if outcome.deferred:
+            from fulfillment import pages
+
             return pages.render(pages.DEFERRED, continue_href=location)
         return responses.see_other(location)
     except Exception as error:  # every failure becomes a page for a person
         _report(error)
+        from fulfillment import pages
+
         return pages.render(pages.page_for(error), reference=request_id, submission=submission)
 
 

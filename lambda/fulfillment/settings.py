@@ -52,15 +52,16 @@ DEFAULT_SESSION_TTL_SECONDS = 3600
 MIN_SESSION_TTL_SECONDS = 60
 MAX_SESSION_TTL_SECONDS = 7 * 24 * 3600
 
-_TABLE_NAME = re.compile(r"[a-zA-Z0-9_.-]{3,255}")
-_PRODUCT_CODE = re.compile(r"[-a-zA-Z0-9/=:_.@]{1,255}")
-_REGION = re.compile(r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}")
+# Pattern sources, not compiled patterns: every function imports this module but validates
+# only its own few variables, once per container, so each pattern is compiled on first use
+# (re.fullmatch caches it) instead of all of them on every cold start's import.
+_TABLE_NAME = r"[a-zA-Z0-9_.-]{3,255}"
+_PRODUCT_CODE = r"[-a-zA-Z0-9/=:_.@]{1,255}"
+_REGION = r"[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d{1,2}"
 _LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
 # A bus name, or its ARN (PutEvents accepts both).
-_EVENT_BUS = re.compile(
-    r"(arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/)?[/.\-_A-Za-z0-9]{1,256}"
-)
-_QUEUE_PATH = re.compile(r"/\d{12}/[A-Za-z0-9_-]{1,80}")
+_EVENT_BUS = r"(arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/)?[/.\-_A-Za-z0-9]{1,256}"
+_QUEUE_PATH = r"/\d{12}/[A-Za-z0-9_-]{1,80}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +102,7 @@ FUNCTION_ENVIRONMENT_KEYS: dict[str, frozenset[str]] = {
 
 MAX_EXTRA_FIELDS = 10
 MAX_FIELD_LENGTH = 2000
-_FIELD_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_FIELD_NAME = r"[a-z][a-z0-9_]{0,39}"
 # Names the built-in form uses itself; an extra field may not shadow them.
 RESERVED_FIELD_NAMES = frozenset(
     {"company", "contact_name", "email", "phone", "registration", "csrf_token"}
@@ -249,7 +250,7 @@ def _required(environ: Mapping[str, str], name: str) -> str:
 
 def _table_name(environ: Mapping[str, str], name: str) -> str:
     value = _required(environ, name)
-    if not _TABLE_NAME.fullmatch(value):
+    if not re.fullmatch(_TABLE_NAME, value):
         raise ConfigurationError(name, "is not a valid DynamoDB table name")
     return value
 
@@ -260,7 +261,7 @@ def _product_codes(environ: Mapping[str, str]) -> frozenset[str]:
     if not codes:
         raise ConfigurationError(PRODUCT_CODES, "lists no product code")
     for code in codes:
-        if not _PRODUCT_CODE.fullmatch(code):
+        if not re.fullmatch(_PRODUCT_CODE, code):
             raise ConfigurationError(PRODUCT_CODES, "holds a value that is not a product code")
     return codes
 
@@ -282,7 +283,7 @@ def _redirect_target(environ: Mapping[str, str], name: str, *, required: bool) -
 
 def _event_bus(environ: Mapping[str, str]) -> str:
     value = _required(environ, EVENT_BUS_NAME)
-    if not _EVENT_BUS.fullmatch(value):
+    if not re.fullmatch(_EVENT_BUS, value):
         raise ConfigurationError(EVENT_BUS_NAME, "is not an event bus name or ARN")
     return value
 
@@ -295,7 +296,7 @@ def _queue_url(environ: Mapping[str, str], name: str) -> str:
     if (
         not (parts.scheme == "https" or loopback)
         or not parts.hostname
-        or not _QUEUE_PATH.fullmatch(parts.path)
+        or not re.fullmatch(_QUEUE_PATH, parts.path)
         or parts.query
         or parts.fragment
     ):
@@ -305,7 +306,7 @@ def _queue_url(environ: Mapping[str, str], name: str) -> str:
 
 def _region(environ: Mapping[str, str]) -> str:
     value = environ.get(MARKETPLACE_REGION, "").strip() or DEFAULT_MARKETPLACE_REGION
-    if not _REGION.fullmatch(value):
+    if not re.fullmatch(_REGION, value):
         raise ConfigurationError(MARKETPLACE_REGION, "is not an AWS region name")
     return value
 
@@ -345,7 +346,7 @@ def _extra_fields(environ: Mapping[str, str]) -> tuple[ExtraField, ...]:
             raise ConfigurationError(SIGNUP_EXTRA_FIELDS, "lists something that is not an object")
         name, label = item.get("name"), item.get("label")
         required, max_length = item.get("required", False), item.get("max_length", 200)
-        if not isinstance(name, str) or not _FIELD_NAME.fullmatch(name):
+        if not isinstance(name, str) or not re.fullmatch(_FIELD_NAME, name):
             raise ConfigurationError(
                 SIGNUP_EXTRA_FIELDS, "has a field name that is not lower_snake_case (max 40)"
             )
