@@ -46,7 +46,7 @@ test-e2e: $(STAMP) chromium
 test-infra: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest tests/infrastructure
 
-build: $(STAMP) $(NODE_STAMP) ## Build the function artifact (build/function): 3.13 bytecode, no Docker
+build: $(STAMP) $(NODE_STAMP) ## Build the function artifact (build/function): 3.13 bytecode, no container engine
 	$(BIN)/python -m infra.packaging
 
 # A benchmark, not a test: prints markdown tables and writes them into docs/ (between each

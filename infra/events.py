@@ -29,7 +29,8 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.nag import Acknowledgement, acknowledge
+from infra.nag import Acknowledgement, acknowledge, default_policy
+from infra.queues import encrypted_queue
 
 PUBLISHER_HANDLER = "fulfillment.publisher.lambda_handler"
 SOURCE = "fulfillment.registration"
@@ -42,12 +43,11 @@ RETRY_QUEUE_SEND_ACTIONS = ("sqs:SendMessage",)
 
 MEMORY_MB = 256
 # Worst case of one invocation: 2 PutEvents + 2 SendMessageBatch calls, each up to 3 attempts
-# x (connect 2 s + read 5 s) plus backoff (fulfillment.aws.DELIVERY_CONFIG).
+# x (connect 2 s + read 5 s) plus backoff (fulfillment.aws.QUEUE_CONFIG).
 TIMEOUT = Duration.seconds(120)
 # AWS's guidance for SQS event sources: at least six times the function timeout.
 RETRY_VISIBILITY_TIMEOUT = Duration.seconds(6 * 120)
 MAX_RECEIVE_COUNT = 5
-RETENTION = Duration.days(14)
 
 STREAM_BATCH_SIZE = 10
 # Records stay in a DynamoDB stream for 24 h. Giving up at 12 h leaves an operator 12 h to
@@ -104,8 +104,9 @@ class RegistrationEvents(Construct):
 
         self.bus = events.EventBus(self, "Bus", event_bus_name=f"{stack_name}-registrations")
 
-        self.dead_letter_queue = self._queue("PublishDeadLetterQueue")
-        self.retry_queue = self._queue(
+        self.dead_letter_queue = encrypted_queue(self, "PublishDeadLetterQueue")
+        self.retry_queue = encrypted_queue(
+            self,
             "PublishRetryQueue",
             visibility_timeout=RETRY_VISIBILITY_TIMEOUT,
             dead_letter_queue=sqs.DeadLetterQueue(
@@ -114,7 +115,7 @@ class RegistrationEvents(Construct):
         )
         # The stream event source's last resort: Lambda writes a pointer to the records it
         # gave up on (shard, sequence numbers), never the records themselves.
-        self.stream_failure_queue = self._queue("StreamFailureQueue")
+        self.stream_failure_queue = encrypted_queue(self, "StreamFailureQueue")
         self._acknowledge(
             self.stream_failure_queue,
             "AwsSolutions-SQS3",
@@ -150,16 +151,6 @@ class RegistrationEvents(Construct):
         self.alarms = self._alarms(stack_name, alarm_topic)
 
     # -- resources ---------------------------------------------------------------------------
-
-    def _queue(self, construct_id: str, **kwargs: object) -> sqs.Queue:
-        return sqs.Queue(
-            self,
-            construct_id,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=RETENTION,
-            **kwargs,  # type: ignore[arg-type]
-        )
 
     def _publisher(
         self,
@@ -245,10 +236,7 @@ class RegistrationEvents(Construct):
                 report_batch_item_failures=True,
             )
         )
-        role = self.function.role
-        assert role is not None
-        policy = role.node.try_find_child("DefaultPolicy")
-        assert policy is not None
+        policy = default_policy(self.function)
         self._acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::*]",

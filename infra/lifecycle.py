@@ -35,7 +35,8 @@ from constructs import Construct
 
 from infra.api import FunctionSpec, lambda_function
 from infra.config import ConfigError
-from infra.nag import Acknowledgement, acknowledge
+from infra.nag import Acknowledgement, acknowledge, default_policy
+from infra.queues import encrypted_queue
 from infra.schema import CUSTOMERS
 
 LIFECYCLE_HANDLER = "fulfillment.lifecycle.lambda_handler"
@@ -70,7 +71,6 @@ ENTITLEMENT_ACTIONS = ("aws-marketplace:GetEntitlements",)
 FUNCTION_TIMEOUT_SECONDS = 20
 VISIBILITY_TIMEOUT = Duration.seconds(6 * FUNCTION_TIMEOUT_SECONDS)
 MAX_RECEIVE_COUNT = 5
-RETENTION = Duration.days(14)
 BATCH_SIZE = 10
 # Short: the Manufacturer and Proposer variants of one change tend to arrive together, and a
 # buyer waits on neither.
@@ -129,8 +129,9 @@ class Lifecycle(Construct):
         check_region(Stack.of(self))
         self.acknowledgements: list[Acknowledgement] = []
 
-        self.dead_letter_queue = self._queue("DeadLetterQueue")
-        self.queue = self._queue(
+        self.dead_letter_queue = encrypted_queue(self, "DeadLetterQueue")
+        self.queue = encrypted_queue(
+            self,
             "Queue",
             visibility_timeout=VISIBILITY_TIMEOUT,
             dead_letter_queue=sqs.DeadLetterQueue(
@@ -186,18 +187,6 @@ class Lifecycle(Construct):
 
     # -- resources ---------------------------------------------------------------------------
 
-    def _queue(self, construct_id: str, **kwargs: object) -> sqs.Queue:
-        # SSE-SQS: EventBridge and SNS can deliver to it without a key policy of ours, and the
-        # function needs no KMS permission.
-        return sqs.Queue(
-            self,
-            construct_id,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=RETENTION,
-            **kwargs,  # type: ignore[arg-type]
-        )
-
     def _function(
         self,
         table: dynamodb.ITable,
@@ -230,10 +219,7 @@ class Lifecycle(Construct):
             code=lambda_.Code.from_asset(str(code_dir)),
             retention=log_retention,
         )
-        role = function.role
-        assert role is not None
-        policy = role.node.try_find_child("DefaultPolicy")
-        assert policy is not None
+        policy = default_policy(function)
         self._acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::*]",

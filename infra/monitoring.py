@@ -171,53 +171,35 @@ class Monitoring(Construct):
                 ),
             ],
         )
-        facade.monitor_sqs_queue_with_dlq(
+        self._monitor_queue_consumer(
+            facade,
+            stem="Lifecycle",
+            function=function,
             queue=queue,
             dead_letter_queue=dead_letter_queue,
-            alarm_friendly_name="Lifecycle-Queue",
-            human_readable_name="Lifecycle queue and dead-letter queue",
-            add_queue_max_message_age_alarm={
-                _CRITICAL: MaxMessageAgeThreshold(
-                    max_age_in_seconds=int(oldest_message_age.to_seconds()),
-                    alarm_description_override=(
-                        f"A Marketplace lifecycle notification has waited on the lifecycle queue "
-                        f"for more than {oldest_message_age.to_minutes()} minutes: customers' "
-                        f"status (access granted or revoked) is late. Check first: the lifecycle "
-                        f"function's Errors and throttles, its log group ('GetEntitlements', "
-                        f"DynamoDB errors), then whether its event source mapping is enabled "
-                        f"(docs/runbook.md)."
-                    ),
-                )
-            },
-            add_dead_letter_queue_max_size_alarm={
-                _CRITICAL: MaxMessageCountThreshold(
-                    max_message_count=0,
-                    alarm_description_override=(
-                        f"A lifecycle notification failed {max_receive_count} times and now "
-                        f"waits in the lifecycle dead-letter queue (kept 14 days): that "
-                        f"customer's status did not change. Inspect the message, fix the cause, "
-                        f"then redrive with 'aws sqs start-message-move-task' "
-                        f"(docs/runbook.md)."
-                    ),
-                )
-            },
-        )
-        facade.monitor_lambda_function(
-            lambda_function=function,
-            alarm_friendly_name="Lifecycle-Function",
-            human_readable_name="Lifecycle function",
-            add_fault_count_alarm={
-                _CRITICAL: ErrorCountThreshold(
-                    max_error_count=0,
-                    alarm_description_override=(
-                        "The lifecycle function failed a whole invocation in the last 5 "
-                        "minutes (a timeout, a crash while starting, or every message of a "
-                        "batch failing). Its messages return to the queue and are retried, "
-                        "then dead-lettered. Check first: the function's log group "
-                        "('Task timed out', init errors, 'batch failed'), the last deployment."
-                    ),
-                )
-            },
+            oldest_message_age=oldest_message_age,
+            late_description=(
+                f"A Marketplace lifecycle notification has waited on the lifecycle queue "
+                f"for more than {oldest_message_age.to_minutes()} minutes: customers' "
+                f"status (access granted or revoked) is late. Check first: the lifecycle "
+                f"function's Errors and throttles, its log group ('GetEntitlements', "
+                f"DynamoDB errors), then whether its event source mapping is enabled "
+                f"(docs/runbook.md)."
+            ),
+            dead_letter_description=(
+                f"A lifecycle notification failed {max_receive_count} times and now "
+                f"waits in the lifecycle dead-letter queue (kept 14 days): that "
+                f"customer's status did not change. Inspect the message, fix the cause, "
+                f"then redrive with 'aws sqs start-message-move-task' "
+                f"(docs/runbook.md)."
+            ),
+            fault_description=(
+                "The lifecycle function failed a whole invocation in the last 5 "
+                "minutes (a timeout, a crash while starting, or every message of a "
+                "batch failing). Its messages return to the queue and are retried, "
+                "then dead-lettered. Check first: the function's log group "
+                "('Task timed out', init errors, 'batch failed'), the last deployment."
+            ),
         )
         self.alarms += [created.alarm for created in facade.created_alarms()[before:]]
 
@@ -252,52 +234,34 @@ class Monitoring(Construct):
                 )
             ],
         )
-        facade.monitor_sqs_queue_with_dlq(
+        self._monitor_queue_consumer(
+            facade,
+            stem="Recovery",
+            function=function,
             queue=queue,
             dead_letter_queue=dead_letter_queue,
-            alarm_friendly_name="Recovery-Queue",
-            human_readable_name="Recovery queue and dead-letter queue",
-            add_queue_max_message_age_alarm={
-                _CRITICAL: MaxMessageAgeThreshold(
-                    max_age_in_seconds=int(oldest_message_age.to_seconds()),
-                    alarm_description_override=(
-                        f"A resolved registration has waited on the recovery queue for more "
-                        f"than {oldest_message_age.to_minutes()} minutes: a buyer who paid is "
-                        f"not in the customers table yet and cannot finish signing up. Check "
-                        f"first: the recovery function's log group (DynamoDB error codes), its "
-                        f"Errors and throttles, the customers table's throttling, and whether "
-                        f"its event source mapping is enabled (docs/reliability.md)."
-                    ),
-                )
-            },
-            add_dead_letter_queue_max_size_alarm={
-                _CRITICAL: MaxMessageCountThreshold(
-                    max_message_count=0,
-                    alarm_description_override=(
-                        f"Recovered registrations stuck: a resolved registration failed "
-                        f"{max_receive_count} replays and waits in the recovery dead-letter "
-                        f"queue (kept 14 days). A paying customer is NOT recorded. Inspect the "
-                        f"message and the recovery function's logs, fix the cause, then "
-                        f"redrive with 'aws sqs start-message-move-task' (docs/reliability.md)."
-                    ),
-                )
-            },
-        )
-        facade.monitor_lambda_function(
-            lambda_function=function,
-            alarm_friendly_name="Recovery-Function",
-            human_readable_name="Recovery function",
-            add_fault_count_alarm={
-                _CRITICAL: ErrorCountThreshold(
-                    max_error_count=0,
-                    alarm_description_override=(
-                        "The recovery function failed a whole invocation in the last 5 minutes "
-                        "(a timeout, a crash while starting). Its messages return to the "
-                        "recovery queue and are retried, then dead-lettered. Check its log "
-                        "group and the last deployment."
-                    ),
-                )
-            },
+            oldest_message_age=oldest_message_age,
+            late_description=(
+                f"A resolved registration has waited on the recovery queue for more "
+                f"than {oldest_message_age.to_minutes()} minutes: a buyer who paid is "
+                f"not in the customers table yet and cannot finish signing up. Check "
+                f"first: the recovery function's log group (DynamoDB error codes), its "
+                f"Errors and throttles, the customers table's throttling, and whether "
+                f"its event source mapping is enabled (docs/reliability.md)."
+            ),
+            dead_letter_description=(
+                f"Recovered registrations stuck: a resolved registration failed "
+                f"{max_receive_count} replays and waits in the recovery dead-letter "
+                f"queue (kept 14 days). A paying customer is NOT recorded. Inspect the "
+                f"message and the recovery function's logs, fix the cause, then "
+                f"redrive with 'aws sqs start-message-move-task' (docs/reliability.md)."
+            ),
+            fault_description=(
+                "The recovery function failed a whole invocation in the last 5 minutes "
+                "(a timeout, a crash while starting). Its messages return to the "
+                "recovery queue and are retried, then dead-lettered. Check its log "
+                "group and the last deployment."
+            ),
         )
         self.alarms += [created.alarm for created in facade.created_alarms()[before:]]
 
@@ -556,6 +520,48 @@ class Monitoring(Construct):
                         f"function's Duration and cold starts on the dashboard, then slow "
                         f"ResolveCustomer calls (Marketplace throttling) or DynamoDB latency."
                     ),
+                )
+            },
+        )
+
+    def _monitor_queue_consumer(
+        self,
+        facade: MonitoringFacade,
+        *,
+        stem: str,
+        function: lambda_.IFunction,
+        queue: sqs.IQueue,
+        dead_letter_queue: sqs.IQueue,
+        oldest_message_age: Duration,
+        late_description: str,
+        dead_letter_description: str,
+        fault_description: str,
+    ) -> None:
+        """A queue-fed function: its queue's oldest message, its dead letters, its faults."""
+        facade.monitor_sqs_queue_with_dlq(
+            queue=queue,
+            dead_letter_queue=dead_letter_queue,
+            alarm_friendly_name=f"{stem}-Queue",
+            human_readable_name=f"{stem} queue and dead-letter queue",
+            add_queue_max_message_age_alarm={
+                _CRITICAL: MaxMessageAgeThreshold(
+                    max_age_in_seconds=int(oldest_message_age.to_seconds()),
+                    alarm_description_override=late_description,
+                )
+            },
+            add_dead_letter_queue_max_size_alarm={
+                _CRITICAL: MaxMessageCountThreshold(
+                    max_message_count=0, alarm_description_override=dead_letter_description
+                )
+            },
+        )
+        facade.monitor_lambda_function(
+            lambda_function=function,
+            alarm_friendly_name=f"{stem}-Function",
+            human_readable_name=f"{stem} function",
+            add_fault_count_alarm={
+                _CRITICAL: ErrorCountThreshold(
+                    max_error_count=0, alarm_description_override=fault_description
                 )
             },
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aws_cdk import Acknowledgment, Validations
+from aws_cdk.aws_lambda import IFunction
 from constructs import IConstruct
 
 
@@ -29,3 +30,11 @@ def acknowledge(construct: IConstruct, rule_id: str, reason: str) -> Acknowledge
             Acknowledgment(id=f"{PACK}::{rule_id}", reason=reason)
         )
     return record
+
+
+def default_policy(function: IFunction) -> IConstruct:
+    """The function role's generated policy: where IAM5 findings on its grants land."""
+    role = function.role
+    if role is None or (policy := role.node.try_find_child("DefaultPolicy")) is None:
+        raise ValueError(f"{function.node.path} has no role policy to acknowledge on")
+    return policy

@@ -1,4 +1,5 @@
-"""Builds the function's deployable artifact for python3.13 on arm64, without Docker.
+"""Builds the function's deployable artifact for python3.13 on arm64 with pip and Node only
+(no container engine).
 
 The artifact relies on the Lambda runtime's own boto3/botocore (already compiled by AWS) and
 ships only what the runtime lacks: the ``fulfillment`` package, Powertools, Jinja2, MarkupSafe,

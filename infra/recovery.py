@@ -25,7 +25,8 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.api import FunctionSpec, lambda_function
-from infra.nag import Acknowledgement, acknowledge
+from infra.nag import Acknowledgement, acknowledge, default_policy
+from infra.queues import encrypted_queue
 
 RECOVERY_HANDLER = "fulfillment.recovery.lambda_handler"
 
@@ -41,7 +42,6 @@ CUSTOMERS_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem")
 FUNCTION_TIMEOUT_SECONDS = 20
 VISIBILITY_TIMEOUT = Duration.seconds(6 * FUNCTION_TIMEOUT_SECONDS)
 MAX_RECEIVE_COUNT = 5
-RETENTION = Duration.days(14)
 BATCH_SIZE = 10
 # No batching window: a buyer may be waiting to continue to the sign-up page.
 
@@ -71,8 +71,9 @@ class RegistrationRecovery(Construct):
         super().__init__(scope, construct_id)
         self.acknowledgements: list[Acknowledgement] = []
 
-        self.dead_letter_queue = self._queue("DeadLetterQueue")
-        self.queue = self._queue(
+        self.dead_letter_queue = encrypted_queue(self, "DeadLetterQueue")
+        self.queue = encrypted_queue(
+            self,
             "Queue",
             visibility_timeout=VISIBILITY_TIMEOUT,
             dead_letter_queue=sqs.DeadLetterQueue(
@@ -101,10 +102,7 @@ class RegistrationRecovery(Construct):
                 self.queue, batch_size=BATCH_SIZE, report_batch_item_failures=True
             )
         )
-        role = self.function.role
-        assert role is not None
-        policy = role.node.try_find_child("DefaultPolicy")
-        assert policy is not None
+        policy = default_policy(self.function)
         self._acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::*]",
@@ -126,17 +124,6 @@ class RegistrationRecovery(Construct):
         assert role is not None
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=list(SEND_ACTIONS), resources=[self.queue.queue_arn])
-        )
-
-    def _queue(self, construct_id: str, **kwargs: object) -> sqs.Queue:
-        # SSE-SQS: no key policy to keep in step, and neither function needs a KMS permission.
-        return sqs.Queue(
-            self,
-            construct_id,
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=RETENTION,
-            **kwargs,  # type: ignore[arg-type]
         )
 
     def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:

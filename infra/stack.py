@@ -15,7 +15,7 @@ from infra.config import FulfillmentConfig
 from infra.events import RegistrationEvents
 from infra.lifecycle import MAX_RECEIVE_COUNT, OLDEST_MESSAGE_AGE, Lifecycle
 from infra.monitoring import Monitoring
-from infra.nag import Acknowledgement, acknowledge
+from infra.nag import Acknowledgement, acknowledge, default_policy
 from infra.packaging import DATA_PATH_ENV
 from infra.recovery import RegistrationRecovery
 from infra.tables import Tables
@@ -208,10 +208,7 @@ class FulfillmentStack(Stack):
             "only): a machine caller in the seller's AWS account, no Cognito user.",
         )
         for function in api.functions:
-            role = function.role
-            assert role is not None
-            policy = role.node.try_find_child("DefaultPolicy")
-            assert policy is not None
+            policy = default_policy(function)
             marketplace = (
                 ", and aws-marketplace:ResolveCustomer supports no resource ARNs"
                 if function is api.function

@@ -19,21 +19,30 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_meteringmarketplace import MarketplaceMeteringClient
 
-# Per attempt at most connect 1 s + read 2 s (Marketplace) or 1 s + 1 s (DynamoDB), three
-# attempts with standard-mode backoff. A registration makes several calls in a row, so the
-# sum is bounded by the invocation's deadline instead (deadline.py): no attempt starts after it.
-MARKETPLACE_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=2,
-    retries={"mode": "standard", "total_max_attempts": 3},
-    tcp_keepalive=True,
-)
-DYNAMODB_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=1,
-    retries={"mode": "standard", "total_max_attempts": 3},
-    tcp_keepalive=True,
-)
+
+def _config(*, connect: float, read: float, attempts: int) -> Config:
+    return Config(
+        connect_timeout=connect,
+        read_timeout=read,
+        retries={"mode": "standard", "total_max_attempts": attempts},
+        tcp_keepalive=True,
+    )
+
+
+# While a buyer waits: per attempt at most connect 1 s + read 2 s (Marketplace) or 1 s + 1 s
+# (DynamoDB, and the recovery queue), three attempts with standard-mode backoff. A
+# registration makes several calls in a row, so the sum is bounded by the invocation's
+# deadline instead (deadline.py): no attempt starts after it.
+MARKETPLACE_CONFIG = _config(connect=1, read=2, attempts=3)
+DYNAMODB_CONFIG = _config(connect=1, read=1, attempts=3)
+# Functions fed by a stream or a queue (publisher, lifecycle): nobody waits, patience is
+# cheap, and what still fails is retried by the event source.
+QUEUE_CONFIG = _config(connect=2, read=5, attempts=5)
+
+
+def _deadline_bound(client: Any) -> Any:
+    client.meta.events.register("before-send", deadline.check)
+    return client
 
 
 @cache
@@ -43,72 +52,40 @@ def session() -> boto3.session.Session:
 
 @cache
 def dynamodb() -> DynamoDBClient:
-    client = session().client("dynamodb", config=DYNAMODB_CONFIG)
-    client.meta.events.register("before-send", deadline.check)
+    client: DynamoDBClient = _deadline_bound(session().client("dynamodb", config=DYNAMODB_CONFIG))
     return client
 
 
 @cache
 def metering(region: str) -> MarketplaceMeteringClient:
-    client = session().client("meteringmarketplace", region_name=region, config=MARKETPLACE_CONFIG)
-    client.meta.events.register("before-send", deadline.check)
+    client: MarketplaceMeteringClient = _deadline_bound(
+        session().client("meteringmarketplace", region_name=region, config=MARKETPLACE_CONFIG)
+    )
     return client
-
-
-# Parking a resolved registration on the recovery queue (fulfillment.recovery_queue): the
-# buyer is waiting, and the deadline's grace (deadline.grace) bounds the attempts.
-RECOVERY_CONFIG = Config(
-    connect_timeout=1,
-    read_timeout=1,
-    retries={"mode": "standard", "total_max_attempts": 3},
-    tcp_keepalive=True,
-)
 
 
 @cache
 def recovery_sqs() -> Any:
-    """Built on the first parked registration only: the cold path never pays for it."""
-    client = session().client("sqs", config=RECOVERY_CONFIG)
-    client.meta.events.register("before-send", deadline.check)
-    return client
-
-
-# The publisher runs after the buyer's request, so it can afford more patience than the API:
-# 5 attempts, read 5 s; what still fails goes to the retry queue, then back to Lambda.
-DELIVERY_CONFIG = Config(
-    connect_timeout=2,
-    read_timeout=5,
-    retries={"mode": "standard", "total_max_attempts": 5},
-    tcp_keepalive=True,
-)
+    """Parks a resolved registration (fulfillment.recovery_queue). Built on the first parked
+    registration only, so the cold path never pays for it; deadline.grace bounds it."""
+    return _deadline_bound(session().client("sqs", config=DYNAMODB_CONFIG))
 
 
 # No EventBridge or SQS stubs are pinned: fulfillment.delivery types these by the calls it makes.
 @cache
 def events() -> Any:
-    return session().client("events", config=DELIVERY_CONFIG)
+    return session().client("events", config=QUEUE_CONFIG)
 
 
 @cache
 def sqs() -> Any:
-    return session().client("sqs", config=DELIVERY_CONFIG)
-
-
-# The lifecycle processor runs from a queue: patience is cheap, and what still fails is
-# retried by SQS. GetEntitlements exists in us-east-1 only (fulfillment.entitlements).
-ENTITLEMENT_CONFIG = Config(
-    connect_timeout=2,
-    read_timeout=5,
-    retries={"mode": "standard", "total_max_attempts": 5},
-    tcp_keepalive=True,
-)
+    return session().client("sqs", config=QUEUE_CONFIG)
 
 
 # No stubs are pinned for marketplace-entitlement: fulfillment.entitlements uses one paginator.
 @cache
 def entitlement(region: str) -> Any:
-    """The endpoint honours AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE (service id
-    "Marketplace Entitlement Service"), which is how the local stack reaches its stand-in."""
-    return session().client(
-        "marketplace-entitlement", region_name=region, config=ENTITLEMENT_CONFIG
-    )
+    """GetEntitlements exists in us-east-1 only (fulfillment.entitlements). The endpoint
+    honours AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE (service id "Marketplace
+    Entitlement Service"), which is how the local stack reaches its stand-in."""
+    return session().client("marketplace-entitlement", region_name=region, config=QUEUE_CONFIG)

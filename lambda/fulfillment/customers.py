@@ -99,7 +99,21 @@ class DynamoDBCustomerStore:
     ) -> bool:
         """The session unless it exists (then an earlier attempt or delivery stored it)."""
         try:
-            self._put_session(session_id, customer_key, product_code, at, expires_at, csrf_token)
+            with _storage_errors():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        PK: {"S": SESSION_PREFIX + session_id},
+                        SK: {"S": SESSION_SK},
+                        "entity": {"S": "session"},
+                        "customer_pk": {"S": customer_key},
+                        "product_code": {"S": product_code},
+                        "created_at": {"S": _timestamp(at)},
+                        EXPIRES_AT: {"N": str(expires_at)},
+                        "csrf_token": {"S": csrf_token},
+                    },
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
         except _AlreadyWrittenError:
             return False
         return True
@@ -152,37 +166,9 @@ class DynamoDBCustomerStore:
         expires_at: int,
         csrf_token: str,
     ) -> None:
-        try:
-            self._put_session(session_id, customer_key, product_code, at, expires_at, csrf_token)
-        except _AlreadyWrittenError:
-            # 192 random bits never collide: the item is ours, written by an earlier attempt
-            # of this very call that botocore retried after a timeout.
-            return
-
-    def _put_session(
-        self,
-        session_id: str,
-        customer_key: str,
-        product_code: str,
-        at: datetime,
-        expires_at: int,
-        csrf_token: str,
-    ) -> None:
-        with _storage_errors():
-            self._client.put_item(
-                TableName=self._table,
-                Item={
-                    PK: {"S": SESSION_PREFIX + session_id},
-                    SK: {"S": SESSION_SK},
-                    "entity": {"S": "session"},
-                    "customer_pk": {"S": customer_key},
-                    "product_code": {"S": product_code},
-                    "created_at": {"S": _timestamp(at)},
-                    EXPIRES_AT: {"N": str(expires_at)},
-                    "csrf_token": {"S": csrf_token},
-                },
-                ConditionExpression="attribute_not_exists(pk)",
-            )
+        # 192 random bits never collide: an existing item is ours, written by an earlier
+        # attempt of this very call that botocore retried after a timeout.
+        self.restore_session(session_id, customer_key, product_code, at, expires_at, csrf_token)
 
     def get_session(self, session_id: str) -> SignupSession | None:
         with _storage_errors():

@@ -58,13 +58,7 @@ def count(name: MetricName) -> None:
 
 def count_by(name: MetricName, dimension: str, value: str) -> None:
     """Emit one ``name`` with an extra bounded dimension, in a blob of its own."""
-    with single_metric(
-        name=name,
-        unit=MetricUnit.Count,
-        value=1,
-        namespace=metrics.namespace,
-    ) as metric:
-        metric.add_dimension(name=dimension, value=value)
+    count_with(name, {dimension: value})
 
 
 def count_with(name: MetricName, dimensions: dict[str, str]) -> None:
@@ -82,8 +76,3 @@ def count_with(name: MetricName, dimensions: dict[str, str]) -> None:
 def pseudonym(value: str) -> str:
     """A stable, non-reversible reference for logs in place of a customer identifier."""
     return hashlib.sha256(value.encode()).hexdigest()[:16]
-
-
-def mask(value: str, visible: int = 4) -> str:
-    """``value`` with all but its last ``visible`` characters hidden."""
-    return "*" * max(len(value) - visible, 0) + value[-visible:]
