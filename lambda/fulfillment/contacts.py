@@ -10,9 +10,9 @@ import hmac
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from fulfillment.errors import (
     CsrfTokenError,
@@ -48,8 +48,7 @@ _INVISIBLE = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u
 Kind = Literal["text", "email", "tel"]
 
 
-@dataclass(frozen=True, slots=True)
-class FieldRule:
+class FieldRule(NamedTuple):
     """One field of the sign-up form and what it accepts."""
 
     name: str
@@ -82,12 +81,11 @@ def field_rules(extra_fields: Sequence[ExtraField] = ()) -> tuple[FieldRule, ...
     return BUILTIN_FIELDS + extras
 
 
-@dataclass(frozen=True, slots=True)
-class ContactForm:
+class ContactForm(NamedTuple):
     """A submitted form after validation: cleaned values, messages by field, the result."""
 
     values: Mapping[str, str]
-    errors: Mapping[str, str] = field(default_factory=dict)
+    errors: Mapping[str, str] = MappingProxyType({})
     contact: ContactDetails | None = None
 
     @property
@@ -95,8 +93,7 @@ class ContactForm:
         return self.contact is not None
 
 
-@dataclass(frozen=True, slots=True)
-class SignupResult:
+class SignupResult(NamedTuple):
     """What a submission came to: completed (``form.contact`` stored) or invalid input."""
 
     session: SignupSession

@@ -12,10 +12,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 SOURCE = "fulfillment.registration"
 # Format version of a retry-queue message (see DomainEvent.to_message).
@@ -33,8 +32,7 @@ class DetailType(StrEnum):
 Image = Mapping[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerChange:
+class CustomerChange(NamedTuple):
     """One write to a customer item: its key and both images (None: no such image)."""
 
     customer_key: str
@@ -42,8 +40,7 @@ class CustomerChange:
     new: Image | None
 
 
-@dataclass(frozen=True, slots=True)
-class DomainEvent:
+class DomainEvent(NamedTuple):
     """One event for the bus; ``event_id`` (also in the detail) is stable across retries."""
 
     detail_type: str
@@ -216,8 +213,7 @@ def _status_change_id(image: Image) -> object:
     return f"{image.get('status_changed_at')}#{image.get('status')}"
 
 
-@dataclass(frozen=True, slots=True)
-class EventRule:
+class EventRule(NamedTuple):
     """An event that a change of ``trigger`` on the customer item announces.
 
     ``detail`` returns the event's detail and time, or None when the change does not count

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -42,8 +41,7 @@ RETRY_AFTER_SECONDS = 5
 NOT_FOUND = "No such registration, or it has expired."
 
 
-@dataclass(frozen=True, slots=True)
-class ErrorAnswer:
+class ErrorAnswer(NamedTuple):
     status: int
     message: str
     # Bounded value for the log line (what happened, never who).

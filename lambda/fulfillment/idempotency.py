@@ -20,8 +20,8 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyAlreadyInProgressError,
     IdempotencyPersistenceLayerError,
 )
-from aws_lambda_powertools.utilities.idempotency.serialization.dataclass import (
-    DataclassSerializer,
+from aws_lambda_powertools.utilities.idempotency.serialization.custom_dict import (
+    CustomDictSerializer,
 )
 
 from fulfillment.errors import RegistrationInProgressError, StorageUnavailableError
@@ -42,6 +42,11 @@ _POLL_SECONDS = (0.1, 0.2, 0.3, 0.5)
 _RESERVED_MILLIS = 3000
 
 RegisterFunction = Callable[[str, str], RegistrationOutcome]
+# The stored outcome is the NamedTuple's fields as a JSON object (the same shape the
+# dataclass serializer wrote, so records written before still replay).
+_OUTCOME_SERIALIZER = CustomDictSerializer(
+    to_dict=RegistrationOutcome._asdict, from_dict=lambda data: RegistrationOutcome(**data)
+)
 
 
 class OncePerToken:
@@ -59,7 +64,7 @@ class OncePerToken:
             data_keyword_argument="submission",
             persistence_store=persistence,
             config=self._config,
-            output_serializer=DataclassSerializer(RegistrationOutcome),
+            output_serializer=_OUTCOME_SERIALIZER,
             key_prefix=KEY_PREFIX,
         )
 

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedCustomer:
+class ResolvedCustomer(NamedTuple):
     """What ResolveCustomer told us about the buyer; empty strings are normalised to None."""
 
     product_code: str
@@ -27,16 +26,14 @@ class ResolvedCustomer:
         raise ValueError("customer has neither a CustomerIdentifier nor a LicenseArn")
 
 
-@dataclass(frozen=True, slots=True)
-class Submission:
+class Submission(NamedTuple):
     """What the buyer's browser brought: only the token and whether it was a free-trial offer."""
 
     token: str
     free_trial: bool
 
 
-@dataclass(frozen=True, slots=True)
-class RegistrationOutcome:
+class RegistrationOutcome(NamedTuple):
     """The result of one registration, replayed as-is to resubmissions of the same token."""
 
     session_id: str
@@ -51,8 +48,7 @@ class RegistrationOutcome:
     deferred: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class SignupSession:
+class SignupSession(NamedTuple):
     """A hand-off from registration to sign-up, as stored (the id travels in the URL)."""
 
     session_id: str
@@ -63,8 +59,7 @@ class SignupSession:
     completed: bool
 
 
-@dataclass(frozen=True, slots=True)
-class CustomerRecord:
+class CustomerRecord(NamedTuple):
     """A customer as the seller's systems see it: Marketplace identity and status, no contact."""
 
     customer_key: str
@@ -77,8 +72,7 @@ class CustomerRecord:
     signed_up_at: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class ContactDetails:
+class ContactDetails(NamedTuple):
     """What the buyer typed into the sign-up form, validated; personal data."""
 
     company: str
@@ -96,8 +90,7 @@ class MalformedParkedRegistrationError(ValueError):
     """A recovery queue message is not a registration this function parked."""
 
 
-@dataclass(frozen=True, slots=True)
-class ParkedRegistration:
+class ParkedRegistration(NamedTuple):
     """A resolved registration whose writes failed, kept on the recovery queue for replay.
 
     Everything needed to write the session and the customer exactly as registration would
@@ -126,7 +119,7 @@ class ParkedRegistration:
         )
 
     def to_message(self) -> str:
-        return json.dumps({"version": PARKED_MESSAGE_VERSION, **asdict(self)}, sort_keys=True)
+        return json.dumps({"version": PARKED_MESSAGE_VERSION, **self._asdict()}, sort_keys=True)
 
     @classmethod
     def from_message(cls, body: str) -> ParkedRegistration:

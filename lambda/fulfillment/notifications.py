@@ -18,10 +18,9 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 EVENT_SOURCE = "aws.agreement-marketplace"
 SNS_NOTIFICATION = "Notification"
@@ -90,8 +89,7 @@ class MalformedNotificationError(ValueError):
         self.field = field
 
 
-@dataclass(frozen=True, slots=True)
-class LifecycleNotification:
+class LifecycleNotification(NamedTuple):
     """One lifecycle notification, whatever its format; absent facts are None."""
 
     event_type: NotificationType

@@ -9,10 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fulfillment import responses
 from fulfillment.errors import (
@@ -81,8 +80,7 @@ PAGE_CSP = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Page:
+class Page(NamedTuple):
     status: int
     title: str
     paragraphs: tuple[str, ...]
@@ -331,8 +329,7 @@ def render(
     return responses.html(page.status, body, PAGE_CSP, extra)
 
 
-@dataclass(frozen=True, slots=True)
-class FormField:
+class FormField(NamedTuple):
     """One input of the sign-up form as the template shows it."""
 
     name: str

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Set
-from dataclasses import replace
 from datetime import datetime
 
 from fulfillment.errors import DeadlineExceededError, StorageUnavailableError, UnknownProductError
@@ -74,7 +73,7 @@ def register(
             registered_by_request=request_id,
             deferred=True,
         )
-    return replace(opened, new_customer=new_customer)
+    return opened._replace(new_customer=new_customer)
 
 
 def _parked(

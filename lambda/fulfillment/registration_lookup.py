@@ -6,9 +6,8 @@ Domain logic only: the store is injected (a small port below), the clock is an a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from fulfillment.errors import (
     MalformedRegistrationIdError,
@@ -34,8 +33,7 @@ class RegistrationReader(Protocol):
     def get_customer(self, customer_key: str) -> CustomerRecord | None: ...
 
 
-@dataclass(frozen=True, slots=True)
-class RegistrationLookup:
+class RegistrationLookup(NamedTuple):
     """A live registration and the Marketplace customer it belongs to."""
 
     session: SignupSession

@@ -12,8 +12,8 @@ import json
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from functools import cache
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from fulfillment.errors import ConfigurationError
@@ -64,8 +64,7 @@ _EVENT_BUS = r"(arn:aws[a-z-]*:events:[a-z0-9-]+:\d{12}:event-bus/)?[/.\-_A-Za-z
 _QUEUE_PATH = r"/\d{12}/[A-Za-z0-9_-]{1,80}"
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(NamedTuple):
     customers_table_name: str
     idempotency_table_name: str
     product_codes: frozenset[str]
@@ -109,8 +108,7 @@ RESERVED_FIELD_NAMES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ExtraField:
+class ExtraField(NamedTuple):
     """A seller-defined field of the sign-up form."""
 
     name: str
@@ -119,34 +117,29 @@ class ExtraField:
     max_length: int
 
 
-@dataclass(frozen=True, slots=True)
-class SignupSettings:
+class SignupSettings(NamedTuple):
     customers_table_name: str
     contacts_table_name: str
     signup_complete_url: str | None
     signup_extra_fields: tuple[ExtraField, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class HandoffSettings:
+class HandoffSettings(NamedTuple):
     customers_table_name: str
 
 
-@dataclass(frozen=True, slots=True)
-class PublisherSettings:
+class PublisherSettings(NamedTuple):
     event_bus_name: str
     publish_retry_queue_url: str
 
 
-@dataclass(frozen=True, slots=True)
-class LifecycleSettings:
+class LifecycleSettings(NamedTuple):
     customers_table_name: str
     # Notifications for other products are ignored (counted), not failed.
     product_codes: frozenset[str]
 
 
-@dataclass(frozen=True, slots=True)
-class RecoverySettings:
+class RecoverySettings(NamedTuple):
     customers_table_name: str
 
 

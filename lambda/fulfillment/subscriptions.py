@@ -9,10 +9,9 @@ rules are tested with fakes. No boto3, no environment, no clock: the caller pass
 from __future__ import annotations
 
 from collections.abc import Sequence, Set
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from fulfillment.notifications import LifecycleNotification, NotificationType
 
@@ -78,8 +77,7 @@ def timestamp(at: datetime) -> str:
     return at.isoformat(timespec="milliseconds")
 
 
-@dataclass(frozen=True, slots=True)
-class StatusChange:
+class StatusChange(NamedTuple):
     status: CustomerStatus
     at: str
     source: str
@@ -95,8 +93,7 @@ class StatusChange:
         return (self.at, self.rank) > (other.at, other.rank)
 
 
-@dataclass(frozen=True, slots=True)
-class Identity:
+class Identity(NamedTuple):
     """What a notification says about who the customer is; written only where absent."""
 
     product_code: str | None
@@ -108,16 +105,14 @@ class Identity:
     free_trial: bool | None
 
 
-@dataclass(frozen=True, slots=True)
-class Entitlement:
+class Entitlement(NamedTuple):
     dimension: str
     value: int | float | bool | str | None
     value_type: str | None  # "integer", "double", "boolean", "string"; None: no value
     expiration: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class EntitlementQuery:
+class EntitlementQuery(NamedTuple):
     """Whose entitlements to fetch: the most specific filter the notification allows."""
 
     product_code: str

@@ -8,7 +8,6 @@ targets or the built-in sign-up page of this origin.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import string
 from collections.abc import Iterator
@@ -67,11 +66,8 @@ def unavailable_for(token: str) -> bool:
 
 # A quarter of the registrations are deferred (writes parked on the recovery queue): a page
 # with a link to the hand-off instead of a redirect.
-DEFERRABLE = "deferred" in {f.name for f in dataclasses.fields(RegistrationOutcome)}
-
-
 def deferred_for(token: str) -> bool:
-    return DEFERRABLE and _bucket(token) == 1
+    return _bucket(token) == 1
 
 
 @dataclass
@@ -111,7 +107,7 @@ def _settings(registration_url: str | None) -> Settings:
         "session_ttl_seconds": 3600,
     }
     # Settings the handler does not read here (queue URLs and the like) stay None.
-    return Settings(**{f.name: known.get(f.name) for f in dataclasses.fields(Settings)})
+    return Settings(**{name: known.get(name) for name in Settings._fields})
 
 
 CONTEXT = LambdaContext(

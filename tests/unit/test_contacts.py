@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import pytest
@@ -398,7 +398,7 @@ def test_open_signup_of_an_expired_session_even_before_ttl_deletion(
     store: FakeSignupStore, seconds_left: int
 ) -> None:
     session = store.sessions[REGISTRATION]
-    store.sessions[REGISTRATION] = replace(session, expires_at=int(NOW.timestamp()) + seconds_left)
+    store.sessions[REGISTRATION] = session._replace(expires_at=int(NOW.timestamp()) + seconds_left)
 
     with pytest.raises(SignupSessionUnavailableError) as raised:
         contacts.open_signup(store, REGISTRATION, NOW)
@@ -406,7 +406,7 @@ def test_open_signup_of_an_expired_session_even_before_ttl_deletion(
 
 
 def test_open_signup_of_a_completed_session(store: FakeSignupStore) -> None:
-    store.sessions[REGISTRATION] = replace(store.sessions[REGISTRATION], completed=True)
+    store.sessions[REGISTRATION] = store.sessions[REGISTRATION]._replace(completed=True)
 
     with pytest.raises(SignupAlreadyCompletedError):
         contacts.open_signup(store, REGISTRATION, NOW)
@@ -448,7 +448,7 @@ def test_submit_without_the_sessions_csrf_token_is_refused(
 
 
 def test_a_session_without_a_csrf_token_accepts_none(store: FakeSignupStore) -> None:
-    store.sessions[REGISTRATION] = replace(store.sessions[REGISTRATION], csrf_token="")
+    store.sessions[REGISTRATION] = store.sessions[REGISTRATION]._replace(csrf_token="")
 
     with pytest.raises(CsrfTokenError):
         contacts.submit_signup(store, REGISTRATION, {**posted(), "csrf_token": [""]}, (), NOW)
@@ -458,10 +458,10 @@ def test_submit_to_an_expired_or_completed_session_is_refused(store: FakeSignupS
     form = {**posted(), "csrf_token": [CSRF]}
     session = store.sessions[REGISTRATION]
 
-    store.sessions[REGISTRATION] = replace(session, expires_at=int(NOW.timestamp()))
+    store.sessions[REGISTRATION] = session._replace(expires_at=int(NOW.timestamp()))
     with pytest.raises(SignupSessionUnavailableError):
         contacts.submit_signup(store, REGISTRATION, form, (), NOW)
-    store.sessions[REGISTRATION] = replace(session, completed=True)
+    store.sessions[REGISTRATION] = session._replace(completed=True)
     with pytest.raises(SignupAlreadyCompletedError):
         contacts.submit_signup(store, REGISTRATION, form, (), NOW)
     with pytest.raises(UnknownSignupSessionError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -120,7 +120,7 @@ def test_unknown_id_is_unknown() -> None:
 
 def test_expired_session_not_yet_deleted_by_ttl_is_unavailable() -> None:
     # Given a session whose expiry is exactly now (TTL deletion has not caught up)
-    store = _store(replace(SESSION, expires_at=int(NOW.timestamp())))
+    store = _store(SESSION._replace(expires_at=int(NOW.timestamp())))
 
     # Then it counts as gone, and its customer is never read
     with pytest.raises(SignupSessionUnavailableError) as raised:
@@ -130,7 +130,7 @@ def test_expired_session_not_yet_deleted_by_ttl_is_unavailable() -> None:
 
 
 def test_session_one_second_before_expiry_is_live() -> None:
-    store = _store(replace(SESSION, expires_at=int(NOW.timestamp()) + 1))
+    store = _store(SESSION._replace(expires_at=int(NOW.timestamp()) + 1))
 
     assert lookup_registration(SESSION_ID, store, NOW).session.session_id == SESSION_ID
 
@@ -195,8 +195,8 @@ def test_found_answers_200_with_the_customer_and_nothing_secret(
     monkeypatch: pytest.MonkeyPatch, context: LambdaContext, logs: io.StringIO
 ) -> None:
     # Given a live registration whose customer signed up on the built-in page
-    customer = replace(CUSTOMER, status="subscribe-success", signed_up_at="2026-11-26T21:59:00Z")
-    session = replace(SESSION, expires_at=int(datetime.now(UTC).timestamp()) + 600, completed=True)
+    customer = CUSTOMER._replace(status="subscribe-success", signed_up_at="2026-11-26T21:59:00Z")
+    session = SESSION._replace(expires_at=int(datetime.now(UTC).timestamp()) + 600, completed=True)
     _use(monkeypatch, _store(session, customer))
 
     # When the seller's backend asks for it
@@ -265,9 +265,9 @@ def test_malformed_id_answers_400_without_touching_storage(
 @pytest.mark.parametrize(
     ("store", "outcome"),
     [
-        (_store(replace(SESSION, session_id="another-registration-0123")), "Unknown"),
-        (_store(replace(SESSION, expires_at=int(datetime.now(UTC).timestamp()))), "Expired"),
-        (_store(replace(SESSION, expires_at=2_000_000_000), None), "OrphanedRegistration"),
+        (_store(SESSION._replace(session_id="another-registration-0123")), "Unknown"),
+        (_store(SESSION._replace(expires_at=int(datetime.now(UTC).timestamp()))), "Expired"),
+        (_store(SESSION._replace(expires_at=2_000_000_000), None), "OrphanedRegistration"),
     ],
     ids=["unknown", "expired", "orphaned"],
 )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -94,7 +93,7 @@ def test_parked_message_round_trips_and_strangers_are_refused() -> None:
         json.dumps({**message, "token": TOKEN}),
         json.dumps({**message, "registration_id": ""}),
         json.dumps({**message, "session_expires_at": "soon"}),
-        replace(parked, license_arn=None).to_message(),  # no identity left
+        parked._replace(license_arn=None).to_message(),  # no identity left
     ):
         with pytest.raises(MalformedParkedRegistrationError):
             ParkedRegistration.from_message(broken)
