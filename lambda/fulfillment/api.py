@@ -13,7 +13,7 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fulfillment import aws, deadline, responses
+from fulfillment import aws, deadline, responses, startup
 from fulfillment.customers import DynamoDBCustomerStore
 from fulfillment.errors import (
     ConfigurationError,
@@ -199,3 +199,6 @@ def _report(error: Exception) -> None:
         logger.warning(type(error).__name__)
     else:
         logger.exception("unexpected error")
+
+
+startup.imports_done()

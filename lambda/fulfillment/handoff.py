@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fulfillment import aws
+from fulfillment import aws, startup
 from fulfillment.customers import DynamoDBCustomerStore
 from fulfillment.errors import (
     ConfigurationError,
@@ -173,3 +173,6 @@ def _json(
         "body": json.dumps(body, separators=(",", ":")),
         "isBase64Encoded": False,
     }
+
+
+startup.imports_done()

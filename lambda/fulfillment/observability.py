@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import warnings
 from enum import StrEnum
 
 from aws_lambda_powertools import Logger, Metrics
@@ -16,6 +17,10 @@ from fulfillment.settings import metrics_namespace
 
 logger = Logger()
 metrics = Metrics(namespace=metrics_namespace())
+# A page view (sign-up GET, hand-off lookup) or a lifecycle batch counted by dimensioned
+# single metrics adds nothing to the default set: expected, so no UserWarning on stderr in
+# every new container (the filter Powertools documents for this warning).
+warnings.filterwarnings("ignore", "No application metrics to publish*")
 
 # botocore's DEBUG lines print request parameters, and ResolveCustomer's only parameter is the
 # registration token. Keep the AWS SDK's own loggers above DEBUG whatever the function's level.

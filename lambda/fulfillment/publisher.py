@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import 
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fulfillment import aws
+from fulfillment import aws, startup
 from fulfillment.customers import CUSTOMER_SK, PK, SK
 from fulfillment.delivery import EventBridgeBus, SqsRetryQueue
 from fulfillment.events import (
@@ -137,3 +137,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if source == STREAM_SOURCE:
         return _publish_changes(event, context)
     raise ValueError(f"unexpected event source {source!r}")
+
+
+startup.imports_done()

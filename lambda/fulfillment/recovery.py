@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fulfillment import aws
+from fulfillment import aws, startup
 from fulfillment.customers import DynamoDBCustomerStore
 from fulfillment.errors import StorageUnavailableError
 from fulfillment.models import MalformedParkedRegistrationError, ParkedRegistration
@@ -81,3 +81,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             context=context,
         )
     )
+
+
+startup.imports_done()

@@ -14,7 +14,7 @@ from urllib.parse import quote
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fulfillment import aws, contacts, pages, responses
+from fulfillment import aws, contacts, pages, responses, startup
 from fulfillment.customers import DynamoDBCustomerStore
 from fulfillment.errors import (
     ConfigurationError,
@@ -168,3 +168,6 @@ def _report(error: Exception) -> None:
         logger.warning(type(error).__name__)
     else:
         logger.exception("unexpected error")
+
+
+startup.imports_done()
