@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -30,6 +27,7 @@ from fulfillment.registration_lookup import (
 )
 from fulfillment.responses import SECURITY_HEADERS
 from local.gateway import LambdaContext
+from tests.fresh_process import run_fresh
 from tests.handoff_events import CALLER_ARN, registration_request
 
 NOW = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
@@ -382,22 +380,14 @@ print(handoff.lambda_handler(registration_request(SESSION_ID), _context())["stat
 
 
 def test_a_lookup_that_counts_no_metric_writes_no_warning_to_the_log_stream() -> None:
-    # Given a new container (a lookup adds no metric to the default set)
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(["lambda", "."])}
-    environment.update(CUSTOMERS_TABLE_NAME="customers", POWERTOOLS_METRICS_NAMESPACE="Test")
-
-    # When a registration is looked up
-    done = subprocess.run(  # noqa: S603 - this interpreter, fixed code
-        [sys.executable, "-c", _LOOKUP_IN_A_FRESH_PROCESS],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    # Given a new container, when a registration is looked up (no metric is added)
+    done = run_fresh(
+        _LOOKUP_IN_A_FRESH_PROCESS,
+        CUSTOMERS_TABLE_NAME="customers",
+        POWERTOOLS_METRICS_NAMESPACE="Test",
     )
 
     # Then it is found, and Powertools' "No application metrics" UserWarning does not land
     # in the function's log stream (stderr)
-    assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.splitlines()[-1] == "200"
     assert "Warning" not in done.stderr

@@ -7,13 +7,10 @@ every imported module, class and function: ~15 ms of each cold start on CPython 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import pytest
 
 from fulfillment.settings import FUNCTION_ENVIRONMENT_KEYS
+from tests.fresh_process import run_fresh
 
 ENTRY_MODULES = sorted(handler.rsplit(".", 1)[0] for handler in FUNCTION_ENVIRONMENT_KEYS)
 _PROBE = (
@@ -23,15 +20,6 @@ _PROBE = (
 
 @pytest.mark.parametrize("module", ENTRY_MODULES)
 def test_importing_an_entry_point_freezes_what_it_imported(module: str) -> None:
-    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(["lambda", "."])}
-    done = subprocess.run(  # noqa: S603 - this interpreter, fixed code
-        [sys.executable, "-c", _PROBE, module],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
+    done = run_fresh(_PROBE, module)
     # boto3, Powertools and the package: thousands of objects, not a handful
     assert int(done.stdout.split()[-1]) > 10_000
