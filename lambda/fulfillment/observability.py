@@ -20,7 +20,7 @@ metrics = Metrics(namespace=metrics_namespace())
 # A page view (sign-up GET, hand-off lookup) or a lifecycle batch counted by dimensioned
 # single metrics adds nothing to the default set: expected, so no UserWarning on stderr in
 # every new container (the filter Powertools documents for this warning).
-warnings.filterwarnings("ignore", "No application metrics to publish*")
+warnings.filterwarnings("ignore", "No application metrics to publish")
 
 # botocore's DEBUG lines print request parameters, and ResolveCustomer's only parameter is the
 # registration token. Keep the AWS SDK's own loggers above DEBUG whatever the function's level.

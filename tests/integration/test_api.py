@@ -99,6 +99,33 @@ def test_resubmission_replays_the_same_redirect_without_calling_marketplace_agai
     assert _metric_names(capsys.readouterr().out).count("DuplicateSubmission") == 3
 
 
+def test_the_stored_outcome_keeps_its_json_shape_so_older_records_replay(
+    stack: Stack, lambda_context: LambdaContext
+) -> None:
+    # Given a registration recorded by Powertools idempotency
+    token = stack.marketplace.issue_token("new-style")
+    first = lambda_handler(form_post(token), lambda_context)
+    (record,) = stack.items(stack.idempotency_table)
+
+    # Then the outcome is stored as a JSON object with the fields the earlier (dataclass)
+    # serializer wrote, not as a JSON list of a tuple's values
+    stored = json.loads(record["data"]["S"])
+    assert sorted(stored) == [
+        "customer_key",
+        "customer_ref",
+        "deferred",
+        "new_customer",
+        "product_code",
+        "registered_by_request",
+        "session_expires_at",
+        "session_id",
+    ]
+    assert stored["session_id"] in first["headers"]["Location"]
+    # And a resubmission replays from it
+    again = lambda_handler(form_post(token), lambda_context)
+    assert again["headers"]["Location"] == first["headers"]["Location"]
+
+
 def test_query_string_token_on_get_registers_too(
     stack: Stack, lambda_context: LambdaContext
 ) -> None:
