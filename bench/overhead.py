@@ -1,46 +1,202 @@
 """Warm overhead: time in the project's own code per request (handler time minus the time
 inside AWS client calls, from botocore's events), p50 and p99, against ``bench.fakes``.
 
-Runs in a child process (the function's environment, ``lambda/`` on ``sys.path``), so nothing
-else in the benchmark shares its clients, caches or environment.
+Each entry point runs in a child process of its own (the function's environment, ``lambda/``
+on ``sys.path``), as in an execution environment of its own: nothing else in the benchmark
+shares its clients, settings caches or environment. Except the api's, its requests are copies
+of its first request in ``bench.coldstart.functions()``, against the same DynamoDB items.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import cProfile
+import hashlib
+import importlib
 import io
 import json
 import os
 import pstats
+import secrets
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bench import REPO_ROOT, Report, Section, fakes
 from bench.report import machine, markdown_table, percentile
+
+if TYPE_CHECKING:
+    from bench.coldstart import Function
+
+Event = dict[str, Any]
 
 DOCUMENT = REPO_ROOT / "docs" / "performance.md"
 DEFAULT_REQUESTS = 2000
 WARM_UP = 50
 BUDGET_P50_MS = 0.5
 BUDGET_P99_MS = 2.0
-SCENARIOS = ("first registration", "resubmission", "malformed token", "landing page GET")
+# The fulfillment API's name in bench.coldstart.functions().
+API = "fulfillment (api)"
 PROFILED = "first registration"
 
 
-def run_child(task: str, options: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
-    """Run ``bench.overhead.child`` (or calls') in a fresh interpreter; its JSON answer."""
+# --- Requests (built in the child, before any timing) -----------------------------------------
+
+
+def _first_registrations(_first: Event, count: int) -> list[Event]:
+    from tests.events import form_post
+
+    return [form_post(f"bench-{uuid.uuid4().hex}") for _ in range(count)]
+
+
+def _resubmissions(_first: Event, count: int) -> list[Event]:
+    from tests.events import form_post
+
+    return [form_post("bench-resubmitted-token") for _ in range(count)]
+
+
+def _malformed_tokens(_first: Event, count: int) -> list[Event]:
+    from tests.events import form_post
+
+    return [form_post("bench bad\ttoken") for _ in range(count)]
+
+
+def _landing_page_gets(_first: Event, count: int) -> list[Event]:
+    from tests.events import rest_event
+
+    return [rest_event(method="GET", body=None, content_type=None) for _ in range(count)]
+
+
+def _deliveries(
+    first: Event, count: int, body: Callable[[dict[str, Any], int], None] | None = None
+) -> list[Event]:
+    """``count`` copies of ``first``, each delivered on its own: a new API Gateway request id,
+    stream record id or SQS message id. ``body(message, n)`` changes the n-th copy's SQS
+    message bodies (decoded JSON)."""
+    events = []
+    for n in range(count):
+        event = copy.deepcopy(first)
+        if "requestContext" in event:
+            event["requestContext"]["requestId"] = str(uuid.uuid4())
+        for record in event.get("Records", []):
+            if "eventID" in record:
+                record["eventID"] = uuid.uuid4().hex
+            if "messageId" in record:
+                record["messageId"] = str(uuid.uuid4())
+            if body is not None:
+                message = json.loads(record["body"])
+                body(message, n)
+                record["body"] = json.dumps(message)
+                record["md5OfBody"] = hashlib.md5(record["body"].encode()).hexdigest()  # noqa: S324
+        events.append(event)
+    return events
+
+
+def _new_notification(message: dict[str, Any], n: int) -> None:
+    """The n-th License Updated notification of the license: a new id, a second after the
+    previous one, so DynamoDB records each (the same one again would be a stale duplicate)."""
+    at = datetime.fromisoformat(message["time"]) + timedelta(seconds=n)
+    message["id"] = str(uuid.uuid4())
+    message["time"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _new_parked_registration(message: dict[str, Any], _: int) -> None:
+    """Another parked registration: a new registration id, so its session and customer are
+    written (the same one again would be found recorded already)."""
+    message["registration_id"] = secrets.token_urlsafe(24)
+
+
+def _new_notifications(first: Event, count: int) -> list[Event]:
+    return _deliveries(first, count, _new_notification)
+
+
+def _new_parked_registrations(first: Event, count: int) -> list[Event]:
+    return _deliveries(first, count, _new_parked_registration)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One row: requests of one kind to one entry point, and what a healthy one answers."""
+
+    name: str
+    # The entry point, by its name in bench.coldstart.functions().
+    function: str
+    # ``count`` requests from the entry point's first request there.
+    requests: Callable[[Event, int], list[Event]]
+    # The handler's answer to each: its HTTP status, or "N failed" (N batchItemFailures).
+    healthy: str
+    # The AWS operations each makes, checked where the answer cannot tell a request that did
+    # its work from one that skipped it (a batch record ignored answers "0 failed" too).
+    calls: Mapping[str, int] | None = None
+
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("first registration", API, _first_registrations, "303"),
+    Scenario("resubmission", API, _resubmissions, "303"),
+    Scenario("malformed token", API, _malformed_tokens, "400"),
+    Scenario("landing page GET", API, _landing_page_gets, "200"),
+    Scenario("signup: sign-up page GET, live session", "signup", _deliveries, "200"),
+    Scenario("handoff: GET /registrations/{id}, found", "handoff", _deliveries, "200"),
+    Scenario(
+        "publisher: 1 stream record → PutEvents",
+        "publisher",
+        _deliveries,
+        "0 failed",
+        {"PutEvents": 1},
+    ),
+    Scenario(
+        "lifecycle: 1 License Updated notification, new each time, recorded",
+        "lifecycle",
+        _new_notifications,
+        "0 failed",
+        {"GetEntitlements": 1, "Query": 1, "GetItem": 1, "TransactWriteItems": 1},
+    ),
+    Scenario(
+        "recovery: 1 parked registration, new each time, recorded",
+        "recovery",
+        _new_parked_registrations,
+        "0 failed",
+        {"PutItem": 1, "UpdateItem": 1},
+    ),
+)
+
+
+def _environment(function: str) -> dict[str, str]:
+    """What an entry point's child sets beyond ``bench.fakes.function_environment``."""
+    if function == "lifecycle":
+        from tests.lifecycle_events import PRODUCT
+
+        # As in bench.coldstart: the lifecycle fixtures are for the test suite's product. A
+        # notification for another product is ignored, and answers "0 failed" all the same.
+        return {"PRODUCT_CODES": f"{fakes.PRODUCT_CODE},{PRODUCT}"}
+    return {}
+
+
+# --- The child ----------------------------------------------------------------------------
+
+
+def run_child(
+    task: str,
+    options: dict[str, Any],
+    timeout: float = 300,
+    environment: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Run ``bench.overhead.child`` (or calls') in a fresh interpreter; its JSON answer.
+    ``environment`` adds to (or replaces) ``bench.fakes.function_environment``."""
     with tempfile.TemporaryDirectory(prefix="bench-warm-") as directory:
         out = Path(directory) / "result.json"
-        environment = fakes.function_environment(dict(os.environ))
-        environment.update(
+        child_environment = fakes.function_environment(dict(os.environ))
+        child_environment.update(environment or {})
+        child_environment.update(
             {
                 "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "lambda"), str(REPO_ROOT)]),
                 "BENCH_WARM": json.dumps({**options, "task": task, "out": str(out)}),
@@ -48,7 +204,7 @@ def run_child(task: str, options: dict[str, Any], timeout: float = 300) -> dict[
         )
         done = subprocess.run(
             [sys.executable, "-c", "from bench.overhead import child; child()"],
-            env=environment,
+            env=child_environment,
             cwd=REPO_ROOT,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -62,60 +218,91 @@ def run_child(task: str, options: dict[str, Any], timeout: float = 300) -> dict[
         return result
 
 
+def answer_of(answer: Mapping[str, Any]) -> str:
+    """A handler's answer in a word: its HTTP status, or how many batch records failed."""
+    if "statusCode" in answer:
+        return str(answer["statusCode"])
+    return f"{len(answer.get('batchItemFailures', []))} failed"
+
+
 class Harness:
-    """The fulfillment handler wired to the fakes and the call clock (in the child)."""
+    """An entry point wired to the fakes and the call clock (in the child)."""
 
-    def __init__(self) -> None:
-        from fulfillment import api, aws
+    def __init__(
+        self,
+        module: str = "fulfillment.api",
+        items: Iterable[tuple[str, dict[str, Any]]] = (),
+    ) -> None:
+        from fulfillment import aws
 
-        self.handler = api.lambda_handler
-        self.fake = fakes.FakeAws()
+        self.handler = importlib.import_module(module).lambda_handler
+        self.fake = fakes.FakeAws(items=items)
         self.clock = fakes.CallClock()
         self.fake.install(aws.session())
         self.clock.install(aws.session())
 
-    def serve(self, event: dict[str, Any]) -> tuple[float, float, int]:
-        """Total seconds, seconds inside AWS client calls, status."""
+    def serve(self, event: Event) -> tuple[float, float, str]:
+        """Total seconds, seconds inside AWS client calls, the answer (``answer_of``)."""
         self.clock.reset()
         context = fakes.Context()
         started = time.perf_counter()
         answer = self.handler(event, context)
         total = time.perf_counter() - started
-        return total, self.clock.seconds, int(answer["statusCode"])
+        return total, self.clock.seconds, answer_of(answer)
 
 
-def scenario_events(name: str, count: int) -> list[dict[str, Any]]:
-    """``count`` real-shaped events for a scenario, built before any timing."""
-    from tests.events import form_post, rest_event
+@cache
+def _functions() -> dict[str, Function]:
+    from bench import coldstart
 
-    if name == "first registration":
-        return [form_post(f"bench-{uuid.uuid4().hex}") for _ in range(count)]
-    if name == "resubmission":
-        return [form_post("bench-resubmitted-token") for _ in range(count)]
-    if name == "malformed token":
-        return [form_post("bench bad\ttoken") for _ in range(count)]
-    if name == "landing page GET":
-        return [rest_event(method="GET", body=None, content_type=None) for _ in range(count)]
-    raise ValueError(name)
+    return {function.name: function for function in coldstart.functions()}
+
+
+def _scenario(name: str) -> Scenario:
+    return next(scenario for scenario in SCENARIOS if scenario.name == name)
+
+
+def scenario_events(name: str, count: int) -> list[Event]:
+    """``count`` real-shaped requests for a row, built before any timing."""
+    scenario = _scenario(name)
+    return scenario.requests(_functions()[scenario.function].events[0], count)
 
 
 def _overhead(options: dict[str, Any]) -> dict[str, Any]:
-    harness = Harness()
-    harness.serve(scenario_events("resubmission", 1)[0])  # the record resubmissions replay
+    """Every row of one entry point, then the profile of ``options["profile"]`` if any."""
+    function = _functions()[options["function"]]
+    harness = Harness(function.module, function.items)
+    if function.name == API:
+        harness.serve(scenario_events("resubmission", 1)[0])  # the record resubmissions replay
     requests = int(options["requests"])
     results: dict[str, Any] = {}
-    for name in SCENARIOS:
-        for event in scenario_events(name, WARM_UP):
+    for scenario in SCENARIOS:
+        if scenario.function != function.name:
+            continue
+        events = scenario_events(scenario.name, WARM_UP + requests)
+        for event in events[:WARM_UP]:
             harness.serve(event)
-        own, totals, statuses = [], [], set()
-        for event in scenario_events(name, requests):
+        own, totals, statuses, calls = [], [], set(), set()
+        for event in events[WARM_UP:]:
             total, inside, status = harness.serve(event)
             own.append(total - inside)
             totals.append(total)
             statuses.add(status)
-        results[name] = {"own": own, "total": totals, "statuses": sorted(statuses)}
+            calls.add(json.dumps(harness.clock.operations, sort_keys=True))
+        results[scenario.name] = {
+            "own": own,
+            "total": totals,
+            "statuses": sorted(statuses),
+            "calls": [json.loads(made) for made in sorted(calls)],
+        }
+    if options.get("profile"):
+        results["profile"] = _profile(harness, options["profile"], int(options["profile_requests"]))
+    return results
+
+
+def _profile(harness: Harness, name: str, count: int) -> str:
     profiler = cProfile.Profile()
-    events = scenario_events(PROFILED, int(options["profile_requests"]))
+    events = scenario_events(name, count)
     profiler.enable()
     for event in events:
         harness.handler(event, fakes.Context())
@@ -124,8 +311,7 @@ def _overhead(options: dict[str, Any]) -> dict[str, Any]:
     stats = pstats.Stats(profiler, stream=text)
     # The project's code and what it calls outside botocore, by cumulative time.
     stats.sort_stats("cumulative").print_stats(r"fulfillment/|aws_lambda_powertools/|jinja2/", 30)
-    results["profile"] = text.getvalue()
-    return results
+    return text.getvalue()
 
 
 def child() -> None:
@@ -156,30 +342,43 @@ def _profile_lines(profile: str, limit: int = 25) -> str:
 
 def run(args: argparse.Namespace) -> Report:
     requests = max(int(getattr(args, "warm_requests", DEFAULT_REQUESTS)), 100)
-    result = run_child(
-        "overhead", {"requests": requests, "profile_requests": min(requests, 500)}, timeout=600
-    )
+    profiled = min(requests, 500)
+    result: dict[str, Any] = {}
+    # One child per entry point, one after the other, in the rows' order.
+    for function in dict.fromkeys(scenario.function for scenario in SCENARIOS):
+        options: dict[str, Any] = {"function": function, "requests": requests}
+        if function == _scenario(PROFILED).function:
+            options.update(profile=PROFILED, profile_requests=profiled)
+        result |= run_child("overhead", options, timeout=600, environment=_environment(function))
     rows, problems = [], []
-    for name in SCENARIOS:
-        figures = result[name]
+    for scenario in SCENARIOS:
+        figures = result[scenario.name]
         p50, p99 = percentile(figures["own"], 50), percentile(figures["own"], 99)
         verdict = (
             "pass" if p50 * 1000 <= BUDGET_P50_MS and p99 * 1000 <= BUDGET_P99_MS else "**fail**"
         )
         rows.append(
             [
-                name,
+                scenario.name,
                 len(figures["own"]),
                 _ms(p50),
                 _ms(p99),
                 _ms(percentile(figures["total"], 50)),
                 _ms(percentile(figures["total"], 99)),
                 verdict,
-                ", ".join(str(s) for s in figures["statuses"]),
+                ", ".join(figures["statuses"]),
             ]
         )
-        if len(figures["statuses"]) != 1:
-            problems.append(f"{name}: mixed statuses {figures['statuses']}")
+        if figures["statuses"] != [scenario.healthy]:
+            problems.append(
+                f"{scenario.name}: answered {figures['statuses']}, not {scenario.healthy!r} "
+                "(a healthy request's answer)"
+            )
+        if scenario.calls is not None and figures["calls"] != [dict(scenario.calls)]:
+            problems.append(
+                f"{scenario.name}: made the AWS calls {figures['calls']}, not "
+                f"{dict(scenario.calls)} (a healthy request's)"
+            )
     markdown = "\n".join(
         [
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; load average "
@@ -188,7 +387,12 @@ def run(args: argparse.Namespace) -> Report:
             "AWS client calls (botocore `provide-client-params` → `after-call`, which includes "
             "botocore's validation, serialization, signing and parsing of the fake's real-shaped "
             f"answers). {WARM_UP} warm-up requests per row; Powertools logs and EMF go to "
-            "/dev/null.",
+            "/dev/null. The first four rows are the fulfillment API; every entry point runs in "
+            "a process of its own. Except the API's, the requests are copies of the cold-start "
+            "section's first requests, each with its own request or message id; the lifecycle "
+            "notifications and the parked registrations are new ones each time, so each is "
+            "recorded (the same one again would be a duplicate). Status: the HTTP status, or "
+            "the batch functions' `batchItemFailures`.",
             "",
             markdown_table(
                 [
@@ -204,7 +408,7 @@ def run(args: argparse.Namespace) -> Report:
                 rows,
             ),
             "",
-            f"<details><summary>cProfile, {min(requests, 500)} warm first registrations, "
+            f"<details><summary>cProfile, {profiled} warm first registrations, "
             "fulfillment/Powertools/Jinja2 functions by cumulative time (botocore's share "
             "included in the callers)</summary>",
             "",
