@@ -4,6 +4,7 @@ Entitlements port. Every page is read; an empty list is an answer, not an error.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -35,6 +36,11 @@ class MarketplaceEntitlements:
     def __init__(self, client: Any) -> None:
         self._client = client
 
+    @cached_property
+    def _pages(self) -> Any:
+        # botocore builds a new Paginator class on every get_paginator(): once per container.
+        return self._client.get_paginator("get_entitlements")
+
     def fetch(self, query: EntitlementQuery) -> list[Entitlement]:
         # The most specific filter: the license (a buyer account can hold several licenses
         # of one product), else the legacy identifier, else the account.
@@ -48,9 +54,8 @@ class MarketplaceEntitlements:
             raise ValueError("an entitlement query needs a customer filter")
         found: list[Entitlement] = []
         try:
-            paginator = self._client.get_paginator("get_entitlements")
             # A page may be empty and still carry a NextToken: the paginator follows it.
-            for page in paginator.paginate(ProductCode=query.product_code, Filter=filters):
+            for page in self._pages.paginate(ProductCode=query.product_code, Filter=filters):
                 found += [_entitlement(raw) for raw in page.get("Entitlements") or []]
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -56,6 +57,11 @@ class DynamoDBLifecycleStore:
         self._client = client
         self._table = table_name
 
+    @cached_property
+    def _query_pages(self) -> Any:
+        # botocore builds a new Paginator class on every get_paginator(): once per container.
+        return self._client.get_paginator("query")
+
     # -- lookups ---------------------------------------------------------------------------
 
     def customer_keys_by_license(self, license_arn: str) -> list[str]:
@@ -66,9 +72,8 @@ class DynamoDBLifecycleStore:
 
     def _query(self, index: str, attribute: str, value: str) -> list[str]:
         keys: list[str] = []
-        paginator = self._client.get_paginator("query")
         with _storage_errors():
-            for page in paginator.paginate(
+            for page in self._query_pages.paginate(
                 TableName=self._table,
                 IndexName=index,
                 KeyConditionExpression="#a = :v",
