@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import REPO_ROOT, Report, Section, fakes
-from bench.report import machine, markdown_table
+from bench.report import machine, markdown_table, speed_reference
 
 BUDGET_RATIO = 1.15
 # Fresh processes per figure: at least the 10. A .venv process takes ~0.25 s, so its
@@ -600,6 +600,7 @@ def _artifact_section(
 def run(args: argparse.Namespace) -> Report:
     runs = max(int(getattr(args, "cold_runs", DEFAULT_RUNS)), 1)
     venv_runs = max(int(getattr(args, "venv_runs", DEFAULT_VENV_RUNS)), 1)
+    reference_before = speed_reference()
     problems: list[str] = []
     with tempfile.TemporaryDirectory(prefix="bench-cold-") as directory:
         work = Path(directory)
@@ -625,7 +626,9 @@ def run(args: argparse.Namespace) -> Report:
         first = venv[function_list[0].name].handler[0]
         lines = [
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; "
-            f"load average {os.getloadavg()[0]:.2f} at the end. Budget: handler ≤ "
+            f"load average {os.getloadavg()[0]:.2f}; speed reference {reference_before:.1f} ms "
+            f"before, {speed_reference():.1f} ms after (`bench.report.speed_reference`, lower "
+            "is faster). Budget: handler ≤ "
             f"{BUDGET_RATIO:.2f}x the floor (median of {venv_runs} fresh processes each from "
             f"`.venv`, {runs} from the artifact).",
             "",

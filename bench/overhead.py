@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench import REPO_ROOT, Report, Section, fakes
-from bench.report import machine, markdown_table, percentile
+from bench.report import machine, markdown_table, percentile, speed_reference
 
 if TYPE_CHECKING:
     from bench.coldstart import Function
@@ -382,7 +382,9 @@ def run(args: argparse.Namespace) -> Report:
     markdown = "\n".join(
         [
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; load average "
-            f"{os.getloadavg()[0]:.2f} at the end. Budget: own code p50 ≤ {BUDGET_P50_MS} ms "
+            f"{os.getloadavg()[0]:.2f} and speed reference {speed_reference():.1f} ms "
+            "(`bench.report.speed_reference`, lower is faster) at the end. Budget: own code "
+            f"p50 ≤ {BUDGET_P50_MS} ms "
             f"and p99 ≤ {BUDGET_P99_MS} ms. Own code = handler wall time minus the time inside "
             "AWS client calls (botocore `provide-client-params` → `after-call`, which includes "
             "botocore's validation, serialization, signing and parsing of the fake's real-shaped "

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import platform
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,6 +48,20 @@ def machine() -> str:
         f"nproc {usable} ({model}){memory}, {platform.system()} {platform.release()}, "
         f"Python {platform.python_version()}"
     )
+
+
+def speed_reference() -> float:
+    """Milliseconds a fixed pure-Python workload takes here (min of 5): how fast this machine
+    ran when the figures were taken. This VM's speed changes over minutes at the same load
+    average, so two runs compare fairly only at similar references."""
+    document = {"items": [{"id": n, "name": f"item-{n}", "tags": ["a", "b"]} for n in range(200)]}
+    best = math.inf
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(20):
+            json.loads(json.dumps(document))
+        best = min(best, time.perf_counter() - started)
+    return best * 1000
 
 
 def write_between_markers(
