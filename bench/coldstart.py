@@ -25,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -300,11 +301,15 @@ def functions() -> list[Function]:
     return found
 
 
-def _environment(extra: dict[str, str]) -> dict[str, str]:
+def function_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A benchmark child's environment: ``bench.fakes.function_environment``, with the
+    lifecycle fixtures' product allowed too (a notification for another product is ignored,
+    and answers "0 failed" all the same), plus ``extra``."""
+    from tests.lifecycle_events import PRODUCT
+
     environment = fakes.function_environment(dict(os.environ))
-    # The lifecycle fixtures are for the test suite's product.
-    environment["PRODUCT_CODES"] = f"{fakes.PRODUCT_CODE},prod-integration1"
-    return {**environment, **extra}
+    environment["PRODUCT_CODES"] = f"{fakes.PRODUCT_CODE},{PRODUCT}"
+    return {**environment, **(extra or {})}
 
 
 def _config(
@@ -335,7 +340,7 @@ def _run_venv_child(config: dict[str, Any], work: Path) -> dict[str, Any]:
     config = {**config, "out": str(out)}
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-c", CHILD],
-        env=_environment({"BENCH_COLD": json.dumps(config)}),
+        env=function_environment({"BENCH_COLD": json.dumps(config)}),
         cwd=work,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -461,7 +466,7 @@ def measure_artifact_pyodide(function_list: list[Function], runs: int, work: Pat
     artifact = size.fresh_artifact()
     runtime = _runtime_stand_in(work)
     mounts = sorted({str(work), str(artifact.directory)})
-    env = _environment({"AWS_DATA_PATH": str(artifact.directory / "botocore-data")})
+    env = function_environment({"AWS_DATA_PATH": str(artifact.directory / "botocore-data")})
     paths = {"floor": [str(runtime)], "handler": [str(artifact.directory), str(runtime)]}
     schedule = _schedule(function_list, runs)
     jobs: list[dict[str, Any]] = [

@@ -170,33 +170,17 @@ SCENARIOS: tuple[Scenario, ...] = (
 )
 
 
-def _environment(function: str) -> dict[str, str]:
-    """What an entry point's child sets beyond ``bench.fakes.function_environment``."""
-    if function == "lifecycle":
-        from tests.lifecycle_events import PRODUCT
-
-        # As in bench.coldstart: the lifecycle fixtures are for the test suite's product. A
-        # notification for another product is ignored, and answers "0 failed" all the same.
-        return {"PRODUCT_CODES": f"{fakes.PRODUCT_CODE},{PRODUCT}"}
-    return {}
-
-
 # --- The child ----------------------------------------------------------------------------
 
 
-def run_child(
-    task: str,
-    options: dict[str, Any],
-    timeout: float = 300,
-    environment: Mapping[str, str] | None = None,
-) -> dict[str, Any]:
-    """Run ``bench.overhead.child`` (or calls') in a fresh interpreter; its JSON answer.
-    ``environment`` adds to (or replaces) ``bench.fakes.function_environment``."""
+def run_child(task: str, options: dict[str, Any], timeout: float = 300) -> dict[str, Any]:
+    """Run ``bench.overhead.child`` (or calls') in a fresh interpreter, in the environment
+    ``bench.coldstart.function_environment`` gives every benchmark child; its JSON answer."""
+    from bench import coldstart
+
     with tempfile.TemporaryDirectory(prefix="bench-warm-") as directory:
         out = Path(directory) / "result.json"
-        child_environment = fakes.function_environment(dict(os.environ))
-        child_environment.update(environment or {})
-        child_environment.update(
+        child_environment = coldstart.function_environment(
             {
                 "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "lambda"), str(REPO_ROOT)]),
                 "BENCH_WARM": json.dumps({**options, "task": task, "out": str(out)}),
@@ -349,7 +333,7 @@ def run(args: argparse.Namespace) -> Report:
         options: dict[str, Any] = {"function": function, "requests": requests}
         if function == _scenario(PROFILED).function:
             options.update(profile=PROFILED, profile_requests=profiled)
-        result |= run_child("overhead", options, timeout=600, environment=_environment(function))
+        result |= run_child("overhead", options, timeout=600)
     rows, problems = [], []
     for scenario in SCENARIOS:
         figures = result[scenario.name]
