@@ -36,7 +36,8 @@ LAMBDA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
 LOCAL_CREDENTIAL = "local"
 POLL_SECONDS = 0.3
 # What the deployed lifecycle and recovery mappings and queues use (infra/lifecycle.py,
-# infra/recovery.py); their functions run with 1024 MB and a 20 s timeout.
+# infra/recovery.py; recovery takes one message per invocation, local/recovery.py); their
+# functions run with 1024 MB and a 20 s timeout.
 BATCH_SIZE = 10
 MAX_RECEIVE_COUNT = 5
 # Shorter than in AWS (120 s) so a local retry is seen within seconds.
@@ -277,6 +278,7 @@ class QueueFunction(QueueConsumer):
         region: str,
         function_name: str,
         extra_sys_path: list[str] | None = None,
+        batch_size: int = BATCH_SIZE,
     ) -> None:
         self._function = SpawnedFunction(
             handler,
@@ -294,6 +296,7 @@ class QueueFunction(QueueConsumer):
             dead_letter_name=f"{name}-dead-letters",
             region=region,
             function=self._function.invoke,
+            batch_size=batch_size,
         )
         self._poller = Poller(label.replace(" ", "-"), self.poll)
 

@@ -2,11 +2,11 @@
 
 Never deployed. Stands in for Lambda's SQS event source mapping (infra/recovery.py) the same
 way local/lifecycle.py does for the lifecycle queue, with the same plumbing
-(local/event_sources.py): a daemon thread polls the recovery queue, hands each batch to
-`fulfillment.recovery.lambda_handler` in a spawned single-worker process, and deletes the
-messages the handler did not report in `batchItemFailures`. A failed message becomes visible
-again after the (short, local) visibility timeout and moves to the dead-letter queue after
-MAX_RECEIVE_COUNT receives, as in AWS.
+(local/event_sources.py): a daemon thread polls the recovery queue, hands each message alone
+to `fulfillment.recovery.lambda_handler` in a spawned single-worker process (the deployed
+mapping's batch size is 1), and deletes it when the invocation succeeds. A failed message
+becomes visible again after the (short, local) visibility timeout and moves to the
+dead-letter queue after MAX_RECEIVE_COUNT receives, as in AWS.
 
     recovery = start_local_recovery(endpoint_url=..., function_environment=..., region=...)
     function_environment["RECOVERY_QUEUE_URL"] = recovery.queue_url
@@ -21,6 +21,8 @@ from collections.abc import Mapping
 from local.event_sources import QueueFunction, local_session
 
 HANDLER = "fulfillment.recovery.lambda_handler"
+# infra/recovery.py's BATCH_SIZE: one parked registration per invocation.
+BATCH_SIZE = 1
 
 
 class LocalRecovery(QueueFunction):
@@ -42,6 +44,7 @@ class LocalRecovery(QueueFunction):
             environment=function_environment,
             region=region,
             function_name="fulfillment-recovery-local",
+            batch_size=BATCH_SIZE,
         )
 
 

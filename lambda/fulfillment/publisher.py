@@ -5,21 +5,21 @@ on the stack's bus; what the bus refuses is parked on the retry queue, and a rec
 events neither took is reported as a batch item failure so Lambda delivers it again. The same
 function consumes the retry queue: a message the bus still refuses stays there (and goes to
 the dead-letter queue after the queue's maxReceiveCount).
+
+A batch is published as a whole (PutEvents takes ten entries per call), so the answer is
+Lambda's partial batch response built from what ``fulfillment.events`` reports undelivered,
+not a per-record handler: Powertools' batch utility would cost this function ~30 ms of cold
+start (asyncio and every event data class) to format that list (docs/decisions.md).
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection, Iterable
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.dynamo_db_stream_event import DynamoDBRecord
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from boto3.dynamodb.types import TypeDeserializer
 
 from fulfillment import aws, startup
 from fulfillment.customers import CUSTOMER_SK, PK, SK
@@ -27,6 +27,7 @@ from fulfillment.delivery import EventBridgeBus, SqsRetryQueue
 from fulfillment.events import (
     CustomerChange,
     DomainEvent,
+    Image,
     MalformedMessageError,
     deliver,
     republish,
@@ -52,58 +53,65 @@ def _retry_queue() -> SqsRetryQueue:
     return SqsRetryQueue(aws.sqs(), get_publisher_settings().publish_retry_queue_url)
 
 
-def _change(record: DynamoDBRecord) -> CustomerChange | None:
+_DESERIALIZER = TypeDeserializer()
+
+
+def _image(attributes: dict[str, Any] | None) -> Image | None:
+    if not attributes:
+        return None
+    return {name: _DESERIALIZER.deserialize(value) for name, value in attributes.items()}
+
+
+def _change(data: dict[str, Any]) -> CustomerChange | None:
     """The customer item's change, or None for any other item (the event source filters
     them out already; this keeps a misconfigured filter from publishing sessions)."""
-    data = record.dynamodb
-    if data is None or data.keys.get(SK) != CUSTOMER_SK:
+    keys = _image(data.get("Keys")) or {}
+    if keys.get(SK) != CUSTOMER_SK:
         return None
-    raw = record.raw_event["dynamodb"]
     return CustomerChange(
-        customer_key=str(data.keys[PK]),
-        old=data.old_image if raw.get("OldImage") else None,
-        new=data.new_image if raw.get("NewImage") else None,
+        customer_key=str(keys[PK]),
+        old=_image(data.get("OldImage")),
+        new=_image(data.get("NewImage")),
     )
 
 
-def _publish_changes(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _partial_response(identifiers: Iterable[str], failed: Collection[str]) -> dict[str, Any]:
+    """Lambda's partial batch response for a batch of ``identifiers``, of which ``failed``
+    must be delivered again. A batch where every record failed raises instead, as
+    Powertools does: the invocation fails, so Lambda retries it with backoff (and a stream
+    mapping bisects it)."""
+    identifiers = list(identifiers)
+    failures = [identifier for identifier in identifiers if identifier in failed]
+    if failures and len(failures) == len(identifiers):
+        raise UndeliveredError(f"none of the batch's {len(failures)} records was delivered")
+    return {"batchItemFailures": [{"itemIdentifier": identifier} for identifier in failures]}
+
+
+def _publish_changes(records: list[dict[str, Any]]) -> dict[str, Any]:
+    sequence_numbers = [record["dynamodb"]["SequenceNumber"] for record in records]
     changes: dict[str, CustomerChange] = {}
-    for raw in event["Records"]:
-        record = DynamoDBRecord(raw)
-        change = _change(record)
-        if change is not None and record.dynamodb and record.dynamodb.sequence_number:
-            changes[record.dynamodb.sequence_number] = change
+    for sequence_number, record in zip(sequence_numbers, records, strict=True):
+        change = _change(record["dynamodb"])
+        if change is not None:
+            changes[sequence_number] = change
     undelivered = deliver(changes, bus=_bus(), retry_queue=_retry_queue())
-
-    def verdict(record: DynamoDBRecord) -> None:
-        sequence_number = record.dynamodb.sequence_number if record.dynamodb else None
-        if sequence_number in undelivered:
-            raise UndeliveredError(f"stream record {sequence_number} not delivered")
-
-    return dict(
-        process_partial_response(
-            event=event,
-            record_handler=verdict,
-            processor=BatchProcessor(event_type=EventType.DynamoDBStreams),
-            context=context,
-        )
-    )
+    return _partial_response(sequence_numbers, undelivered)
 
 
-def _republish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _republish(records: list[dict[str, Any]]) -> dict[str, Any]:
     events: dict[str, DomainEvent] = {}
     malformed: set[str] = set()
-    for raw in event["Records"]:
-        record = SQSRecord(raw)
+    for record in records:
+        message_id = record["messageId"]
         try:
-            events[record.message_id] = DomainEvent.from_message(record.body)
+            events[message_id] = DomainEvent.from_message(record["body"])
         except MalformedMessageError as error:
             # Left to fail until the queue moves it to its dead-letter queue for a person.
             logger.error(
                 "retry queue message is not a registration event",
-                extra={"message_id": record.message_id, "problem": str(error)},
+                extra={"message_id": message_id, "problem": str(error)},
             )
-            malformed.add(record.message_id)
+            malformed.add(message_id)
     failed = republish(events, bus=_bus()) | malformed
     for message_id, domain_event in events.items():
         if message_id not in failed:
@@ -111,19 +119,7 @@ def _republish(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 "event published from the retry queue",
                 extra={"event_id": domain_event.event_id, "detail_type": domain_event.detail_type},
             )
-
-    def verdict(record: SQSRecord) -> None:
-        if record.message_id in failed:
-            raise UndeliveredError(f"message {record.message_id} not published")
-
-    return dict(
-        process_partial_response(
-            event=event,
-            record_handler=verdict,
-            processor=BatchProcessor(event_type=EventType.SQS),
-            context=context,
-        )
-    )
+    return _partial_response((record["messageId"] for record in records), failed)
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)
@@ -133,9 +129,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return {"batchItemFailures": []}
     source = records[0].get("eventSource")
     if source == QUEUE_SOURCE:
-        return _republish(event, context)
+        return _republish(records)
     if source == STREAM_SOURCE:
-        return _publish_changes(event, context)
+        return _publish_changes(records)
     raise ValueError(f"unexpected event source {source!r}")
 
 

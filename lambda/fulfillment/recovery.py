@@ -2,10 +2,13 @@
 
 A registration whose session or customer write failed after ResolveCustomer succeeded waits on
 the recovery queue; this function writes both, each at most once (a redelivered message
-changes nothing). A record that fails (DynamoDB still unavailable, a message that is not a
-parked registration) fails alone: SQS delivers it again, and after the queue's
+changes nothing). The event source delivers one message per invocation (infra/recovery.py),
+so a message that fails (DynamoDB still unavailable, a message that is not a parked
+registration) fails its invocation alone: SQS delivers it again, and after the queue's
 maxReceiveCount it moves to the dead-letter queue, which is alarmed: a paying customer is
-not recorded until someone redrives it.
+not recorded until someone redrives it. One message per invocation needs no partial batch
+response, so this function does without Powertools' batch utility and its ~30 ms of cold
+start (docs/decisions.md).
 """
 
 from __future__ import annotations
@@ -13,12 +16,6 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from aws_lambda_powertools.utilities.batch import (
-    BatchProcessor,
-    EventType,
-    process_partial_response,
-)
-from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fulfillment import aws, startup
@@ -35,23 +32,24 @@ def _store() -> DynamoDBCustomerStore:
     return DynamoDBCustomerStore(aws.dynamodb(), get_recovery_settings().customers_table_name)
 
 
-def _handle(record: SQSRecord) -> None:
-    receive_count = record.attributes.approximate_receive_count
+def _replay(record: dict[str, Any]) -> None:
+    message_id = record["messageId"]
+    receive_count = int(record["attributes"]["ApproximateReceiveCount"])
     try:
-        parked = ParkedRegistration.from_message(record.body)
+        parked = ParkedRegistration.from_message(record["body"])
     except MalformedParkedRegistrationError as error:
         # Never the body: only what identifies the message and why it was refused.
         logger.error(
             "recovery message is not a parked registration",
             extra={
-                "message_id": record.message_id,
+                "message_id": message_id,
                 "problem": str(error),
                 "receive_count": receive_count,
             },
         )
         raise
     log = {
-        "message_id": record.message_id,
+        "message_id": message_id,
         "customer_ref": pseudonym(parked.customer.customer_key),
         "product_code": parked.product_code,
         "registered_by_request": parked.request_id,
@@ -72,15 +70,12 @@ def _handle(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return dict(
-        process_partial_response(
-            event=event,
-            record_handler=_handle,
-            processor=BatchProcessor(event_type=EventType.SQS),
-            context=context,
-        )
-    )
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
+    """Replay the event's parked registration; an exception fails the invocation, so SQS
+    delivers the message again. Were a batch ever larger than one message, a failure would
+    deliver all of it again, which replays harmlessly: each write applies at most once."""
+    for record in event["Records"]:
+        _replay(record)
 
 
 startup.imports_done()

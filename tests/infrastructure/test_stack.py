@@ -37,6 +37,7 @@ from infra.lifecycle import LIFECYCLE_HANDLER
 from infra.recovery import RECOVERY_HANDLER
 from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, create_table_request
 from infra.stack import FulfillmentStack
+from local.recovery import BATCH_SIZE as LOCAL_RECOVERY_BATCH_SIZE
 
 CONTEXT = {
     "productCodes": "prod-abc123,prod-def456",
@@ -364,6 +365,24 @@ def test_iam_is_exactly_what_each_function_calls(
         "logs:PutLogEvents",
     }
     assert not any(a.endswith("*") for a in every_action)
+
+
+def test_the_recovery_processor_takes_one_parked_registration_per_invocation(
+    synth: Synth,
+) -> None:
+    recovery_function, _ = synth.functions()[RECOVERY_HANDLER]
+    (mapping,) = [
+        resource["Properties"]
+        for resource in synth.resources("AWS::Lambda::EventSourceMapping").values()
+        if resource["Properties"]["FunctionName"] == {"Ref": recovery_function}
+    ]
+
+    # One message per invocation: a failed replay fails only its own message, which SQS
+    # delivers again, so no partial batch response is declared (fulfillment.recovery)
+    assert _ref_to("RecoveryQueue")(mapping["EventSourceArn"])
+    assert mapping["BatchSize"] == LOCAL_RECOVERY_BATCH_SIZE == 1  # and so does make run
+    assert "FunctionResponseTypes" not in mapping
+    assert "MaximumBatchingWindowInSeconds" not in mapping
 
 
 def test_no_other_role_can_reach_the_contacts_table_or_its_key(synth: Synth) -> None:

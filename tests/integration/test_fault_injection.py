@@ -26,6 +26,8 @@ from botocore.exceptions import ConnectTimeoutError
 
 from fulfillment import aws, recovery
 from fulfillment.api import lambda_handler
+from fulfillment.errors import StorageUnavailableError
+from fulfillment.models import MalformedParkedRegistrationError
 from local.events import lambda_sqs_record
 from local.gateway import LambdaContext
 from tests.events import form_post
@@ -125,10 +127,16 @@ def _assert_deferred_page(response: dict[str, Any], token: str) -> str:
     return parse_qs(urlsplit(href).query)["registration"][0]
 
 
-def _replay_all(stack: Stack) -> dict[str, Any]:
+def _replay(stack: Stack, message: dict[str, Any]) -> None:
+    """Deliver ``message`` to the recovery processor as its event source does: alone."""
+    recovery.lambda_handler(_sqs_event(stack, [message]), _recovery_context())
+
+
+def _replay_all(stack: Stack) -> None:
     messages = stack.recovery_messages()
     assert messages, "nothing was parked on the recovery queue"
-    return dict(recovery.lambda_handler(_sqs_event(stack, messages), _recovery_context()))
+    for message in messages:
+        _replay(stack, message)
 
 
 # -- Marketplace ------------------------------------------------------------------------------
@@ -255,10 +263,9 @@ def test_dynamodb_failure_on_the_session_or_customer_write_is_202_and_the_proces
     assert parked["customer_aws_account_id"] == "111122223333"
 
     # When the processor replays it
-    answer = recovery.lambda_handler(_sqs_event(stack, [message]), _recovery_context())
+    _replay(stack, message)
 
     # Then session and customer are stored exactly once, and the buyer's link works
-    assert answer == {"batchItemFailures": []}
     customer = stack.customer(CUSTOMER_PK)
     assert customer is not None
     assert customer["registration_count"] == {"N": "1"}
@@ -295,7 +302,7 @@ def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(
     _assert_deferred_page(response, token)
     assert context.get_remaining_time_in_millis() > 0
     assert stack.customer(CUSTOMER_PK) is None
-    assert _replay_all(stack) == {"batchItemFailures": []}
+    _replay_all(stack)
     assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
 
 
@@ -332,20 +339,20 @@ def test_recovery_processor_replayed_twice_counts_the_registration_once(
     token = stack.marketplace.issue_token("new-style")
     with failing(aws.dynamodb(), "UpdateItem", table=stack.customers_table, times=10):
         assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 202
-    event = _sqs_event(stack, stack.recovery_messages())
+    (message,) = stack.recovery_messages()
     capsys.readouterr()
 
     # When SQS delivers the same message twice (and a third time, for good measure)
-    answers = [recovery.lambda_handler(event, _recovery_context()) for _ in range(3)]
+    for _ in range(3):
+        _replay(stack, message)
 
     # Then every delivery succeeds, and the customer is counted once
-    assert answers == [{"batchItemFailures": []}] * 3
     assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
     assert len(_sessions(stack)) == 1
     assert _metric_names(capsys.readouterr().out).count("RegistrationRecovered") == 1
 
 
-def test_recovery_processor_reports_a_failed_replay_so_sqs_delivers_it_again(
+def test_a_failed_replay_fails_its_own_invocation_so_sqs_delivers_it_again(
     stack: Stack, lambda_context: LambdaContext
 ) -> None:
     # Given two parked registrations (two customers)
@@ -355,21 +362,51 @@ def test_recovery_processor_reports_a_failed_replay_so_sqs_delivers_it_again(
             assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 202
     messages = stack.recovery_messages()
     first = next(m for m in messages if "license-manager" in m["Body"])
-    event = _sqs_event(stack, [first, *(m for m in messages if m is not first)])
+    (second,) = [m for m in messages if m is not first]
 
     # When DynamoDB throttles every attempt of the first replay, and then recovers
-    with failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=3):
-        answer = recovery.lambda_handler(event, _recovery_context())
+    with (
+        failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=3),
+        pytest.raises(StorageUnavailableError),
+    ):
+        _replay(stack, first)
+    _replay(stack, second)
 
-    # Then only that message is reported as failed (SQS retries it, then dead-letters it)
-    assert answer == {"batchItemFailures": [{"itemIdentifier": first["MessageId"]}]}
+    # Then only the first invocation failed (SQS retries its message, then dead-letters it)
     assert stack.customer(CUSTOMER_PK) is None
     assert stack.customer(f"LEGACY#{PRODUCT}#Ab1Cd2Ef3Gh") is not None
-    # And the redelivery records it, without counting the other one twice
-    assert recovery.lambda_handler(event, _recovery_context()) == {"batchItemFailures": []}
+    # And the redeliveries record it, without counting the other one twice
+    _replay(stack, first)
+    _replay(stack, second)
     assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
     legacy = stack.customer(f"LEGACY#{PRODUCT}#Ab1Cd2Ef3Gh")
     assert legacy["registration_count"] == {"N": "1"}  # type: ignore[index]
+
+
+def test_a_message_that_is_not_a_parked_registration_fails_and_its_body_is_not_logged(
+    stack: Stack,
+    function_logs: io.StringIO,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a message on the recovery queue that is not a parked registration (version 2)
+    csrf = "csrf-value-only-in-the-body"
+    stack.sqs.send_message(
+        QueueUrl=stack.recovery_queue_url,
+        MessageBody=json.dumps({"version": 2, "registration_id": "r-1", "csrf_token": csrf}),
+    )
+    (message,) = stack.recovery_messages()
+
+    # When the processor receives it, its invocation fails (SQS retries, then dead-letters)
+    with pytest.raises(MalformedParkedRegistrationError):
+        _replay(stack, message)
+
+    # Then nothing is written, and the log names the message, not what it holds
+    assert stack.items() == []
+    captured = all_logs(function_logs, caplog) + capsys.readouterr().out
+    assert "recovery message is not a parked registration" in captured
+    assert message["MessageId"] in captured
+    assert csrf not in captured
 
 
 def test_the_token_is_in_no_recovery_message_and_no_log_line_on_these_paths(
@@ -394,7 +431,8 @@ def test_the_token_is_in_no_recovery_message_and_no_log_line_on_these_paths(
     messages = stack.recovery_messages()
     assert len(messages) == 2
     for _ in range(2):
-        recovery.lambda_handler(_sqs_event(stack, messages), _recovery_context())
+        for message in messages:
+            _replay(stack, message)
 
     # Then no message, log line (any level), metric or stored item holds any token
     captured = all_logs(function_logs, caplog) + capsys.readouterr().out

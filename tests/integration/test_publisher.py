@@ -12,7 +12,6 @@ from typing import Any
 
 import boto3
 import pytest
-from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.stub import Stubber
 
 from fulfillment import aws, publisher, settings
@@ -234,7 +233,7 @@ def test_when_the_retry_queue_fails_too_the_stream_record_is_retried(
     assert response == {"batchItemFailures": [{"itemIdentifier": _sequence("first_registration")}]}
 
     # And a batch where every record failed fails as a whole (Lambda retries it, and bisects)
-    with pytest.raises(BatchProcessingError):
+    with pytest.raises(publisher.UndeliveredError):
         publisher.lambda_handler(stream_event("first_registration"), context)
 
 
@@ -250,7 +249,7 @@ def test_retry_messages_the_bus_refuses_or_that_are_not_events_stay_on_the_queue
     junk = batch["Records"][1]["messageId"]
 
     # When the bus still refuses, the whole batch fails (both stay; DLQ after 5 receives)
-    with pytest.raises(BatchProcessingError):
+    with pytest.raises(publisher.UndeliveredError):
         publisher.lambda_handler(batch, context)
 
     # When the bus is back, the event is published and only the junk is reported

@@ -60,7 +60,8 @@ def test_parked_registrations_are_new_ones() -> None:
         ({"statusCode": 303, "headers": {}}, "303"),
         ({"batchItemFailures": []}, "0 failed"),
         ({"batchItemFailures": [{"itemIdentifier": "a"}, {"itemIdentifier": "b"}]}, "2 failed"),
+        (None, "done"),
     ],
 )
-def test_answers_read_as_the_status_column(answer: dict[str, object], shown: str) -> None:
+def test_answers_read_as_the_status_column(answer: dict[str, object] | None, shown: str) -> None:
     assert answer_of(answer) == shown
