@@ -2,7 +2,7 @@
 (no container engine).
 
 The artifact relies on the Lambda runtime's own boto3/botocore (already compiled by AWS) and
-ships only what the runtime lacks: the ``fulfillment`` package, Powertools, Jinja2, MarkupSafe,
+ships only what the runtime lacks: the ``fulfillment`` package, Powertools, MarkupSafe,
 typing_extensions, and the current ``meteringmarketplace`` model, which botocore reads from
 ``AWS_DATA_PATH`` ahead of its bundled one (the runtime's model can predate ``LicenseArn`` and
 ``Metadata.AgreementId``). Every ``.py`` gets a CPython 3.13 ``.pyc`` compiled by Pyodide,
@@ -39,7 +39,7 @@ PYC_MAGIC = b"\xf3\r\r\n"
 PLATFORMS = ("manylinux2014_aarch64", "manylinux_2_28_aarch64")
 # What the runtime lacks. boto3, botocore, s3transfer, jmespath, dateutil, six and urllib3
 # come with the runtime (jmespath, which Powertools needs, is a boto3 dependency).
-SHIPPED_DISTRIBUTIONS = ("aws-lambda-powertools", "jinja2", "markupsafe", "typing_extensions")
+SHIPPED_DISTRIBUTIONS = ("aws-lambda-powertools", "markupsafe", "typing_extensions")
 METERING_MODEL = Path("meteringmarketplace", "2016-01-14", "service-2.json")
 # GetEntitlements' LICENSE_ARN filter is newer than some runtime botocore releases.
 ENTITLEMENT_MODEL = Path("marketplace-entitlement", "2017-01-11", "service-2.json")

@@ -1,17 +1,19 @@
 """The pages a buyer sees, and the one table that maps each error to its status and page.
 
-Jinja2 (auto-escaping on) is imported on first render only: the successful registration is
-a body-less 303, so the cold path of a registration never pays for the template engine.
+Pages are composed with MarkupSafe's ``Markup``: every value formatted into one is escaped
+unless it is ``Markup`` itself, which only this module's fixed fragments are. A template
+engine would cost a sign-up page's cold start ~25 ms (Jinja2: import and compile) for three
+short pages with a handful of conditions (docs/decisions.md).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Mapping
-from functools import cache
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
+
+from markupsafe import Markup
 
 from fulfillment import responses
 from fulfillment.errors import (
@@ -38,8 +40,6 @@ from fulfillment.errors import (
 from fulfillment.models import Submission
 
 if TYPE_CHECKING:
-    from jinja2 import Environment
-
     from fulfillment.contacts import FieldRule
 
 MARKETPLACE_SUBSCRIPTIONS_URL = "https://console.aws.amazon.com/marketplace/home#/subscriptions"
@@ -297,6 +297,36 @@ def page_for(error: BaseException) -> Page:
     return _UNEXPECTED
 
 
+_DOCUMENT = Markup(
+    "<!doctype html>\n"
+    '<html lang="en">\n'
+    "<head>\n"
+    '<meta charset="utf-8">\n'
+    '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+    '<meta name="robots" content="noindex">\n'
+    "<title>{title}</title>\n"
+    "<style>{css}</style>\n"
+    "</head>\n"
+    "<body>\n"
+    "<main>\n"
+    "{content}"
+    "</main>\n"
+    "</body>\n"
+    "</html>"
+)
+_PARAGRAPH = Markup("<p>{}</p>\n")
+_BUTTON_LINK = Markup('<p><a class="button" href="{href}">{text}</a></p>\n')
+
+
+# CSS is this module's constant (its hash is pinned in PAGE_CSP), never input.
+_STYLE = Markup(CSS)  # noqa: S704
+
+
+def _document(title: str, lines: Iterable[Markup]) -> str:
+    """The whole page: ``title`` escaped, ``lines`` (each already Markup) inside <main>."""
+    return str(_DOCUMENT.format(title=title, css=_STYLE, content=Markup("").join(lines)))
+
+
 def render(
     page: Page,
     *,
@@ -308,29 +338,48 @@ def render(
     """The proxy response for ``page``; ``submission`` fills the re-submit form where it has one,
     ``retry_href`` (a same-page link) stands in for it where a GET can simply be repeated;
     ``continue_href`` (from configuration only) is a link onwards."""
-    body = (
-        _environment()
-        .get_template("page.html")
-        .render(
-            title=page.title,
-            paragraphs=page.paragraphs,
-            marketplace_link=page.marketplace_link,
-            marketplace_url=MARKETPLACE_SUBSCRIPTIONS_URL,
-            resubmit=submission if page.resubmit else None,
-            retry_href=retry_href if page.resubmit else None,
-            continue_href=continue_href,
-            reference=reference if page.show_reference else "",
-            css=CSS,
+    lines = [Markup("<h1>{}</h1>\n").format(page.title)]
+    lines += [_PARAGRAPH.format(paragraph) for paragraph in page.paragraphs]
+    if page.resubmit and submission is not None:
+        lines.append(_resubmit_form(submission))
+    elif page.resubmit and retry_href:
+        lines.append(_BUTTON_LINK.format(href=retry_href, text="Try again"))
+    if continue_href:
+        lines.append(_BUTTON_LINK.format(href=continue_href, text="Continue"))
+    if page.marketplace_link:
+        lines.append(
+            _BUTTON_LINK.format(
+                href=MARKETPLACE_SUBSCRIPTIONS_URL, text="Go to your AWS Marketplace subscriptions"
+            )
         )
-    )
+    if page.show_reference and reference:
+        lines.append(
+            Markup(
+                '<p class="reference">If you contact the seller, quote this reference: '
+                "<code>{}</code></p>\n"
+            ).format(reference)
+        )
     extra = {}
     if page.retry_after_seconds is not None:
         extra["Retry-After"] = str(page.retry_after_seconds)
-    return responses.html(page.status, body, PAGE_CSP, extra)
+    return responses.html(page.status, _document(page.title, lines), PAGE_CSP, extra)
+
+
+def _resubmit_form(submission: Submission) -> Markup:
+    """Posts the same token again (and the free-trial flag Marketplace sent with it)."""
+    free_trial = Markup(
+        '<input type="hidden" name="x-amzn-marketplace-offer-type" value="free-trial">'
+    )
+    return Markup(
+        '<form method="post">\n'
+        '<input type="hidden" name="x-amzn-marketplace-token" value="{token}">\n'
+        '{free_trial}<button type="submit">Try again</button>\n'
+        "</form>\n"
+    ).format(token=submission.token, free_trial=free_trial if submission.free_trial else "")
 
 
 class FormField(NamedTuple):
-    """One input of the sign-up form as the template shows it."""
+    """One input of the sign-up form as the page shows it."""
 
     name: str
     label: str
@@ -379,32 +428,92 @@ def render_signup_form(
         )
         for rule in rules
     ]
-    body = (
-        _environment()
-        .get_template("signup.html")
-        .render(
-            title=SIGNUP_TITLE,
-            fields=fields,
-            errors=bool(errors),
-            notice=notice,
-            registration=registration,
-            csrf_token=csrf_token,
-            css=CSS,
+    lines: list[Markup] = []
+    if errors or notice:
+        lines.append(_error_summary(fields, notice))
+    lines.append(Markup("<h1>{}</h1>\n").format(SIGNUP_TITLE))
+    lines.append(
+        _PARAGRAPH.format(
+            "Tell us who to contact about your subscription. Fields marked (optional) can be "
+            "left empty."
         )
     )
+    lines.append(
+        Markup(
+            '<form method="post" novalidate>\n'
+            '<input type="hidden" name="registration" value="{registration}">\n'
+            '<input type="hidden" name="csrf_token" value="{csrf_token}">\n'
+        ).format(registration=registration, csrf_token=csrf_token)
+    )
+    lines += [_field(field) for field in fields]
+    lines.append(Markup('<button type="submit">Complete sign-up</button>\n</form>\n'))
+    # Screen readers announce the title first: it says there is a problem before anything.
+    title = f"Error: {SIGNUP_TITLE}" if errors else SIGNUP_TITLE
     extra = {}
     if retry_after_seconds is not None:
         extra["Retry-After"] = str(retry_after_seconds)
-    return responses.html(status, body, PAGE_CSP, extra)
+    return responses.html(status, _document(title, lines), PAGE_CSP, extra)
 
 
-@cache
-def _environment() -> Environment:
-    from jinja2 import Environment, FileSystemLoader
+def _error_summary(fields: list[FormField], notice: str | None) -> Markup:
+    """The box the page opens with (focused on load): the notice, then a link to each field
+    in error."""
+    lines = [
+        Markup(
+            '<div class="error-summary" id="error-summary" role="alert" tabindex="-1" '
+            'autofocus aria-labelledby="error-summary-title">\n'
+            '<h2 id="error-summary-title">There is a problem</h2>\n'
+        )
+    ]
+    if notice:
+        lines.append(_PARAGRAPH.format(notice))
+    in_error = [field for field in fields if field.error]
+    if in_error:
+        lines.append(Markup("<ul>\n"))
+        lines += [
+            Markup('<li><a href="#{name}">{error}</a></li>\n').format(
+                name=field.name, error=field.error
+            )
+            for field in in_error
+        ]
+        lines.append(Markup("</ul>\n"))
+    lines.append(Markup("</div>\n"))
+    return Markup("").join(lines)
 
-    return Environment(
-        loader=FileSystemLoader(Path(__file__).parent / "templates"),
-        autoescape=True,
-        trim_blocks=True,
-        lstrip_blocks=True,
+
+def _field(field: FormField) -> Markup:
+    """One labelled input, its error (if any) between label and input, tied by aria."""
+    attributes: list[Markup] = []
+    if field.autocomplete:
+        attributes.append(Markup(' autocomplete="{}"').format(field.autocomplete))
+    if field.inputmode:
+        attributes.append(Markup(' inputmode="{}"').format(field.inputmode))
+    if field.type == "email":
+        attributes.append(Markup(' spellcheck="false" autocapitalize="none"'))
+    if field.required:
+        attributes.append(Markup(" required"))
+    error = Markup("")
+    if field.error:
+        attributes.append(
+            Markup(' aria-invalid="true" aria-describedby="{}-error"').format(field.name)
+        )
+        error = Markup(
+            '<p class="field-error" id="{name}-error"><span class="visually-hidden">Error: '
+            "</span>{error}</p>\n"
+        ).format(name=field.name, error=field.error)
+    return Markup(
+        '<div class="field{invalid}">\n'
+        '<label for="{name}">{label}{optional}</label>\n'
+        "{error}"
+        '<input id="{name}" name="{name}" type="{type}" value="{value}"{attributes}>\n'
+        "</div>\n"
+    ).format(
+        invalid=Markup(" invalid") if field.error else "",
+        name=field.name,
+        label=field.label,
+        optional="" if field.required else " (optional)",
+        error=error,
+        type=field.type,
+        value=field.value,
+        attributes=Markup("").join(attributes),
     )

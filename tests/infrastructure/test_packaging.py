@@ -64,7 +64,7 @@ def _pyc_for(source: Path) -> Path:
 
 def test_every_module_has_unchecked_hash_313_bytecode(artifact: Path) -> None:
     sources = _files(artifact, "*.py")
-    assert len(sources) > 300  # fulfillment + Powertools + Jinja2 + MarkupSafe + typing_ext.
+    assert len(sources) > 300  # fulfillment + Powertools + MarkupSafe + typing_extensions
     for source in sources:
         header = _pyc_for(source).read_bytes()[:16]
         assert header[:4] == PYC_MAGIC, source
@@ -79,7 +79,7 @@ def test_no_bytecode_for_other_versions_and_nothing_the_runtime_has(artifact: Pa
     modules = {path.name.removesuffix(".py") for path in artifact.iterdir()}
     distributions = {path.name.split("-")[0].lower() for path in artifact.glob("*.dist-info")}
     assert modules.isdisjoint(RUNTIME_PACKAGES)
-    assert distributions == {"aws_lambda_powertools", "jinja2", "markupsafe", "typing_extensions"}
+    assert distributions == {"aws_lambda_powertools", "markupsafe", "typing_extensions"}
     assert {"fulfillment", *distributions} <= modules
 
 
@@ -95,9 +95,8 @@ def test_native_modules_are_cpython_313_for_aarch64(artifact: Path) -> None:
         assert int.from_bytes(header[18:20], "little") == EM_AARCH64
 
 
-def test_artifact_holds_the_handler_templates_and_current_model(artifact: Path) -> None:
+def test_artifact_holds_the_handler_and_current_model(artifact: Path) -> None:
     assert (artifact / "fulfillment" / "api.py").is_file()  # handler fulfillment.api...
-    assert (artifact / "fulfillment" / "templates" / "page.html").is_file()
     model = json.loads((artifact / DATA_DIR_NAME / METERING / "service-2.json").read_text())
     result = model["shapes"]["ResolveCustomerResult"]["members"]
     assert {"LicenseArn", "Metadata"} <= set(result)
@@ -258,7 +257,7 @@ def cold_path(artifact: Path, runtime_site: Path) -> dict[str, Any]:
 def test_cold_path_runs_from_the_artifact_and_the_runtime_alone(
     cold_path: dict[str, Any], artifact: Path, runtime_site: Path
 ) -> None:
-    # The landing page (Jinja2) and a whole registration (Powertools idempotency, both clients)
+    # The landing page (MarkupSafe) and a whole registration (Powertools idempotency, both clients)
     assert cold_path["statuses"] == [200, 303]
     # The recovery queue's SQS client is built only when a registration is parked
     assert cold_path["recovery_clients"] == 0
@@ -272,7 +271,8 @@ def test_cold_path_runs_from_the_artifact_and_the_runtime_alone(
         and not Path(file).resolve().is_relative_to(stdlib)
     }
     assert outside == {}
-    assert {"jinja2", "markupsafe", "typing_extensions"} <= set(cold_path["modules"])
+    assert {"markupsafe", "typing_extensions"} <= set(cold_path["modules"])
+    assert "jinja2" not in cold_path["modules"]
     # The function's session takes the metering model from the artifact (AWS_DATA_PATH)
     assert Path(cold_path["metering_model"]).is_relative_to(artifact / DATA_DIR_NAME)
 

@@ -349,7 +349,7 @@ def assert_security_headers(response: dict[str, Any]) -> None:
 
 
 def assert_no_unescaped_echo(body: str, inputs: list[str], template_text: str) -> PageStructure:
-    """Only the templates' own markup in ``body``: no input with markup characters appears
+    """Only the pages' own markup in ``body``: no input with markup characters appears
     raw (unless the same text is part of the pages anyway)."""
     page = PageStructure(body)
     assert page.tags <= ALLOWED_TAGS, page.tags - ALLOWED_TAGS

@@ -120,7 +120,7 @@ CONTEXT = LambdaContext(
 
 @pytest.fixture(scope="module")
 def template_text() -> str:
-    """Every page as it looks without any input: markup in there is the templates' own."""
+    """Every page as it looks without any input: markup in there is the pages' own."""
     submission = Submission(token="T", free_trial=True)
     every_page = {*pages.ERROR_PAGES.values(), pages.LANDING, pages.SIGNUP_COMPLETED}
     return "".join(

@@ -9,6 +9,7 @@ import re
 import pytest
 
 from fulfillment import pages, responses
+from fulfillment.contacts import FieldRule
 from fulfillment.errors import (
     ConfigurationError,
     ExpiredTokenError,
@@ -91,6 +92,36 @@ def test_retry_page_resubmits_the_token_as_an_escaped_form_post() -> None:
     assert '<form method="post">' in body
     assert 'name="x-amzn-marketplace-offer-type" value="free-trial"' in body
     assert "href" not in body.split("<form", 1)[1].split("</form>", 1)[0]
+
+
+def test_sign_up_form_escapes_every_value_it_shows() -> None:
+    # Given markup in everything the form shows: a seller-configured field's name and label,
+    # the buyer's values, the error messages, the notice, the registration and CSRF token
+    hostile = '"><script>x</script>'
+    rules = (FieldRule("extra" + hostile, "Label" + hostile, False, 50, "email"),)
+    name = rules[0].name
+
+    body = pages.render_signup_form(
+        rules,
+        registration="r" + hostile,
+        csrf_token="c" + hostile,
+        values={name: "v" + hostile},
+        errors={name: "e" + hostile},
+        notice="n" + hostile,
+    )["body"]
+
+    # Then none of it is markup: only escaped text, in each place it belongs
+    assert "<script>" not in body
+    escaped = "&#34;&gt;&lt;script&gt;x&lt;/script&gt;"
+    for shown in ("Label", "e", "n"):
+        assert f">{shown}{escaped}" in body
+    for attribute in ("registration", "csrf_token"):
+        assert f'name="{attribute}" value="{attribute[0]}{escaped}"' in body
+    assert (
+        f'<input id="extra{escaped}" name="extra{escaped}" type="email" value="v{escaped}"' in body
+    )
+    assert f'<a href="#extra{escaped}">e{escaped}</a>' in body
+    assert f'aria-describedby="extra{escaped}-error"' in body
 
 
 def test_pages_without_resubmit_never_echo_the_token() -> None:
