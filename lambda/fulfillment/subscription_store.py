@@ -18,7 +18,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
-from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -57,11 +56,6 @@ class DynamoDBLifecycleStore:
         self._client = client
         self._table = table_name
 
-    @cached_property
-    def _query_pages(self) -> Any:
-        # botocore builds a new Paginator class on every get_paginator(): once per container.
-        return self._client.get_paginator("query")
-
     # -- lookups ---------------------------------------------------------------------------
 
     def customer_keys_by_license(self, license_arn: str) -> list[str]:
@@ -72,16 +66,22 @@ class DynamoDBLifecycleStore:
 
     def _query(self, index: str, attribute: str, value: str) -> list[str]:
         keys: list[str] = []
+        # Every page, by LastEvaluatedKey; not botocore's paginator (see entitlements.py).
+        request: dict[str, Any] = dict(
+            TableName=self._table,
+            IndexName=index,
+            KeyConditionExpression="#a = :v",
+            ExpressionAttributeNames={"#a": attribute},
+            ExpressionAttributeValues={":v": {"S": value}},
+            ProjectionExpression="pk, sk",
+        )
         with _storage_errors():
-            for page in self._query_pages.paginate(
-                TableName=self._table,
-                IndexName=index,
-                KeyConditionExpression="#a = :v",
-                ExpressionAttributeNames={"#a": attribute},
-                ExpressionAttributeValues={":v": {"S": value}},
-                ProjectionExpression="pk, sk",
-            ):
+            while True:
+                page = self._client.query(**request)
                 keys += [item[PK]["S"] for item in page["Items"] if item[SK]["S"] == CUSTOMER_SK]
+                if "LastEvaluatedKey" not in page:
+                    break
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return sorted(set(keys))
 
     def parked_change(self, agreement_id: str) -> StatusChange | None:
