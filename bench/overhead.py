@@ -298,7 +298,8 @@ def _profile(harness: Harness, name: str, count: int) -> str:
     text = io.StringIO()
     stats = pstats.Stats(profiler, stream=text)
     # The project's code and what it calls outside botocore, by cumulative time.
-    stats.sort_stats("cumulative").print_stats(r"fulfillment/|aws_lambda_powertools/|jinja2/", 30)
+    project = r"fulfillment/|aws_lambda_powertools/|markupsafe/"
+    stats.sort_stats("cumulative").print_stats(project, 30)
     return text.getvalue()
 
 
@@ -400,7 +401,7 @@ def run(args: argparse.Namespace) -> Report:
             ),
             "",
             f"<details><summary>cProfile, {profiled} warm first registrations, "
-            "fulfillment/Powertools/Jinja2 functions by cumulative time (botocore's share "
+            "fulfillment/Powertools/MarkupSafe functions by cumulative time (botocore's share "
             "included in the callers)</summary>",
             "",
             "```",
