@@ -39,8 +39,9 @@ BUDGET_RATIO = 1.15
 # Fresh processes per figure: at least the 10. A .venv process takes ~0.3 s, so its
 # figures use 80: on this shared VM one process's speed varies by ~20%, and the ratio of
 # medians of 30 moved by ±0.06 between back-to-back runs (the table shows each ratio's 90%
-# bootstrap interval). A Pyodide process takes ~1.3 s.
-DEFAULT_RUNS = 10
+# bootstrap interval). A Pyodide process takes ~1.4 s; its figures use 20 (with 10, the
+# 90% interval spanned ±0.1).
+DEFAULT_RUNS = 20
 DEFAULT_VENV_RUNS = 80
 DOCUMENT = REPO_ROOT / "docs" / "performance.md"
 FAKES_MODULE = "bench_fakes"
