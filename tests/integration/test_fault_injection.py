@@ -15,6 +15,7 @@ import io
 import json
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -28,8 +29,10 @@ from fulfillment import aws, recovery
 from fulfillment.api import lambda_handler
 from fulfillment.errors import StorageUnavailableError
 from fulfillment.models import MalformedParkedRegistrationError
+from local.dynamodb import RunningDynamoDB
 from local.events import lambda_sqs_record
 from local.gateway import LambdaContext
+from local.recovery import start_local_recovery
 from tests.events import form_post
 from tests.integration.conftest import PRODUCT, REGISTRATION_URL, Stack, all_logs
 
@@ -407,6 +410,47 @@ def test_a_message_that_is_not_a_parked_registration_fails_and_its_body_is_not_l
     assert "recovery message is not a parked registration" in captured
     assert message["MessageId"] in captured
     assert csrf not in captured
+
+
+def test_make_runs_recovery_poller_replays_each_parked_registration_in_its_own_invocation(
+    stack: Stack, dynamodb_server: RunningDynamoDB, lambda_context: LambdaContext
+) -> None:
+    # Given make run's recovery queue and processor (a spawned worker running the handler)
+    local = start_local_recovery(
+        endpoint_url=dynamodb_server.url,
+        function_environment={
+            "CUSTOMERS_TABLE_NAME": stack.customers_table,
+            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_server.url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "POWERTOOLS_SERVICE_NAME": "fulfillment",
+        },
+        region="us-east-1",
+        prefix=f"local-{uuid.uuid4().hex[:8]}",
+    )
+    try:
+        # And two registrations parked there (the customer write failed for both)
+        with failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=100):
+            for customer in ("new-style", "legacy"):
+                token = stack.marketplace.issue_token(customer)
+                assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 202
+        for message in stack.recovery_messages():
+            stack.sqs.send_message(QueueUrl=local.queue_url, MessageBody=message["Body"])
+
+        # When the poller has drained the queue
+        deadline = time.monotonic() + 60
+        while local.in_flight() and time.monotonic() < deadline:
+            time.sleep(0.2)
+
+        # Then both customers are recorded, one invocation per message, as the mapping does
+        assert local.in_flight() == 0
+        assert stack.customer(CUSTOMER_PK) is not None
+        assert stack.customer(f"LEGACY#{PRODUCT}#Ab1Cd2Ef3Gh") is not None
+        assert local.invocations == 2
+        assert local.dead_letters() == []
+    finally:
+        local.stop()
 
 
 def test_the_token_is_in_no_recovery_message_and_no_log_line_on_these_paths(
