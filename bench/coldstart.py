@@ -675,8 +675,9 @@ def run(args: argparse.Namespace) -> Report:
             f"{first['with_pyc']} of {first['modules']} .py modules imported by the fulfillment "
             "child had a 3.11 .pyc): the floor imports boto3 and creates the listed clients "
             "from one session; the handler imports its module and serves one request; both "
-            "with the handler's `sys.path` (the code directory first, as in Lambda). Rounds "
-            "alternate floors and handlers; functions with the same clients share the floor. "
+            "with the handler's `sys.path` (the code directory first, as in Lambda). Each round "
+            "runs every floor and handler once in a shuffled order; functions with the same "
+            "clients share the floor. "
             "The verdict is the ratio of medians; the interval (bootstrap) is how far this "
             "machine's noise alone moves it.",
             "",

@@ -257,10 +257,12 @@ class Monitoring(Construct):
                 f"redrive with 'aws sqs start-message-move-task' (docs/reliability.md)."
             ),
             fault_description=(
-                "The recovery function failed a whole invocation in the last 5 minutes "
-                "(a timeout, a crash while starting). Its messages return to the "
-                "recovery queue and are retried, then dead-lettered. Check its log "
-                "group and the last deployment."
+                "The recovery function failed an invocation in the last 5 minutes. It "
+                "takes one parked registration per invocation, so this is a replay that "
+                "failed (DynamoDB still unavailable, a message that is not a parked "
+                "registration), a timeout or a crash while starting. The message returns "
+                "to the recovery queue and is retried, then dead-lettered. Check its log "
+                "group (error codes) and the last deployment."
             ),
         )
         self.alarms += [created.alarm for created in facade.created_alarms()[before:]]

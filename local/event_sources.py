@@ -35,9 +35,9 @@ from local.gateway import LambdaContext, prepare_worker_process, run_handler
 LAMBDA_ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "lambda")
 LOCAL_CREDENTIAL = "local"
 POLL_SECONDS = 0.3
-# What the deployed lifecycle and recovery mappings and queues use (infra/lifecycle.py,
-# infra/recovery.py; recovery takes one message per invocation, local/recovery.py); their
-# functions run with 1024 MB and a 20 s timeout.
+# What the deployed lifecycle mapping and queues use (infra/lifecycle.py; recovery's
+# mapping takes one message per invocation: local/recovery.py passes its own batch size);
+# both functions run with 1024 MB and a 20 s timeout.
 BATCH_SIZE = 10
 MAX_RECEIVE_COUNT = 5
 # Shorter than in AWS (120 s) so a local retry is seen within seconds.
@@ -264,8 +264,9 @@ class Poller:
 
 class QueueFunction(QueueConsumer):
     """``handler`` in its own spawned process, fed by a new queue ``name`` (dead letters in
-    ``name``-dead-letters) from a daemon thread, with the lifecycle and recovery settings
-    above; ``label`` ("local recovery") names the thread and the function in logs."""
+    ``name``-dead-letters) from a daemon thread, with the settings above (``batch_size``
+    messages per invocation, BATCH_SIZE unless given); ``label`` ("local recovery") names the
+    thread and the function in logs."""
 
     def __init__(
         self,

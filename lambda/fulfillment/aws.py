@@ -82,7 +82,7 @@ def sqs() -> Any:
     return session().client("sqs", config=QUEUE_CONFIG)
 
 
-# No stubs are pinned for marketplace-entitlement: fulfillment.entitlements uses one paginator.
+# No stubs are pinned for marketplace-entitlement: fulfillment.entitlements makes one call.
 @cache
 def entitlement(region: str) -> Any:
     """GetEntitlements exists in us-east-1 only (fulfillment.entitlements). The endpoint

@@ -22,6 +22,7 @@ KNOWN_ERROR_CODES = frozenset(
 )
 OTHER_ERROR_CODE = "OtherError"
 NETWORK_ERROR_CODE = "NetworkError"
+REPEATED_TOKEN_ERROR_CODE = "RepeatedNextToken"
 
 _VALUE_TYPES = (
     ("IntegerValue", "integer"),
@@ -51,12 +52,19 @@ class MarketplaceEntitlements:
             # Every page, by NextToken (a page may be empty and still carry one). Not botocore's
             # paginator: its first use costs ~11 ms of cold start (docs/decisions.md).
             request: dict[str, Any] = {"ProductCode": query.product_code, "Filter": filters}
+            seen: set[str] = set()
             while True:
                 page = self._client.get_entitlements(**request)
                 found += [_entitlement(raw) for raw in page.get("Entitlements") or []]
-                if not page.get("NextToken"):
+                token = page.get("NextToken")
+                if not token:
                     break
-                request["NextToken"] = page["NextToken"]
+                if token in seen:
+                    # A token the service already gave: following it would loop until the
+                    # function times out (botocore's paginator refuses it the same way).
+                    raise EntitlementsUnavailableError(REPEATED_TOKEN_ERROR_CODE)
+                seen.add(token)
+                request["NextToken"] = token
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             raise EntitlementsUnavailableError(

@@ -7,7 +7,7 @@ so a message that fails (DynamoDB still unavailable, a message that is not a par
 registration) fails its invocation alone: SQS delivers it again, and after the queue's
 maxReceiveCount it moves to the dead-letter queue, which is alarmed: a paying customer is
 not recorded until someone redrives it. One message per invocation needs no partial batch
-response, so this function does without Powertools' batch utility and its ~30 ms of cold
+response, so this function does without Powertools' batch utility and its ~20 ms of cold
 start (docs/decisions.md).
 """
 

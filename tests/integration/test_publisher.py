@@ -260,6 +260,21 @@ def test_retry_messages_the_bus_refuses_or_that_are_not_events_stay_on_the_queue
     assert [e["detail-type"] for e in pipeline.published()] == ["Customer Signed Up"]
 
 
+def test_binary_attributes_in_an_image_do_not_fail_the_batch(
+    pipeline: Pipeline, context: LambdaContext
+) -> None:
+    # Given a customer item that also holds binary values (stream JSON carries them as base64)
+    record = stream_record("first_registration")
+    record["dynamodb"]["NewImage"]["blob"] = {"B": "AAEC"}
+    record["dynamodb"]["NewImage"]["blobs"] = {"BS": ["AAEC", "AQID"]}
+
+    response = publisher.lambda_handler({"Records": [record]}, context)
+
+    # Then its event is published like any other
+    assert response == {"batchItemFailures": []}
+    assert [e["detail-type"] for e in pipeline.published()] == ["Customer Registered"]
+
+
 def test_session_records_are_ignored_even_without_the_mapping_filter(
     pipeline: Pipeline, context: LambdaContext
 ) -> None:

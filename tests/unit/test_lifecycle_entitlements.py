@@ -75,6 +75,27 @@ def test_an_empty_answer_is_an_empty_list_even_across_an_empty_page(client: Any)
     assert found == []
 
 
+def test_a_next_token_given_twice_is_an_error_not_an_endless_loop(client: Any) -> None:
+    request = {"ProductCode": PRODUCT, "Filter": {"LICENSE_ARN": [ARN]}}
+    with Stubber(client) as stub:
+        stub.add_response("get_entitlements", {"Entitlements": [], "NextToken": "t1"}, request)
+        stub.add_response(
+            "get_entitlements",
+            {"Entitlements": [], "NextToken": "t2"},
+            {**request, "NextToken": "t1"},
+        )
+        stub.add_response(
+            "get_entitlements",
+            {"Entitlements": [], "NextToken": "t1"},
+            {**request, "NextToken": "t2"},
+        )
+
+        with pytest.raises(EntitlementsUnavailableError, match="RepeatedNextToken"):
+            MarketplaceEntitlements(client).fetch(EntitlementQuery(PRODUCT, license_arn=ARN))
+
+        stub.assert_no_pending_responses()
+
+
 @pytest.mark.parametrize(
     ("query", "expected_filter"),
     [
