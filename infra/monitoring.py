@@ -557,15 +557,8 @@ class Monitoring(Construct):
                 )
             },
         )
-        facade.monitor_lambda_function(
-            lambda_function=function,
-            alarm_friendly_name=f"{stem}-Function",
-            human_readable_name=f"{stem} function",
-            add_fault_count_alarm={
-                _CRITICAL: ErrorCountThreshold(
-                    max_error_count=0, alarm_description_override=fault_description
-                )
-            },
+        self._monitor_function(
+            facade, function, f"{stem}-Function", f"{stem} function", fault_description
         )
 
     def _monitor_function(
@@ -574,7 +567,10 @@ class Monitoring(Construct):
         function: lambda_.IFunction,
         friendly_name: str,
         human_name: str,
+        fault_description: str | None = None,
     ) -> None:
+        """The function's row and its fault alarm; the description defaults to an API
+        function's (every exception is a page, so a fault is a crash or a timeout)."""
         facade.monitor_lambda_function(
             lambda_function=function,
             alarm_friendly_name=friendly_name,
@@ -582,7 +578,8 @@ class Monitoring(Construct):
             add_fault_count_alarm={
                 _CRITICAL: ErrorCountThreshold(
                     max_error_count=0,
-                    alarm_description_override=(
+                    alarm_description_override=fault_description
+                    or (
                         f"The {human_name.lower()} failed an invocation in the last 5 minutes "
                         "(Lambda Errors > 0). Its handler turns every exception into a page, so "
                         "this means a timeout, running out of memory, a crash while starting "

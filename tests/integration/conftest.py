@@ -135,6 +135,18 @@ def stack(
     _reset_function_caches()
 
 
+def local_function_environment(stack: Stack, **extra: str) -> dict[str, str]:
+    """What make run gives a function it spawns (local/run.py), for this stack's table."""
+    return {
+        "CUSTOMERS_TABLE_NAME": stack.customers_table,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "POWERTOOLS_SERVICE_NAME": "fulfillment",
+        **extra,
+    }
+
+
 @pytest.fixture
 def lambda_context() -> LambdaContext:
     return LambdaContext(

@@ -34,7 +34,13 @@ from local.events import lambda_sqs_record
 from local.gateway import LambdaContext
 from local.recovery import start_local_recovery
 from tests.events import form_post
-from tests.integration.conftest import PRODUCT, REGISTRATION_URL, Stack, all_logs
+from tests.integration.conftest import (
+    PRODUCT,
+    REGISTRATION_URL,
+    Stack,
+    all_logs,
+    local_function_environment,
+)
 
 CUSTOMER_PK = (
     "LICENSE#arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
@@ -418,14 +424,9 @@ def test_make_runs_recovery_poller_replays_each_parked_registration_in_its_own_i
     # Given make run's recovery queue and processor (a spawned worker running the handler)
     local = start_local_recovery(
         endpoint_url=dynamodb_server.url,
-        function_environment={
-            "CUSTOMERS_TABLE_NAME": stack.customers_table,
-            "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_server.url,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_SERVICE_NAME": "fulfillment",
-        },
+        function_environment=local_function_environment(
+            stack, AWS_ENDPOINT_URL_DYNAMODB=dynamodb_server.url
+        ),
         region="us-east-1",
         prefix=f"local-{uuid.uuid4().hex[:8]}",
     )

@@ -19,7 +19,7 @@ from local.dynamodb import RunningDynamoDB
 from local.events import EVENTS_PATH, LocalEvents, start_local_events
 from local.gateway import LambdaContext, LocalRequest
 from tests.events import form_post
-from tests.integration.conftest import PRODUCT, Stack
+from tests.integration.conftest import PRODUCT, Stack, local_function_environment
 from tests.registration_events import CUSTOMER_PK, sqs_event, stream_event, stream_record
 
 CONTACT_FIELDS = ("email", "company", "contact_name", "contactName", "phone")
@@ -296,13 +296,7 @@ def local_events(stack: Stack, dynamodb_server: RunningDynamoDB) -> Iterator[Loc
     running = start_local_events(
         dynamodb_url=dynamodb_server.url,
         customers_table=stack.customers_table,
-        function_environment={
-            "CUSTOMERS_TABLE_NAME": stack.customers_table,
-            "AWS_ACCESS_KEY_ID": "local",
-            "AWS_SECRET_ACCESS_KEY": "local",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "POWERTOOLS_SERVICE_NAME": "fulfillment",
-        },
+        function_environment=local_function_environment(stack),
         region="us-east-1",
         prefix=f"local-{uuid.uuid4().hex[:8]}",
     )
