@@ -37,6 +37,7 @@ from typing import Any
 
 from bench import REPO_ROOT, Report, Section, fakes
 from bench.report import machine, markdown_table, speed_reference
+from fulfillment import contract
 
 BUDGET_RATIO = 1.15
 # Fresh processes per figure: at least the 10. A .venv process takes ~0.3 s, so its
@@ -72,7 +73,7 @@ else:
     _handler = importlib.import_module(CFG["module"]).lambda_handler
     IMPORTED = time.perf_counter() - _T0
     import bench_fakes
-    from fulfillment import aws as _aws
+    from fulfillment.core import aws as _aws
     _fake = bench_fakes.FakeAws(items=[tuple(item) for item in CFG["items"]])
     _fake.install(_aws.session())
     for _event in CFG["events"]:
@@ -272,42 +273,45 @@ def functions() -> list[Function]:
     found = [
         Function(
             "fulfillment (api)",
-            "fulfillment.api",
+            _module(contract.FULFILLMENT_HANDLER),
             ("dynamodb", "meteringmarketplace"),
             [form_post("bench-first-registration-token")],
         ),
-        Function("signup", "fulfillment.signup", ("dynamodb",), [signup], _session_items()),
+        Function(
+            "signup", _module(contract.SIGNUP_HANDLER), ("dynamodb",), [signup], _session_items()
+        ),
         Function(
             "handoff",
-            "fulfillment.handoff",
+            _module(contract.HANDOFF_HANDLER),
             ("dynamodb",),
             [registration_request(SESSION_ID)],
             _session_items(),
         ),
         Function(
             "publisher",
-            "fulfillment.publisher",
+            _module(contract.PUBLISHER_HANDLER),
             ("events", "sqs"),
             [stream_event("first_registration")],
         ),
         Function(
             "lifecycle",
-            "fulfillment.lifecycle",
+            _module(contract.LIFECYCLE_HANDLER),
             ("dynamodb", "marketplace-entitlement"),
             [lifecycle_sqs(lifecycle_event("license_updated_manufacturer"))],
             [("customers", _lifecycle_customer())],
         ),
+        Function(
+            "recovery",
+            _module(contract.RECOVERY_HANDLER),
+            ("dynamodb",),
+            [lifecycle_sqs(json.dumps(parked))],
+        ),
     ]
-    if (REPO_ROOT / "lambda" / "fulfillment" / "recovery.py").is_file():
-        found.append(
-            Function(
-                "recovery",
-                "fulfillment.recovery",
-                ("dynamodb",),
-                [lifecycle_sqs(json.dumps(parked))],
-            )
-        )
     return found
+
+
+def _module(handler: str) -> str:
+    return handler.rsplit(".", 1)[0]
 
 
 def function_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:

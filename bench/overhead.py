@@ -221,7 +221,7 @@ class Harness:
         module: str = "fulfillment.api",
         items: Iterable[tuple[str, dict[str, Any]]] = (),
     ) -> None:
-        from fulfillment import aws
+        from fulfillment.core import aws
 
         self.handler = importlib.import_module(module).lambda_handler
         self.fake = fakes.FakeAws(items=items)

@@ -21,8 +21,8 @@ from infra.tables import Tables
 # Three functions from the one artifact, each with its own role. The DynamoDB actions are
 # exactly the calls each one makes (tests/infrastructure/test_stack.py pins them).
 FULFILLMENT_HANDLER = "fulfillment.api.lambda_handler"
-SIGNUP_HANDLER = "fulfillment.signup.lambda_handler"
-HANDOFF_HANDLER = "fulfillment.handoff.lambda_handler"
+SIGNUP_HANDLER = "fulfillment.signup.handler.lambda_handler"
+HANDOFF_HANDLER = "fulfillment.handoff.handler.lambda_handler"
 
 # Fulfillment: UpdateItem (customer) and PutItem (session) on the customers table; Powertools
 # idempotency's get/put/update/delete on its own table; ResolveCustomer.

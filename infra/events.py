@@ -32,7 +32,7 @@ from constructs import Construct
 from infra.nag import Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
 
-PUBLISHER_HANDLER = "fulfillment.publisher.lambda_handler"
+PUBLISHER_HANDLER = "fulfillment.events.handler.lambda_handler"
 SOURCE = "fulfillment.registration"
 DETAIL_TYPES = ("Customer Registered", "Customer Signed Up")
 CUSTOMER_SK = "CUSTOMER"

@@ -39,7 +39,7 @@ from infra.nag import Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
 from infra.schema import CUSTOMERS
 
-LIFECYCLE_HANDLER = "fulfillment.lifecycle.lambda_handler"
+LIFECYCLE_HANDLER = "fulfillment.lifecycle.handler.lambda_handler"
 SOURCE = "aws.agreement-marketplace"
 # The Marketplace events (and the legacy topics) exist in this region only.
 MARKETPLACE_EVENTS_REGION = "us-east-1"

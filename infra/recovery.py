@@ -29,7 +29,7 @@ from infra.api import FunctionSpec, lambda_function
 from infra.nag import Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
 
-RECOVERY_HANDLER = "fulfillment.recovery.lambda_handler"
+RECOVERY_HANDLER = "fulfillment.recovery.handler.lambda_handler"
 
 # The fulfillment function's setting (fulfillment.settings.RECOVERY_QUEUE_URL).
 QUEUE_URL_VARIABLE = "RECOVERY_QUEUE_URL"

@@ -2,7 +2,7 @@
 
 Never deployed. Stands in for what Lambda does in AWS with the publisher's two event source
 mappings: a daemon thread polls the customers table's stream (same sk=CUSTOMER filter as the
-deployed mapping) and the publish retry queue, and invokes `fulfillment.publisher.lambda_handler`
+deployed mapping) and the publish retry queue, and invokes the publisher
 with the exact Lambda event shapes in a spawned worker process of its own (one invocation at a
 time, module state kept warm, like an execution environment; the plumbing is shared with the
 other local consumers in local/event_sources.py). EventBridge and SQS are moto's, on the same
@@ -44,7 +44,7 @@ from local.event_sources import (
 )
 from local.gateway import LocalRequest, LocalResponse
 
-HANDLER = "fulfillment.publisher.lambda_handler"
+HANDLER = "fulfillment.events.handler.lambda_handler"
 EVENTS_PATH = "/_local/events"
 SOURCE = "fulfillment.registration"
 CUSTOMER_SK = "CUSTOMER"

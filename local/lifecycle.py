@@ -2,7 +2,7 @@
 
 Never deployed. Stands in for what Lambda's SQS event source mapping does in AWS
 (infra/lifecycle.py): a daemon thread polls the lifecycle queue (moto, on the same server as
-DynamoDB), hands each batch to `fulfillment.lifecycle.lambda_handler` with Lambda's SQS event
+DynamoDB), hands each batch to the lifecycle handler with Lambda's SQS event
 shape in a spawned single-worker process (one invocation at a time, module state kept warm,
 like an execution environment) and deletes the messages the handler did not report in
 `batchItemFailures`. A failed message becomes visible again after the (short, local) visibility
@@ -28,7 +28,7 @@ import boto3
 from local.event_sources import QueueFunction, local_session
 from local.marketplace import TestCustomer
 
-HANDLER = "fulfillment.lifecycle.lambda_handler"
+HANDLER = "fulfillment.lifecycle.handler.lambda_handler"
 
 
 def customer_key(customer: TestCustomer) -> dict[str, dict[str, str]]:

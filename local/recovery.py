@@ -3,7 +3,7 @@
 Never deployed. Stands in for Lambda's SQS event source mapping (infra/recovery.py) the same
 way local/lifecycle.py does for the lifecycle queue, with the same plumbing
 (local/event_sources.py): a daemon thread polls the recovery queue, hands each message alone
-to `fulfillment.recovery.lambda_handler` in a spawned single-worker process (the deployed
+to `fulfillment.recovery.handler.lambda_handler` in a spawned single-worker process (the deployed
 mapping's batch size is 1), and deletes it when the invocation succeeds. A failed message
 becomes visible again after the (short, local) visibility timeout and moves to the
 dead-letter queue after MAX_RECEIVE_COUNT receives, as in AWS.
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 
 from local.event_sources import QueueFunction, local_session
 
-HANDLER = "fulfillment.recovery.lambda_handler"
+HANDLER = "fulfillment.recovery.handler.lambda_handler"
 # infra/recovery.py's BATCH_SIZE: one parked registration per invocation.
 BATCH_SIZE = 1
 

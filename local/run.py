@@ -47,8 +47,8 @@ if TYPE_CHECKING:
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LAMBDA_ROOT = REPO_ROOT / "lambda"
 HANDLER = "fulfillment.api.lambda_handler"
-SIGNUP_HANDLER = "fulfillment.signup.lambda_handler"
-HANDOFF_HANDLER = "fulfillment.handoff.lambda_handler"
+SIGNUP_HANDLER = "fulfillment.signup.handler.lambda_handler"
+HANDOFF_HANDLER = "fulfillment.handoff.handler.lambda_handler"
 SIGNUP_PATH = "/signup"
 ROUTES = [
     Route("GET", "/"),

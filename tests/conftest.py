@@ -82,8 +82,8 @@ class _RecordingHandler(logging.Handler):
 @pytest.fixture(scope="session", autouse=True)
 def _log_scan() -> Iterator[None]:
     """Record all logging for the scan and register secrets where the suite creates them."""
-    from fulfillment import contacts
-    from fulfillment.observability import logger
+    from fulfillment.core.observability import logger
+    from fulfillment.signup import contacts
     from local.gateway import _WorkerPool
     from local.marketplace import MarketplaceStandIn
 

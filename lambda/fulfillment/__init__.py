@@ -1,1 +1,1 @@
-"""AWS Marketplace SaaS fulfillment: token intake, ResolveCustomer, customer record, hand-off."""
+"""The function package: one subpackage per capability, a small shared core, one contract."""

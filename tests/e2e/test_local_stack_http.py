@@ -127,7 +127,7 @@ def test_landing_page_is_html_with_security_headers(stack: LocalStack) -> None:
 
 
 def test_function_receives_every_settings_variable(stack: LocalStack) -> None:
-    from fulfillment.settings import FUNCTION_ENVIRONMENT_KEYS
+    from tests.functions import ENVIRONMENT_KEYS as FUNCTION_ENVIRONMENT_KEYS
 
     # Variables with a default (or optional ones) pass through only when set; this stack runs
     # the product default, the built-in sign-up page (REGISTRATION_URL unset).
@@ -141,7 +141,7 @@ def test_function_receives_every_settings_variable(stack: LocalStack) -> None:
 
     # Every function the gateway serves gets its variables.
     served = {HANDLER} | {route.handler for route in ROUTES if route.handler}
-    assert served >= {"fulfillment.api.lambda_handler", "fulfillment.signup.lambda_handler"}
+    assert served >= {"fulfillment.api.lambda_handler", "fulfillment.signup.handler.lambda_handler"}
     for handler in served:
         assert FUNCTION_ENVIRONMENT_KEYS[handler] - set(stack.function_environment) <= optional
     assert "REGISTRATION_URL" not in stack.function_environment

@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from fulfillment.errors import ConfigurationError
-from fulfillment.settings import SIGNUP_EXTRA_FIELDS, load_signup_settings
+from fulfillment.contract import SIGNUP_EXTRA_FIELDS
+from fulfillment.core.errors import ConfigurationError
+from fulfillment.signup.settings import load_signup_settings
 from infra.config import ConfigError, ExtraField, FulfillmentConfig
 
 REQUIRED = {"productCodes": "prod-abc123", "registrationUrl": "https://app.example.io/aws"}

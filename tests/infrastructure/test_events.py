@@ -14,7 +14,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from fulfillment.settings import PUBLISHER_ENVIRONMENT_KEYS
+from fulfillment.events.settings import ENVIRONMENT_KEYS as PUBLISHER_ENVIRONMENT_KEYS
 from infra.events import (
     MAX_RECEIVE_COUNT,
     NOTIFICATION_FIELDS,
@@ -106,7 +106,7 @@ def test_the_publisher_function(synth: Synth) -> None:
     function = synth.one("AWS::Lambda::Function")
     environment = function["Environment"]["Variables"]
 
-    assert function["Handler"] == "fulfillment.publisher.lambda_handler"
+    assert function["Handler"] == "fulfillment.events.handler.lambda_handler"
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
     assert function["LoggingConfig"]["LogFormat"] == "JSON"

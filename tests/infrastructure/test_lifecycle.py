@@ -215,7 +215,7 @@ def test_function_runtime_logging_and_environment(synth: Synth) -> None:
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
     assert function["LoggingConfig"]["LogFormat"] == "JSON"
-    from fulfillment.settings import FUNCTION_ENVIRONMENT_KEYS
+    from tests.functions import ENVIRONMENT_KEYS as FUNCTION_ENVIRONMENT_KEYS
 
     expected = FUNCTION_ENVIRONMENT_KEYS[LIFECYCLE_HANDLER]
     # The shipped service models: GetEntitlements' LICENSE_ARN filter (infra/packaging.py).

@@ -17,8 +17,10 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from fulfillment import marketplace, observability
-from fulfillment.errors import RejectedSubmissionError, RejectionReason
+from fulfillment.contract import RejectionReason
+from fulfillment.core import observability
+from fulfillment.registration import marketplace
+from fulfillment.registration.errors import RejectedSubmissionError
 from infra import metrics
 from infra.monitoring import Monitoring
 

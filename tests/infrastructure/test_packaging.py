@@ -159,7 +159,7 @@ artifact, runtime = sys.argv[1:3]
 sys.path[:0] = [artifact, runtime]
 import fulfillment.api as api
 from botocore.awsrequest import AWSResponse
-from fulfillment import aws
+from fulfillment.core import aws
 
 answers = json.loads(sys.stdin.read())
 

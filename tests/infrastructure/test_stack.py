@@ -15,11 +15,8 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
-from fulfillment.settings import (
-    FUNCTION_ENVIRONMENT_KEYS,
-    load_settings,
-    load_signup_settings,
-)
+from fulfillment.registration.settings import load_settings
+from fulfillment.signup.settings import load_signup_settings
 from infra.api import (
     CUSTOMERS_TABLE_ACTIONS,
     FULFILLMENT_HANDLER,
@@ -38,6 +35,7 @@ from infra.recovery import RECOVERY_HANDLER
 from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, create_table_request
 from infra.stack import FulfillmentStack
 from local.recovery import BATCH_SIZE as LOCAL_RECOVERY_BATCH_SIZE
+from tests.functions import ENVIRONMENT_KEYS as FUNCTION_ENVIRONMENT_KEYS
 
 CONTEXT = {
     "productCodes": "prod-abc123,prod-def456",

@@ -81,17 +81,21 @@ class Stack:
 
 
 def _reset_function_caches() -> None:
-    from fulfillment import api, aws, recovery, settings
+    from fulfillment.core import aws
+    from fulfillment.recovery import handler as recovery
+    from fulfillment.recovery.settings import get_recovery_settings
+    from fulfillment.registration import handler as registration_handler
+    from fulfillment.registration.settings import get_settings
 
     for cached in (
         aws.session,
         aws.dynamodb,
         aws.metering,
         aws.recovery_sqs,
-        api._registrar,
+        registration_handler._registrar,
         recovery._store,
-        settings.get_settings,
-        settings.get_recovery_settings,
+        get_settings,
+        get_recovery_settings,
     ):
         cached.cache_clear()
 
@@ -160,7 +164,7 @@ def lambda_context() -> LambdaContext:
 @pytest.fixture
 def function_logs(caplog: pytest.LogCaptureFixture) -> Iterator[io.StringIO]:
     """Everything the function logs: its Powertools JSON lines plus every other logger, at DEBUG."""
-    from fulfillment.observability import logger
+    from fulfillment.core.observability import logger
 
     stream = io.StringIO()
     handler = logger.registered_handler

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from fulfillment.api import lambda_handler
+from fulfillment.registration.handler import lambda_handler
 from local.gateway import LambdaContext
 from tests.events import TOKEN_FIELD, form_post, rest_event
 from tests.integration.conftest import PRODUCT, REGISTRATION_URL, TRIAL_URL, Stack, all_logs
@@ -218,11 +218,12 @@ def test_free_trial_goes_to_the_trial_url(stack: Stack, lambda_context: LambdaCo
 def test_free_trial_without_a_trial_url_uses_the_registration_url(
     stack: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from fulfillment import api, settings
+    from fulfillment.registration import handler as registration_handler
+    from fulfillment.registration.settings import get_settings
 
     monkeypatch.delenv("TRIAL_REGISTRATION_URL")
-    settings.get_settings.cache_clear()
-    api._registrar.cache_clear()
+    get_settings.cache_clear()
+    registration_handler._registrar.cache_clear()
     token = stack.marketplace.issue_token("free-trial")
 
     response = lambda_handler(form_post(token, free_trial=True), lambda_context)
@@ -457,12 +458,12 @@ def test_unexpected_failure_is_500_with_the_request_id_and_no_detail(
     lambda_context: LambdaContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from fulfillment import api
+    from fulfillment.registration import handler as registration_handler
 
     def explode(*args: object, **kwargs: object) -> None:
         raise RuntimeError("internal detail /var/task/fulfillment")
 
-    monkeypatch.setattr(api.Registrar, "registration_for", explode)
+    monkeypatch.setattr(registration_handler.Registrar, "registration_for", explode)
     event = form_post(stack.marketplace.issue_token("new-style"), request_id="req-boom-1")
 
     response = lambda_handler(event, lambda_context)
@@ -477,7 +478,8 @@ def test_storage_failure_is_503_and_a_later_retry_succeeds(
     lambda_context: LambdaContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from fulfillment import api, settings
+    from fulfillment.registration import handler as registration_handler
+    from fulfillment.registration.settings import get_settings
 
     # Given the idempotency table cannot be written (a customers-table failure after
     # ResolveCustomer is parked instead: tests/integration/test_fault_injection.py)
@@ -491,8 +493,8 @@ def test_storage_failure_is_503_and_a_later_retry_succeeds(
     assert stack.items() == []
     assert stack.marketplace.resolve_calls_for(token) == 0
     monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", stack.idempotency_table)
-    settings.get_settings.cache_clear()
-    api._registrar.cache_clear()
+    get_settings.cache_clear()
+    registration_handler._registrar.cache_clear()
     assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
 
 
@@ -501,11 +503,12 @@ def test_resubmission_after_the_session_expired_opens_a_new_session(
     lambda_context: LambdaContext,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from fulfillment import api, settings
+    from fulfillment.registration import handler as registration_handler
+    from fulfillment.registration.settings import get_settings
 
     monkeypatch.setenv("SESSION_TTL_SECONDS", "60")  # inside the refresh margin at once
-    settings.get_settings.cache_clear()
-    api._registrar.cache_clear()
+    get_settings.cache_clear()
+    registration_handler._registrar.cache_clear()
     token = stack.marketplace.issue_token("new-style")
 
     first = _session_id(lambda_handler(form_post(token), lambda_context))

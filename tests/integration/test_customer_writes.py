@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fulfillment.customers import DynamoDBCustomerStore
-from fulfillment.models import ResolvedCustomer
+from fulfillment.customers.models import ResolvedCustomer
+from fulfillment.customers.store import DynamoDBCustomerStore
 from tests.integration.conftest import PRODUCT, Stack
 
 CUSTOMER = ResolvedCustomer(

@@ -25,10 +25,11 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ConnectTimeoutError
 
-from fulfillment import aws, recovery
-from fulfillment.api import lambda_handler
-from fulfillment.errors import StorageUnavailableError
-from fulfillment.models import MalformedParkedRegistrationError
+from fulfillment.core import aws
+from fulfillment.core.errors import StorageUnavailableError
+from fulfillment.customers.models import MalformedParkedRegistrationError
+from fulfillment.recovery import handler as recovery
+from fulfillment.registration.handler import lambda_handler
 from local.dynamodb import RunningDynamoDB
 from local.events import lambda_sqs_record
 from local.gateway import LambdaContext

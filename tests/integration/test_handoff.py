@@ -11,9 +11,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from fulfillment import api, aws, handoff, settings
-from fulfillment.customers import DynamoDBCustomerStore
-from fulfillment.models import ContactDetails
+from fulfillment.core import aws
+from fulfillment.customers.models import ContactDetails
+from fulfillment.customers.store import DynamoDBCustomerStore
+from fulfillment.handoff import handler as handoff
+from fulfillment.handoff.settings import get_handoff_settings
+from fulfillment.registration import handler as registration_handler
 from local.gateway import LambdaContext
 from tests.events import form_post
 from tests.handoff_events import CALLER_ARN, registration_request
@@ -26,7 +29,7 @@ NEW_STYLE_LICENSE = (
 
 def _reset_handoff_caches() -> None:
     handoff._store.cache_clear()
-    settings.get_handoff_settings.cache_clear()
+    get_handoff_settings.cache_clear()
 
 
 @pytest.fixture
@@ -39,7 +42,7 @@ def seller(stack: Stack) -> Iterator[Stack]:
 
 def _register(stack: Stack, customer: str, context: LambdaContext) -> str:
     token = stack.marketplace.issue_token(customer)
-    response = api.lambda_handler(form_post(token), context)
+    response = registration_handler.lambda_handler(form_post(token), context)
     assert response["statusCode"] == 303, response.get("body")
     return parse_qs(urlsplit(response["headers"]["Location"]).query)["registration"][0]
 

@@ -14,9 +14,12 @@ import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.stub import Stubber
 
-from fulfillment import aws, lifecycle, publisher, settings
-from fulfillment.api import lambda_handler as api_handler
-from fulfillment.events import CustomerChange, derive_events
+from fulfillment.core import aws
+from fulfillment.events import handler as publisher
+from fulfillment.events.derivation import CustomerChange, derive_events
+from fulfillment.lifecycle import handler as lifecycle
+from fulfillment.lifecycle.settings import get_lifecycle_settings
+from fulfillment.registration.handler import lambda_handler as api_handler
 from local.gateway import LambdaContext
 from tests.events import form_post
 from tests.integration.conftest import Stack
@@ -41,7 +44,7 @@ def _reset() -> None:
         aws.entitlement,
         lifecycle._store,
         lifecycle._entitlements,
-        settings.get_lifecycle_settings,
+        get_lifecycle_settings,
     ):
         cached.cache_clear()
 

@@ -14,7 +14,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from fulfillment import aws, publisher, settings
+from fulfillment.core import aws
+from fulfillment.events import handler as publisher
+from fulfillment.events.settings import get_publisher_settings
 from local.dynamodb import RunningDynamoDB
 from local.events import EVENTS_PATH, LocalEvents, start_local_events
 from local.gateway import LambdaContext, LocalRequest
@@ -32,7 +34,7 @@ def _reset_publisher_caches() -> None:
         aws.sqs,
         publisher._bus,
         publisher._retry_queue,
-        settings.get_publisher_settings,
+        get_publisher_settings,
     ):
         cached.cache_clear()
 
@@ -317,7 +319,7 @@ def _wait_for(local_events: LocalEvents, count: int, timeout: float = 60) -> lis
 def test_a_registration_through_the_api_shows_up_on_the_local_events_page(
     stack: Stack, local_events: LocalEvents, lambda_context: LambdaContext
 ) -> None:
-    from fulfillment.api import lambda_handler as api_handler
+    from fulfillment.registration.handler import lambda_handler as api_handler
 
     # Given the local events pipeline following the customers table's stream
     token = stack.marketplace.issue_token("new-style")

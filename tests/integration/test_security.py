@@ -14,8 +14,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from fulfillment import api, handoff, settings, signup
-from fulfillment.errors import ConfigurationError
+from fulfillment.core.errors import ConfigurationError
+from fulfillment.handoff import handler as handoff
+from fulfillment.handoff.settings import get_handoff_settings
+from fulfillment.registration import handler as registration_handler
+from fulfillment.registration.settings import get_settings, load_settings
+from fulfillment.signup import handler as signup
+from fulfillment.signup.settings import get_signup_settings, load_signup_settings
 from local.gateway import LambdaContext
 from tests.conftest import captured_output
 from tests.events import TOKEN_FIELD, form_post, rest_event
@@ -51,8 +56,8 @@ EXPECTED_HEADERS = {
 def _reset_caches() -> None:
     signup._store.cache_clear()
     handoff._store.cache_clear()
-    settings.get_signup_settings.cache_clear()
-    settings.get_handoff_settings.cache_clear()
+    get_signup_settings.cache_clear()
+    get_handoff_settings.cache_clear()
 
 
 @pytest.fixture
@@ -65,7 +70,9 @@ def secured(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
 
 
 def _register(stack: Stack, context: LambdaContext) -> str:
-    response = api.lambda_handler(form_post(stack.marketplace.issue_token("new-style")), context)
+    response = registration_handler.lambda_handler(
+        form_post(stack.marketplace.issue_token("new-style")), context
+    )
     assert response["statusCode"] == 303, response["body"]
     return parse_qs(urlsplit(response["headers"]["Location"]).query)["registration"][0]
 
@@ -102,35 +109,41 @@ Answer = Callable[[Stack, LambdaContext], dict[str, Any]]
 
 
 def _fulfillment_landing(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return api.lambda_handler(rest_event(method="GET", body=None, content_type=None), context)
+    return registration_handler.lambda_handler(
+        rest_event(method="GET", body=None, content_type=None), context
+    )
 
 
 def _fulfillment_redirect(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return api.lambda_handler(form_post(stack.marketplace.issue_token("new-style")), context)
+    return registration_handler.lambda_handler(
+        form_post(stack.marketplace.issue_token("new-style")), context
+    )
 
 
 def _fulfillment_resubmission(stack: Stack, context: LambdaContext) -> dict[str, Any]:
     event = form_post(stack.marketplace.issue_token("new-style"))
-    api.lambda_handler(event, context)
-    return api.lambda_handler(event, context)
+    registration_handler.lambda_handler(event, context)
+    return registration_handler.lambda_handler(event, context)
 
 
 def _fulfillment_malformed(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return api.lambda_handler(form_post("not a token"), context)
+    return registration_handler.lambda_handler(form_post("not a token"), context)
 
 
 def _fulfillment_oversized(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return api.lambda_handler(rest_event(body=f"{TOKEN_FIELD}=" + "a" * 70_000), context)
+    return registration_handler.lambda_handler(
+        rest_event(body=f"{TOKEN_FIELD}=" + "a" * 70_000), context
+    )
 
 
 def _fulfillment_invalid_token(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return api.lambda_handler(form_post("never-issued-token"), context)
+    return registration_handler.lambda_handler(form_post("never-issued-token"), context)
 
 
 def _fulfillment_throttled(stack: Stack, context: LambdaContext) -> dict[str, Any]:
     token = stack.marketplace.issue_token("new-style")
     stack.marketplace.throttle_next(10)
-    return api.lambda_handler(form_post(token), context)
+    return registration_handler.lambda_handler(form_post(token), context)
 
 
 def _signup_form(stack: Stack, context: LambdaContext) -> dict[str, Any]:
@@ -238,7 +251,7 @@ def test_the_fulfillment_redirect_goes_to_the_configured_url_whatever_the_reques
     event = _hostile(form_post(token, free_trial=free_trial), context_path)
 
     # When
-    response = api.lambda_handler(event, lambda_context)
+    response = registration_handler.lambda_handler(event, lambda_context)
 
     # Then
     assert response["statusCode"] == 303
@@ -257,12 +270,12 @@ def test_the_builtin_signup_redirect_stays_on_this_origin(
 ) -> None:
     # Given no REGISTRATION_URL: buyers go to the built-in sign-up page
     monkeypatch.delenv("REGISTRATION_URL")
-    settings.get_settings.cache_clear()
-    api._registrar.cache_clear()
+    get_settings.cache_clear()
+    registration_handler._registrar.cache_clear()
     event = _hostile(form_post(secured.marketplace.issue_token("new-style")), context_path)
 
     # When
-    response = api.lambda_handler(event, lambda_context)
+    response = registration_handler.lambda_handler(event, lambda_context)
 
     # Then a path on this origin, never a scheme, host or protocol-relative reference
     location = response["headers"]["Location"]
@@ -308,9 +321,9 @@ def test_the_signup_redirect_goes_to_signup_complete_url_whatever_the_request_sa
 @pytest.mark.parametrize(
     ("variable", "load"),
     [
-        ("REGISTRATION_URL", settings.load_settings),
-        ("TRIAL_REGISTRATION_URL", settings.load_settings),
-        ("SIGNUP_COMPLETE_URL", settings.load_signup_settings),
+        ("REGISTRATION_URL", load_settings),
+        ("TRIAL_REGISTRATION_URL", load_settings),
+        ("SIGNUP_COMPLETE_URL", load_signup_settings),
     ],
 )
 def test_configuration_refuses_redirect_targets_that_are_not_https(
@@ -328,10 +341,10 @@ def test_a_non_https_registration_url_fails_closed_without_a_redirect(
     secured: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("REGISTRATION_URL", "http://evil.example/signup")
-    settings.get_settings.cache_clear()
-    api._registrar.cache_clear()
+    get_settings.cache_clear()
+    registration_handler._registrar.cache_clear()
 
-    response = api.lambda_handler(
+    response = registration_handler.lambda_handler(
         form_post(secured.marketplace.issue_token("new-style")), lambda_context
     )
 
@@ -394,7 +407,7 @@ def test_the_suite_wide_log_scan_sees_this_functions_logs_and_its_token(
     request_id = event["requestContext"]["requestId"]
 
     # When the function handles it
-    api.lambda_handler(event, lambda_context)
+    registration_handler.lambda_handler(event, lambda_context)
 
     # Then its log lines reached the capture the session scans (and hold no token)
     lines = [text for _, text in captured_output() if request_id in text]

@@ -15,8 +15,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from fulfillment.api import lambda_handler as register_handler
-from fulfillment.signup import lambda_handler as signup_handler
+from fulfillment.registration.handler import lambda_handler as register_handler
+from fulfillment.signup.handler import lambda_handler as signup_handler
 from local.gateway import LambdaContext
 from tests.events import form_post, rest_event
 from tests.integration.conftest import Stack, all_logs
@@ -39,10 +39,11 @@ EXTRA_FIELDS = json.dumps(
 
 
 def _reset_signup_caches() -> None:
-    from fulfillment import settings, signup
+    from fulfillment.signup import handler as signup
+    from fulfillment.signup.settings import get_signup_settings
 
     signup._store.cache_clear()
-    settings.get_signup_settings.cache_clear()
+    get_signup_settings.cache_clear()
 
 
 @pytest.fixture
@@ -230,7 +231,7 @@ def test_malformed_registration_id_is_refused_before_any_aws_call(
 ) -> None:
     # Given DynamoDB is unreachable (any call would end in a 503, not a 400)
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
-    from fulfillment import aws
+    from fulfillment.core import aws
 
     aws.dynamodb.cache_clear()
 
@@ -502,7 +503,7 @@ def test_contact_details_never_reach_any_log_line(
     assert right["csrf_token"] not in logs
     assert registration not in logs
     assert "sign-up completed" in logs and "sign-up form invalid" in logs
-    from fulfillment.observability import pseudonym
+    from fulfillment.core.ids import pseudonym
 
     assert pseudonym(NEW_STYLE_PK) in logs
 
@@ -524,7 +525,7 @@ def test_storage_outage_keeps_what_the_buyer_typed(
     form = _form(signup, registration)
     # Given DynamoDB became unreachable
     monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
-    from fulfillment import aws
+    from fulfillment.core import aws
 
     aws.dynamodb.cache_clear()
     _reset_signup_caches()

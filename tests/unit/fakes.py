@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from fulfillment.errors import MarketplaceError, RecoveryUnavailableError, StorageUnavailableError
-from fulfillment.models import ParkedRegistration, ResolvedCustomer
+from fulfillment.core.errors import StorageUnavailableError
+from fulfillment.customers.models import ParkedRegistration, ResolvedCustomer
+from fulfillment.registration.errors import MarketplaceError, RecoveryUnavailableError
 
 
 @dataclass

@@ -19,10 +19,12 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from fulfillment import api, pages
-from fulfillment.errors import MarketplaceUnavailableError
-from fulfillment.models import RegistrationOutcome, Submission
-from fulfillment.settings import Settings
+from fulfillment.core.pages import MARKETPLACE_SUBSCRIPTIONS_URL
+from fulfillment.registration import handler as registration_handler
+from fulfillment.registration import pages
+from fulfillment.registration.errors import MarketplaceUnavailableError
+from fulfillment.registration.models import RegistrationOutcome, Submission
+from fulfillment.registration.settings import Settings
 from local.gateway import LambdaContext
 from tests.events import TOKEN_FIELD, form_post
 from tests.unit.hostile_requests import (
@@ -122,10 +124,9 @@ CONTEXT = LambdaContext(
 def template_text() -> str:
     """Every page as it looks without any input: markup in there is the pages' own."""
     submission = Submission(token="T", free_trial=True)
-    every_page = {*pages.ERROR_PAGES.values(), pages.LANDING, pages.SIGNUP_COMPLETED}
+    every_page = {*pages.ERROR_PAGES.values(), pages.LANDING, pages.DEFERRED}
     return "".join(
-        pages.render(page, reference="r", submission=submission, retry_href="/x")["body"]
-        for page in every_page
+        pages.render(page, reference="r", submission=submission)["body"] for page in every_page
     )
 
 
@@ -140,8 +141,8 @@ def _invoke(
     patch: pytest.MonkeyPatch, event: dict[str, Any], registration_url: str | None
 ) -> tuple[dict[str, Any], FakeRegistrar]:
     registrar = FakeRegistrar(_settings(registration_url))
-    patch.setattr(api, "_registrar", lambda: registrar)
-    return api.lambda_handler(event, CONTEXT), registrar
+    patch.setattr(registration_handler, "_registrar", lambda: registrar)
+    return registration_handler.lambda_handler(event, CONTEXT), registrar
 
 
 # Tokens as Marketplace issues them, tokens that are only just legal or illegal, markup.
@@ -216,7 +217,7 @@ def test_any_request_gets_a_safe_answer_and_only_well_formed_tokens_are_register
     # a bounded body, and nothing the client sent echoed raw
     page = assert_no_unescaped_echo(body, input_strings(event), template_text)
     for href in page.hrefs:
-        if href != pages.MARKETPLACE_SUBSCRIPTIONS_URL:
+        if href != MARKETPLACE_SUBSCRIPTIONS_URL:
             assert status == 202 and registrar.calls and deferred_for(registrar.calls[0]), href
             _check_location(href, registration_url)
     if registrar.raised:

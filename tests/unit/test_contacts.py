@@ -7,16 +7,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fulfillment import contacts
-from fulfillment.errors import (
-    CsrfTokenError,
+from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
     SignupAlreadyCompletedError,
     SignupSessionUnavailableError,
     UnknownSignupSessionError,
 )
-from fulfillment.models import ContactDetails, CustomerRecord, SignupSession
-from fulfillment.settings import ExtraField
+from fulfillment.customers.models import ContactDetails, CustomerRecord, SignupSession
+from fulfillment.signup import contacts
+from fulfillment.signup.errors import CsrfTokenError
+from fulfillment.signup.settings import ExtraField
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 REGISTRATION = "abcdefghijklmnopqrstuvwxyz012345"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from fulfillment import deadline
-from fulfillment.errors import DeadlineExceededError
+from fulfillment.core import deadline
+from fulfillment.core.errors import DeadlineExceededError
 
 
 class Remaining:

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from fulfillment.events import (
+from fulfillment.contract import DetailType
+from fulfillment.events.derivation import (
     RULES,
     CustomerChange,
-    DetailType,
     DomainEvent,
     MalformedChangeError,
     MalformedMessageError,

@@ -11,8 +11,8 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from fulfillment.delivery import EventBridgeBus, SqsRetryQueue
-from fulfillment.events import (
+from fulfillment.events.delivery import EventBridgeBus, SqsRetryQueue
+from fulfillment.events.derivation import (
     CustomerChange,
     DomainEvent,
     EventBusUnavailableError,

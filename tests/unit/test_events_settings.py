@@ -4,12 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from fulfillment.errors import ConfigurationError
-from fulfillment.settings import (
-    FUNCTION_ENVIRONMENT_KEYS,
-    PUBLISHER_ENVIRONMENT_KEYS,
-    load_publisher_settings,
-)
+from fulfillment.core.errors import ConfigurationError
+from fulfillment.events.settings import ENVIRONMENT_KEYS as PUBLISHER_ENVIRONMENT_KEYS
+from fulfillment.events.settings import load_publisher_settings
+from tests.functions import ENVIRONMENT_KEYS as FUNCTION_ENVIRONMENT_KEYS
 
 VALID = {
     "EVENT_BUS_NAME": "Fulfillment-registrations",
@@ -18,7 +16,7 @@ VALID = {
 
 
 def test_the_publisher_reads_exactly_its_two_variables() -> None:
-    assert FUNCTION_ENVIRONMENT_KEYS["fulfillment.publisher.lambda_handler"] == {
+    assert FUNCTION_ENVIRONMENT_KEYS["fulfillment.events.handler.lambda_handler"] == {
         "EVENT_BUS_NAME",
         "PUBLISH_RETRY_QUEUE_URL",
     }

@@ -11,21 +11,16 @@ from typing import Any
 
 import pytest
 
-from fulfillment import handoff
-from fulfillment.errors import (
-    ConfigurationError,
-    FulfillmentError,
+from fulfillment.core.errors import ConfigurationError, FulfillmentError, StorageUnavailableError
+from fulfillment.core.responses import SECURITY_HEADERS
+from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
     SignupSessionUnavailableError,
-    StorageUnavailableError,
     UnknownSignupSessionError,
 )
-from fulfillment.models import CustomerRecord, SignupSession
-from fulfillment.registration_lookup import (
-    OrphanedRegistrationError,
-    lookup_registration,
-)
-from fulfillment.responses import SECURITY_HEADERS
+from fulfillment.customers.models import CustomerRecord, SignupSession
+from fulfillment.handoff import handler as handoff
+from fulfillment.handoff.lookup import OrphanedRegistrationError, lookup_registration
 from local.gateway import LambdaContext
 from tests.fresh_process import run_fresh
 from tests.handoff_events import CALLER_ARN, registration_request
@@ -169,7 +164,7 @@ def context() -> LambdaContext:
 
 @pytest.fixture
 def logs() -> Iterator[io.StringIO]:
-    from fulfillment.observability import logger
+    from fulfillment.core.observability import logger
 
     stream = io.StringIO()
     handler = logger.registered_handler
@@ -370,7 +365,7 @@ def test_error_table_resolves_subclasses_to_the_most_specific_entry() -> None:
 # the filters a module installs at import, so this cannot be observed in-process.
 _LOOKUP_IN_A_FRESH_PROCESS = """
 from datetime import UTC, datetime
-from fulfillment import handoff
+from fulfillment.handoff import handler as handoff
 from tests.handoff_events import registration_request
 from tests.unit.test_handoff import CUSTOMER, SESSION, SESSION_ID, _context, _store
 session = SESSION._replace(expires_at=int(datetime.now(UTC).timestamp()) + 600)

@@ -9,10 +9,14 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from fulfillment.entitlements import MarketplaceEntitlements
-from fulfillment.errors import ConfigurationError
-from fulfillment.settings import load_lifecycle_settings
-from fulfillment.subscriptions import Entitlement, EntitlementQuery, EntitlementsUnavailableError
+from fulfillment.core.errors import ConfigurationError
+from fulfillment.lifecycle.entitlements import MarketplaceEntitlements
+from fulfillment.lifecycle.settings import load_lifecycle_settings
+from fulfillment.lifecycle.subscriptions import (
+    Entitlement,
+    EntitlementQuery,
+    EntitlementsUnavailableError,
+)
 
 PRODUCT = "prod-integration1"
 ARN = "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"

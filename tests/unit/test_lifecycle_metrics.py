@@ -1,4 +1,4 @@
-"""The lifecycle metric's names and bounded dimension values, as infra/metrics.py mirrors them."""
+"""The lifecycle metric as CloudWatch receives it."""
 
 from __future__ import annotations
 
@@ -6,28 +6,15 @@ import json
 
 import pytest
 
-from fulfillment import observability
-from fulfillment.notifications import UNKNOWN_EVENT_TYPE, NotificationType
-from fulfillment.subscriptions import Outcome
-from infra import metrics
-
-
-def test_event_types_and_outcomes_are_those_the_function_emits() -> None:
-    assert metrics.LIFECYCLE_NOTIFICATION == observability.MetricName.LIFECYCLE_NOTIFICATION
-    assert metrics.EVENT_TYPE_DIMENSION == observability.EVENT_TYPE_DIMENSION
-    assert metrics.OUTCOME_DIMENSION == observability.OUTCOME_DIMENSION
-    assert set(metrics.LIFECYCLE_EVENT_TYPES) == {t.value for t in NotificationType} | {
-        UNKNOWN_EVENT_TYPE
-    }
-    assert set(metrics.LIFECYCLE_OUTCOMES) == {o.value for o in Outcome}
-    assert metrics.LIFECYCLE_FAILED_OUTCOME == Outcome.FAILED
+from fulfillment.contract import MetricName
+from fulfillment.core import observability
 
 
 def test_the_metric_carries_exactly_its_two_dimensions_and_the_service(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     observability.count_with(
-        observability.MetricName.LIFECYCLE_NOTIFICATION,
+        MetricName.LIFECYCLE_NOTIFICATION,
         {"EventType": "License Updated", "Outcome": "applied"},
     )
 

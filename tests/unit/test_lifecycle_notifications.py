@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from fulfillment.notifications import (
+from fulfillment.contract import NotificationType
+from fulfillment.lifecycle.notifications import (
     MalformedNotificationError,
     MalformedReason,
     NotificationFormat,
-    NotificationType,
     parse_notification,
 )
 from tests.lifecycle_events import (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from fulfillment.events import CustomerChange, DomainEvent, derive_events
+from fulfillment.events.derivation import CustomerChange, DomainEvent, derive_events
 
 ARN = "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
 KEY = "LICENSE#" + ARN

@@ -9,8 +9,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from fulfillment.errors import StorageUnavailableError
-from fulfillment.subscription_store import BY_LICENSE, DynamoDBLifecycleStore
+from fulfillment.contract import BY_LICENSE
+from fulfillment.core.errors import StorageUnavailableError
+from fulfillment.lifecycle.store import DynamoDBLifecycleStore
 
 TABLE = "customers"
 ARN = "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"

@@ -9,14 +9,14 @@ from typing import Any
 
 import pytest
 
-from fulfillment.notifications import LifecycleNotification, parse_notification
-from fulfillment.subscriptions import (
+from fulfillment.contract import LifecycleOutcome
+from fulfillment.lifecycle.notifications import LifecycleNotification, parse_notification
+from fulfillment.lifecycle.subscriptions import (
     CustomerStatus,
     Entitlement,
     EntitlementQuery,
     EntitlementsUnavailableError,
     Identity,
-    Outcome,
     StatusChange,
     apply_notification,
     status_change,
@@ -129,7 +129,7 @@ def _apply(
     store: FakeStore,
     entitlements: FakeEntitlements | None = None,
     products: frozenset[str] = frozenset({PRODUCT}),
-) -> Outcome:
+) -> LifecycleOutcome:
     return apply_notification(
         notification,
         store=store,
@@ -205,7 +205,7 @@ def test_a_license_event_before_registration_creates_the_customer_under_its_lice
 
     outcome = _apply(_eb("license_updated_manufacturer"), store, entitlements)
 
-    assert outcome is Outcome.APPLIED
+    assert outcome is LifecycleOutcome.APPLIED
     assert store.status(LICENSE_PK) is CustomerStatus.SUBSCRIBED
     assert store.items[LICENSE_PK]["entitlements"] == [SEATS]
     assert entitlements.queries == [EntitlementQuery(PRODUCT, license_arn=LICENSE_ARN)]
@@ -226,7 +226,7 @@ def test_the_manufacturer_and_proposer_variants_of_one_change_write_once() -> No
     first = _apply(_eb("license_deprovisioned_manufacturer"), store)
     second = _apply(_eb("license_deprovisioned_proposer"), store)
 
-    assert (first, second) == (Outcome.APPLIED, Outcome.STALE)
+    assert (first, second) == (LifecycleOutcome.APPLIED, LifecycleOutcome.STALE)
     assert store.writes == [LICENSE_PK]
 
 
@@ -236,7 +236,7 @@ def test_an_older_notification_never_moves_the_status_back() -> None:
     _apply(_eb("license_deprovisioned_manufacturer"), store)
     outcome = _apply(_eb("license_updated_manufacturer"), store)
 
-    assert outcome is Outcome.STALE
+    assert outcome is LifecycleOutcome.STALE
     assert store.status(LICENSE_PK) is CustomerStatus.DEPROVISIONED
 
 
@@ -255,7 +255,7 @@ def test_an_agreement_no_customer_has_yet_is_parked() -> None:
 
     outcome = _apply(_eb("agreement_created_proposer"), store)
 
-    assert outcome is Outcome.PARKED
+    assert outcome is LifecycleOutcome.PARKED
     assert store.items == {}
     assert store.parked[AGREEMENT].status is CustomerStatus.PENDING
 
@@ -263,13 +263,13 @@ def test_an_agreement_no_customer_has_yet_is_parked() -> None:
 def test_a_parked_end_wins_over_the_older_license_event_that_arrives_after_it() -> None:
     # Given the agreement ended before its license event was processed (out of order)
     store = FakeStore()
-    assert _apply(_eb("agreement_ended_manufacturer"), store) is Outcome.PARKED
+    assert _apply(_eb("agreement_ended_manufacturer"), store) is LifecycleOutcome.PARKED
 
     # When the older License Updated arrives
     outcome = _apply(_eb("license_updated_manufacturer"), store)
 
     # Then the customer exists, with the newest status: the end
-    assert outcome is Outcome.APPLIED
+    assert outcome is LifecycleOutcome.APPLIED
     assert store.status(LICENSE_PK) is CustomerStatus.UNSUBSCRIBED
     assert store.items[LICENSE_PK]["agreement_id"] == AGREEMENT
 
@@ -290,7 +290,7 @@ def test_an_agreement_event_finds_the_customer_by_agreement() -> None:
 
     outcome = _apply(_eb("agreement_ended_proposer"), store)
 
-    assert outcome is Outcome.APPLIED
+    assert outcome is LifecycleOutcome.APPLIED
     assert store.status(LICENSE_PK) is CustomerStatus.UNSUBSCRIBED
     assert store.parked == {}
 
@@ -299,8 +299,8 @@ def test_an_amendment_changes_nothing() -> None:
     store = FakeStore()
     _apply(_eb("license_updated_manufacturer"), store)
 
-    assert _apply(_eb("agreement_amended_proposer"), store) is Outcome.NO_CHANGE
-    assert _apply(_eb("agreement_amended_manufacturer"), FakeStore()) is Outcome.NO_CHANGE
+    assert _apply(_eb("agreement_amended_proposer"), store) is LifecycleOutcome.NO_CHANGE
+    assert _apply(_eb("agreement_amended_manufacturer"), FakeStore()) is LifecycleOutcome.NO_CHANGE
 
 
 def test_other_products_are_ignored_without_any_call() -> None:
@@ -311,7 +311,10 @@ def test_other_products_are_ignored_without_any_call() -> None:
         _eb("license_updated_manufacturer"), store, entitlements, products=frozenset({"prod-x"})
     )
 
-    assert (outcome, license_outcome) == (Outcome.IGNORED_PRODUCT, Outcome.IGNORED_PRODUCT)
+    assert (outcome, license_outcome) == (
+        LifecycleOutcome.IGNORED_PRODUCT,
+        LifecycleOutcome.IGNORED_PRODUCT,
+    )
     assert store.items == {} and entitlements.queries == []
 
 
@@ -330,7 +333,7 @@ def test_entitlement_updated_stores_entitlements_without_a_status() -> None:
     outcome = _apply(_sns("entitlement_updated"), store, entitlements)
 
     # An empty list is an answer: stored, not an error.
-    assert outcome is Outcome.APPLIED
+    assert outcome is LifecycleOutcome.APPLIED
     assert store.items[LEGACY_PK]["entitlements"] == []
     assert store.status(LEGACY_PK) is None
     assert entitlements.queries == [EntitlementQuery(PRODUCT, customer_identifier="Ab1Cd2Ef3Gh")]

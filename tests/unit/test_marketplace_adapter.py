@@ -8,7 +8,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from fulfillment.errors import (
+from fulfillment.registration.errors import (
     ExpiredTokenError,
     IncompleteCustomerError,
     InvalidTokenError,
@@ -16,7 +16,7 @@ from fulfillment.errors import (
     MarketplaceError,
     MarketplaceUnavailableError,
 )
-from fulfillment.marketplace import MeteringMarketplace
+from fulfillment.registration.marketplace import MeteringMarketplace
 
 TOKEN = "tok+en/="
 

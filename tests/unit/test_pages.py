@@ -8,12 +8,12 @@ import re
 
 import pytest
 
-from fulfillment import pages, responses
-from fulfillment.contacts import FieldRule
-from fulfillment.errors import (
-    ConfigurationError,
+from fulfillment.core import responses
+from fulfillment.core.errors import ConfigurationError, FulfillmentError, StorageUnavailableError
+from fulfillment.core.pages import MARKETPLACE_SUBSCRIPTIONS_URL
+from fulfillment.registration import pages
+from fulfillment.registration.errors import (
     ExpiredTokenError,
-    FulfillmentError,
     InvalidTokenError,
     MalformedTokenError,
     MarketplaceDisabledError,
@@ -22,10 +22,11 @@ from fulfillment.errors import (
     MissingTokenError,
     OversizedRequestError,
     RegistrationInProgressError,
-    StorageUnavailableError,
     UnknownProductError,
 )
-from fulfillment.models import Submission
+from fulfillment.registration.models import Submission
+from fulfillment.signup import pages as signup_pages
+from fulfillment.signup.contacts import FieldRule
 
 SECURITY_HEADERS = {
     "Content-Security-Policy",
@@ -68,7 +69,7 @@ def test_expired_page_tells_the_buyer_what_to_do() -> None:
 
     assert "return to AWS Marketplace and choose" in body
     assert "Set up your account" in body
-    assert pages.MARKETPLACE_SUBSCRIPTIONS_URL in body
+    assert MARKETPLACE_SUBSCRIPTIONS_URL in body
 
 
 def test_unexpected_error_shows_the_reference_and_no_detail() -> None:
@@ -101,7 +102,7 @@ def test_sign_up_form_escapes_every_value_it_shows() -> None:
     rules = (FieldRule("extra" + hostile, "Label" + hostile, False, 50, "email"),)
     name = rules[0].name
 
-    body = pages.render_signup_form(
+    body = signup_pages.render_signup_form(
         rules,
         registration="r" + hostile,
         csrf_token="c" + hostile,

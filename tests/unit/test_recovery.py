@@ -7,13 +7,14 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fulfillment.errors import RecoveryUnavailableError
-from fulfillment.models import (
+from fulfillment.customers.models import (
     MalformedParkedRegistrationError,
     ParkedRegistration,
     ResolvedCustomer,
 )
-from fulfillment.registration import register, replay
+from fulfillment.recovery.replay import replay
+from fulfillment.registration.errors import RecoveryUnavailableError
+from fulfillment.registration.use_case import register
 from tests.unit.fakes import FakeCustomerStore, FakeMarketplace, FakeRecoveryQueue
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -4,7 +4,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from fulfillment.redirects import builtin_signup_path, registration_location
+from fulfillment.core.redirects import builtin_signup_path, registration_location
 
 
 @pytest.mark.parametrize(

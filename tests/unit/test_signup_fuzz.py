@@ -20,10 +20,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fulfillment import pages, signup
-from fulfillment.errors import StorageUnavailableError
-from fulfillment.models import ContactDetails, CustomerRecord, SignupSession
-from fulfillment.settings import ExtraField, SignupSettings
+from fulfillment.core.errors import StorageUnavailableError
+from fulfillment.core.pages import render
+from fulfillment.customers.models import ContactDetails, CustomerRecord, SignupSession
+from fulfillment.signup import handler as signup
+from fulfillment.signup import pages
+from fulfillment.signup.settings import ExtraField, SignupSettings
 from local.gateway import LambdaContext
 from tests.events import rest_event
 from tests.secrets_registry import registry
@@ -177,11 +179,11 @@ def patch() -> Iterator[pytest.MonkeyPatch]:
 
 @pytest.fixture(scope="module")
 def template_text() -> str:
-    from fulfillment.contacts import field_rules
+    from fulfillment.signup.contacts import field_rules
 
     rules = field_rules(EXTRA)
     every_page = {*pages.ERROR_PAGES.values(), pages.SIGNUP_COMPLETED}
-    rendered = [pages.render(page, reference="r", retry_href="/x")["body"] for page in every_page]
+    rendered = [render(page, reference="r", retry_href="/x")["body"] for page in every_page]
     rendered.append(
         pages.render_signup_form(
             rules,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from fulfillment.settings import FUNCTION_ENVIRONMENT_KEYS
 from tests.fresh_process import run_fresh
+from tests.functions import ENVIRONMENT_KEYS as FUNCTION_ENVIRONMENT_KEYS
 
 ENTRY_MODULES = sorted(handler.rsplit(".", 1)[0] for handler in FUNCTION_ENVIRONMENT_KEYS)
 # The handler and the module's own objects are frozen too (the freeze runs last), and what

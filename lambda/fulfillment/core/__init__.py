@@ -1,0 +1,1 @@
+"""Shared by every capability: clients, deadline, base errors, observability, page document."""

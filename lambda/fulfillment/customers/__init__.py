@@ -1,0 +1,1 @@
+"""The customers table every capability shares: its shapes, its adapter, session errors."""

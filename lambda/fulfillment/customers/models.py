@@ -1,0 +1,131 @@
+"""The shapes of what the customers table holds, shared by every capability. No I/O here."""
+
+from __future__ import annotations
+
+import json
+from typing import NamedTuple
+
+
+class ResolvedCustomer(NamedTuple):
+    """What ResolveCustomer told us about the buyer; empty strings are normalised to None."""
+
+    product_code: str
+    customer_aws_account_id: str
+    license_arn: str | None
+    customer_identifier: str | None
+    agreement_id: str | None
+
+    @property
+    def customer_key(self) -> str:
+        """The customer's identity: the legacy identifier where Marketplace issued one,
+        otherwise the license (new integrations; one account can hold several licenses)."""
+        if self.customer_identifier:
+            return f"LEGACY#{self.product_code}#{self.customer_identifier}"
+        if self.license_arn:
+            return f"LICENSE#{self.license_arn}"
+        raise ValueError("customer has neither a CustomerIdentifier nor a LicenseArn")
+
+
+class SignupSession(NamedTuple):
+    """A hand-off from registration to sign-up, as stored (the id travels in the URL)."""
+
+    session_id: str
+    customer_key: str
+    product_code: str
+    expires_at: int
+    csrf_token: str
+    completed: bool
+
+
+class CustomerRecord(NamedTuple):
+    """A customer as the seller's systems see it: Marketplace identity and status, no contact."""
+
+    customer_key: str
+    product_code: str
+    customer_aws_account_id: str
+    license_arn: str | None
+    customer_identifier: str | None
+    agreement_id: str | None
+    status: str | None
+    signed_up_at: str | None
+
+
+class ContactDetails(NamedTuple):
+    """What the buyer typed into the sign-up form, validated; personal data."""
+
+    company: str
+    contact_name: str
+    email: str
+    phone: str | None
+    extra: tuple[tuple[str, str], ...] = ()
+
+
+# The recovery queue's message format; bump on any incompatible change.
+PARKED_MESSAGE_VERSION = 1
+
+
+class MalformedParkedRegistrationError(ValueError):
+    """A recovery queue message is not a registration this function parked."""
+
+
+class ParkedRegistration(NamedTuple):
+    """A resolved registration whose writes failed, kept on the recovery queue for replay.
+
+    Everything needed to write the session and the customer exactly as registration would
+    have: the identity ResolveCustomer returned, never the token.
+    """
+
+    registration_id: str
+    product_code: str
+    customer_aws_account_id: str
+    license_arn: str | None
+    customer_identifier: str | None
+    agreement_id: str | None
+    session_expires_at: int
+    csrf_token: str
+    registered_at: str
+    request_id: str
+
+    @property
+    def customer(self) -> ResolvedCustomer:
+        return ResolvedCustomer(
+            product_code=self.product_code,
+            customer_aws_account_id=self.customer_aws_account_id,
+            license_arn=self.license_arn,
+            customer_identifier=self.customer_identifier,
+            agreement_id=self.agreement_id,
+        )
+
+    def to_message(self) -> str:
+        return json.dumps({"version": PARKED_MESSAGE_VERSION, **self._asdict()}, sort_keys=True)
+
+    @classmethod
+    def from_message(cls, body: str) -> ParkedRegistration:
+        """Parse a recovery queue message; raise MalformedParkedRegistrationError otherwise."""
+        try:
+            message = json.loads(body)
+        except ValueError:
+            raise MalformedParkedRegistrationError("not JSON") from None
+        if not isinstance(message, dict) or message.pop("version", None) != PARKED_MESSAGE_VERSION:
+            raise MalformedParkedRegistrationError("unknown message version")
+        text = ("registration_id", "product_code", "customer_aws_account_id", "csrf_token")
+        optional = ("license_arn", "customer_identifier", "agreement_id")
+        if set(message) != {*text, *optional, "session_expires_at", "registered_at", "request_id"}:
+            raise MalformedParkedRegistrationError("unexpected fields")
+        if not all(isinstance(message[name], str) and message[name] for name in text):
+            raise MalformedParkedRegistrationError("a required field is empty")
+        if not all(message[name] is None or isinstance(message[name], str) for name in optional):
+            raise MalformedParkedRegistrationError("an optional field is not text")
+        expires_at = message["session_expires_at"]
+        if not isinstance(expires_at, int) or isinstance(expires_at, bool):
+            raise MalformedParkedRegistrationError("session_expires_at is not a number")
+        if not isinstance(message["registered_at"], str) or not isinstance(
+            message["request_id"], str
+        ):
+            raise MalformedParkedRegistrationError("registered_at or request_id is not text")
+        parked = cls(**message)
+        try:
+            parked.customer.customer_key  # noqa: B018 - validates the identity
+        except ValueError:
+            raise MalformedParkedRegistrationError("no customer identity") from None
+        return parked

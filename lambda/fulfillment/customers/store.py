@@ -1,0 +1,308 @@
+"""Adapter (DynamoDB): customers and sign-up sessions; contact details in a table of their own.
+
+The customers table has two item types. A customer item (sk CUSTOMER) is shared with the
+lifecycle processor, so registration only ever SETs the attributes it owns, with UpdateItem; a
+session item (sk SESSION) is ours alone and expires through the table's TTL attribute. The
+buyer's contact details go to the contacts table (pk = the customer's key), which only the
+sign-up function can reach: the customers table's stream, exports and readers never see them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from fulfillment.contract import CUSTOMER_SK, EXPIRES_AT, PK, SESSION_PREFIX, SESSION_SK, SK
+from fulfillment.core.errors import StorageUnavailableError
+from fulfillment.customers.errors import SignupAlreadyCompletedError, SignupSessionUnavailableError
+from fulfillment.customers.models import (
+    ContactDetails,
+    CustomerRecord,
+    ResolvedCustomer,
+    SignupSession,
+)
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+
+# Attributes registration owns on a customer item. Anything else on the item (subscription
+# status, entitlements) belongs to another writer and is never touched here.
+_OPTIONAL_ATTRIBUTES = {
+    "license_arn": "license_arn",
+    "customer_identifier": "customer_identifier",
+    "agreement_id": "agreement_id",
+}
+
+
+# The session update's index in complete_signup's TransactItems (and CancellationReasons).
+_SESSION_ITEM = 0
+
+
+def _timestamp(at: datetime) -> str:
+    return at.isoformat(timespec="milliseconds")
+
+
+class DynamoDBCustomerStore:
+    def __init__(
+        self, client: DynamoDBClient, table_name: str, *, contacts_table_name: str | None = None
+    ) -> None:
+        """``contacts_table_name``: only the sign-up function has (and passes) one."""
+        self._client = client
+        self._table = table_name
+        self._contacts_table = contacts_table_name
+
+    def record_registration(
+        self, customer: ResolvedCustomer, at: datetime, registration_id: str
+    ) -> bool:
+        # Conditional on the registration id even here: when botocore retries an UpdateItem
+        # whose first attempt did reach DynamoDB (a read timeout), the retry must not count
+        # the registration twice (seen under load: registration_count 2).
+        try:
+            answer = self._update_customer(customer, at, registration_id)
+        except _AlreadyWrittenError as written:
+            # Our own earlier attempt applied it: new if that made the count 1.
+            count = str(written.item.get("registration_count", {}).get("N", "0"))
+            return count == "1"
+        # UPDATED_OLD holds registration_count only if an earlier registration set it; an item
+        # that only the lifecycle processor wrote still counts as a new customer.
+        return "registration_count" not in answer.get("Attributes", {})
+
+    def replay_registration(
+        self, customer: ResolvedCustomer, at: datetime, registration_id: str
+    ) -> bool:
+        """The same update, made idempotent for replays: a registration id already applied
+        (its attempt reached DynamoDB after all, or SQS delivered the message twice) is
+        skipped, so ``registration_count`` counts it once."""
+        try:
+            self._update_customer(customer, at, registration_id)
+        except _AlreadyWrittenError:
+            return False
+        return True
+
+    def restore_session(
+        self,
+        session_id: str,
+        customer_key: str,
+        product_code: str,
+        at: datetime,
+        expires_at: int,
+        csrf_token: str,
+    ) -> bool:
+        """The session unless it exists (then an earlier attempt or delivery stored it)."""
+        try:
+            with _storage_errors():
+                self._client.put_item(
+                    TableName=self._table,
+                    Item={
+                        PK: {"S": SESSION_PREFIX + session_id},
+                        SK: {"S": SESSION_SK},
+                        "entity": {"S": "session"},
+                        "customer_pk": {"S": customer_key},
+                        "product_code": {"S": product_code},
+                        "created_at": {"S": _timestamp(at)},
+                        EXPIRES_AT: {"N": str(expires_at)},
+                        "csrf_token": {"S": csrf_token},
+                    },
+                    ConditionExpression="attribute_not_exists(pk)",
+                )
+        except _AlreadyWrittenError:
+            return False
+        return True
+
+    def _update_customer(
+        self, customer: ResolvedCustomer, at: datetime, registration_id: str
+    ) -> dict[str, Any]:
+        values: dict[str, Any] = {
+            ":entity": {"S": "customer"},
+            ":registration": {"S": registration_id},
+            ":product": {"S": customer.product_code},
+            ":account": {"S": customer.customer_aws_account_id},
+            ":now": {"S": _timestamp(at)},
+            ":one": {"N": "1"},
+        }
+        assignments = [
+            "entity = :entity",
+            "product_code = :product",
+            "customer_aws_account_id = :account",
+            "first_registered_at = if_not_exists(first_registered_at, :now)",
+            "last_registered_at = :now",
+            "last_registration_id = :registration",
+        ]
+        # Empty strings are never written: GSI key attributes must be absent or non-empty.
+        for field, attribute in _OPTIONAL_ATTRIBUTES.items():
+            value = getattr(customer, field)
+            if value:
+                assignments.append(f"{attribute} = :{field}")
+                values[f":{field}"] = {"S": value}
+        with _storage_errors():
+            answer = self._client.update_item(
+                TableName=self._table,
+                Key={PK: {"S": customer.customer_key}, SK: {"S": CUSTOMER_SK}},
+                UpdateExpression="SET " + ", ".join(assignments) + " ADD registration_count :one",
+                ExpressionAttributeValues=values,
+                ReturnValues="UPDATED_OLD",
+                # A registration id already applied is skipped: it counts once.
+                ConditionExpression="attribute_not_exists(last_registration_id) "
+                "OR last_registration_id <> :registration",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        return dict(answer)
+
+    def create_session(
+        self,
+        session_id: str,
+        customer_key: str,
+        product_code: str,
+        at: datetime,
+        expires_at: int,
+        csrf_token: str,
+    ) -> None:
+        # 192 random bits never collide: an existing item is ours, written by an earlier
+        # attempt of this very call that botocore retried after a timeout.
+        self.restore_session(session_id, customer_key, product_code, at, expires_at, csrf_token)
+
+    def get_session(self, session_id: str) -> SignupSession | None:
+        with _storage_errors():
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={PK: {"S": SESSION_PREFIX + session_id}, SK: {"S": SESSION_SK}},
+                ConsistentRead=True,
+            ).get("Item")
+        if item is None:
+            return None
+        return SignupSession(
+            session_id=session_id,
+            customer_key=item["customer_pk"]["S"],
+            product_code=item["product_code"]["S"],
+            expires_at=int(item[EXPIRES_AT]["N"]),
+            csrf_token=item.get("csrf_token", {}).get("S", ""),
+            completed="completed_at" in item,
+        )
+
+    def get_customer(self, customer_key: str) -> CustomerRecord | None:
+        with _storage_errors():
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={PK: {"S": customer_key}, SK: {"S": CUSTOMER_SK}},
+                ConsistentRead=True,
+            ).get("Item")
+        if item is None:
+            return None
+
+        def text(name: str) -> str | None:
+            value = item.get(name, {}).get("S")
+            return str(value) if value else None
+
+        return CustomerRecord(
+            customer_key=customer_key,
+            product_code=text("product_code") or "",
+            customer_aws_account_id=text("customer_aws_account_id") or "",
+            license_arn=text("license_arn"),
+            customer_identifier=text("customer_identifier"),
+            agreement_id=text("agreement_id"),
+            status=text("status"),
+            signed_up_at=text("signed_up_at"),
+        )
+
+    def complete_signup(
+        self, session: SignupSession, contact: ContactDetails, at: datetime
+    ) -> None:
+        if self._contacts_table is None:
+            raise RuntimeError("this store was built without the contacts table")
+        now = _timestamp(at)
+        contact_item: dict[str, Any] = {
+            PK: {"S": session.customer_key},
+            "company": {"S": contact.company},
+            "contact_name": {"S": contact.contact_name},
+            "email": {"S": contact.email},
+            "registration_id": {"S": session.session_id},
+            "updated_at": {"S": now},
+        }
+        if contact.phone:
+            contact_item["phone"] = {"S": contact.phone}
+        if contact.extra:
+            contact_item["extra"] = {"M": {k: {"S": v} for k, v in contact.extra}}
+        try:
+            self._client.transact_write_items(
+                TransactItems=[
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {
+                                PK: {"S": SESSION_PREFIX + session.session_id},
+                                SK: {"S": SESSION_SK},
+                            },
+                            "UpdateExpression": "SET completed_at = :now",
+                            # Once, and only while the session lives (TTL deletion lags).
+                            "ConditionExpression": (
+                                "attribute_exists(pk) AND attribute_not_exists(completed_at) "
+                                "AND expires_at > :epoch"
+                            ),
+                            "ExpressionAttributeValues": {
+                                ":now": {"S": now},
+                                ":epoch": {"N": str(int(at.timestamp()))},
+                            },
+                        }
+                    },
+                    # Personal data in a table of its own; one transaction spans both tables.
+                    {"Put": {"TableName": self._contacts_table, "Item": contact_item}},
+                    {
+                        "Update": {
+                            "TableName": self._table,
+                            "Key": {PK: {"S": session.customer_key}, SK: {"S": CUSTOMER_SK}},
+                            "UpdateExpression": (
+                                "SET signed_up_at = :now, signup_registration_id = :registration"
+                            ),
+                            "ConditionExpression": "attribute_exists(pk)",
+                            "ExpressionAttributeValues": {
+                                ":now": {"S": now},
+                                ":registration": {"S": session.session_id},
+                            },
+                        }
+                    },
+                ]
+            )
+        except ClientError as exc:
+            # One reason per item, in TransactItems order: the session update is first.
+            reasons = exc.response.get("CancellationReasons") or []
+            session_reason = reasons[_SESSION_ITEM].get("Code") if reasons else None
+            if session_reason == "ConditionalCheckFailed":
+                if session.completed or session.expires_at > int(at.timestamp()):
+                    raise SignupAlreadyCompletedError("sign-up already submitted") from None
+                raise SignupSessionUnavailableError("sign-up session expired") from None
+            raise StorageUnavailableError(_error_code(exc)) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailableError(_error_code(exc)) from exc
+
+
+class _AlreadyWrittenError(Exception):
+    """A conditional write found its item already written (a replay, or botocore's retry of an
+    attempt that did reach DynamoDB); ``item`` is the item as found, when it was returned."""
+
+    def __init__(self, item: dict[str, Any]) -> None:
+        super().__init__("already written")
+        self.item = item
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    try:
+        yield
+    except ClientError as exc:
+        if _error_code(exc) == "ConditionalCheckFailedException":
+            found: Any = exc.response.get("Item") or {}
+            raise _AlreadyWrittenError(dict(found)) from exc
+        raise StorageUnavailableError(_error_code(exc)) from exc
+    except BotoCoreError as exc:
+        raise StorageUnavailableError(_error_code(exc)) from exc
+
+
+def _error_code(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    return type(exc).__name__

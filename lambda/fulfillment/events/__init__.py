@@ -1,0 +1,1 @@
+"""Registration events: the customers table's stream derived into events on the seller's bus."""

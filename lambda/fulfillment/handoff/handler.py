@@ -1,0 +1,178 @@
+"""Entry point of the seller hand-off: IAM-authorized ``GET /registrations/{id}``.
+
+The seller's own sign-up site receives ``?registration=<id>``; its backend calls this with
+SigV4 to learn which AWS Marketplace customer the id belongs to. JSON in every answer,
+contact details never (they live in the contacts table, which this function cannot reach).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any, NamedTuple
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fulfillment.core import aws, startup
+from fulfillment.core.errors import ConfigurationError, StorageUnavailableError
+from fulfillment.core.ids import pseudonym
+from fulfillment.core.observability import logger, metrics
+from fulfillment.core.responses import SECURITY_HEADERS
+from fulfillment.customers.errors import (
+    MalformedRegistrationIdError,
+    SignupSessionUnavailableError,
+    UnknownSignupSessionError,
+)
+from fulfillment.customers.store import DynamoDBCustomerStore
+from fulfillment.handoff.lookup import (
+    OrphanedRegistrationError,
+    RegistrationLookup,
+    lookup_registration,
+)
+from fulfillment.handoff.settings import get_handoff_settings
+
+PATH_PARAMETER = "id"
+# A JSON answer loads nothing and may be framed by nothing.
+JSON_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
+RETRY_AFTER_SECONDS = 5
+NOT_FOUND = "No such registration, or it has expired."
+
+
+class ErrorAnswer(NamedTuple):
+    status: int
+    message: str
+    # Bounded value for the log line (what happened, never who).
+    outcome: str
+    log_level: int
+    retry_after: int | None = None
+
+
+# The one table from error to answer, looked up along the exception's class hierarchy
+# (most specific first). Anything not in it is unexpected: 500 with the request id.
+ERROR_ANSWERS: dict[type[Exception], ErrorAnswer] = {
+    MalformedRegistrationIdError: ErrorAnswer(
+        400, "The registration id is malformed.", "MalformedId", logging.WARNING
+    ),
+    # One answer for unknown and expired: the caller learns nothing about ids it guesses.
+    UnknownSignupSessionError: ErrorAnswer(404, NOT_FOUND, "Unknown", logging.INFO),
+    OrphanedRegistrationError: ErrorAnswer(404, NOT_FOUND, "OrphanedRegistration", logging.WARNING),
+    SignupSessionUnavailableError: ErrorAnswer(404, NOT_FOUND, "Expired", logging.INFO),
+    StorageUnavailableError: ErrorAnswer(
+        503,
+        "Storage is temporarily unavailable; try again shortly.",
+        "StorageUnavailable",
+        logging.ERROR,
+        retry_after=RETRY_AFTER_SECONDS,
+    ),
+    ConfigurationError: ErrorAnswer(500, "Internal error.", "ConfigurationFault", logging.ERROR),
+}
+UNEXPECTED = ErrorAnswer(500, "Internal error.", "Unexpected", logging.ERROR)
+
+
+def answer_for(error: Exception) -> ErrorAnswer:
+    for cls in type(error).__mro__:
+        if cls in ERROR_ANSWERS:
+            return ERROR_ANSWERS[cls]
+    return UNEXPECTED
+
+
+@cache
+def _store() -> DynamoDBCustomerStore:
+    return DynamoDBCustomerStore(aws.dynamodb(), get_handoff_settings().customers_table_name)
+
+
+# log_event=False explicitly: POWERTOOLS_LOGGER_LOG_EVENT=true would otherwise log the whole
+# event, and with it the registration token or the buyer's contact details.
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True, log_event=False
+)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request_context = event.get("requestContext") or {}
+    request_id = str(request_context.get("requestId") or context.aws_request_id)
+    caller = _caller(request_context)
+    registration_id = str((event.get("pathParameters") or {}).get(PATH_PARAMETER) or "")
+    try:
+        found = lookup_registration(registration_id, _store(), datetime.now(UTC))
+    except Exception as error:  # every failure becomes a JSON answer
+        return _error(error, request_id, caller)
+    logger.info(
+        "registration handed off to the seller",
+        extra={
+            "caller": caller,
+            "outcome": "Found",
+            "customer_ref": pseudonym(found.customer.customer_key),
+            "product_code": found.customer.product_code,
+            "sign_up_completed": found.session.completed,
+        },
+    )
+    return _json(200, _representation(found))
+
+
+def _caller(request_context: dict[str, Any]) -> str | None:
+    """Who signed the request, as API Gateway's IAM authorization saw it."""
+    identity = request_context.get("identity") or {}
+    value = identity.get("userArn") or identity.get("caller")
+    return str(value) if value else None
+
+
+def _representation(found: RegistrationLookup) -> dict[str, Any]:
+    """What the seller's backend gets: identity and status, never contact details or tokens."""
+    session, customer = found.session, found.customer
+    return {
+        "registration": {
+            "id": session.session_id,
+            "expiresAt": datetime.fromtimestamp(session.expires_at, UTC).isoformat(),
+            "signUpCompleted": session.completed,
+        },
+        "customer": {
+            "productCode": customer.product_code,
+            "customerAWSAccountId": customer.customer_aws_account_id,
+            "licenseArn": customer.license_arn,
+            "customerIdentifier": customer.customer_identifier,
+            "agreementId": customer.agreement_id,
+            "status": customer.status,
+            "signedUpAt": customer.signed_up_at,
+        },
+    }
+
+
+def _error(error: Exception, request_id: str, caller: str | None) -> dict[str, Any]:
+    answer = answer_for(error)
+    extra: dict[str, Any] = {"caller": caller, "outcome": answer.outcome}
+    if isinstance(error, ConfigurationError):
+        extra["variable"] = error.variable
+    elif isinstance(error, StorageUnavailableError):
+        extra["error"] = str(error)  # the DynamoDB error code
+    if answer is UNEXPECTED:
+        logger.exception("registration lookup failed unexpectedly", extra=extra)
+    else:
+        log = {logging.INFO: logger.info, logging.WARNING: logger.warning}.get(
+            answer.log_level, logger.error
+        )
+        log("registration lookup refused", extra=extra)
+    headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after else {}
+    body = {"message": answer.message, "requestId": request_id}
+    return _json(answer.status, body, headers)
+
+
+def _json(
+    status: int, body: dict[str, Any], extra_headers: dict[str, str] | None = None
+) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {
+            **SECURITY_HEADERS,
+            "Content-Security-Policy": JSON_CSP,
+            "Content-Type": "application/json",
+            **(extra_headers or {}),
+        },
+        "body": json.dumps(body, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
+startup.imports_done()

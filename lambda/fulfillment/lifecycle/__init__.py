@@ -1,0 +1,1 @@
+"""Subscription lifecycle: Marketplace events and legacy SNS notifications keep status current."""

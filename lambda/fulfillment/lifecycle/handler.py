@@ -1,0 +1,148 @@
+"""Entry point of the subscription lifecycle processor (SQS: Marketplace EventBridge events
+and legacy SNS notifications on one queue).
+
+Each record is parsed, applied to its customer and counted by event type and outcome. A
+record that fails (a body that is not a notification, DynamoDB or GetEntitlements unavailable)
+fails alone: Powertools reports it as a batch item failure, SQS delivers it again, and after
+the queue's maxReceiveCount it moves to the dead-letter queue.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fulfillment.contract import (
+    EVENT_TYPE_DIMENSION,
+    OUTCOME_DIMENSION,
+    UNKNOWN_EVENT_TYPE,
+    LifecycleOutcome,
+    MetricName,
+)
+from fulfillment.core import aws, startup
+from fulfillment.core.errors import StorageUnavailableError
+from fulfillment.core.ids import pseudonym
+from fulfillment.core.observability import count_with, logger, metrics
+from fulfillment.lifecycle.entitlements import ENTITLEMENT_REGION, MarketplaceEntitlements
+from fulfillment.lifecycle.notifications import (
+    LifecycleNotification,
+    MalformedNotificationError,
+    parse_notification,
+)
+from fulfillment.lifecycle.settings import get_lifecycle_settings
+from fulfillment.lifecycle.store import DynamoDBLifecycleStore
+from fulfillment.lifecycle.subscriptions import (
+    CustomerNotIdentifiableError,
+    EntitlementsUnavailableError,
+    apply_notification,
+)
+
+
+@cache
+def _store() -> DynamoDBLifecycleStore:
+    return DynamoDBLifecycleStore(aws.dynamodb(), get_lifecycle_settings().customers_table_name)
+
+
+@cache
+def _entitlements() -> MarketplaceEntitlements:
+    return MarketplaceEntitlements(aws.entitlement(ENTITLEMENT_REGION))
+
+
+def _count(event_type: str, outcome: LifecycleOutcome) -> None:
+    count_with(
+        MetricName.LIFECYCLE_NOTIFICATION,
+        {EVENT_TYPE_DIMENSION: event_type, OUTCOME_DIMENSION: outcome},
+    )
+
+
+def _safe_fields(notification: LifecycleNotification) -> dict[str, Any]:
+    """What a log line may say about a notification: no customer identifiers in clear."""
+    customer = notification.license_arn or notification.customer_identifier
+    return {
+        "event_type": str(notification.event_type),
+        "format": str(notification.format),
+        "role": notification.role,
+        "notification_id": notification.message_id,
+        "event_time": notification.occurred_at.isoformat(),
+        "product_code": notification.product_code,
+        "agreement_id": notification.agreement_id,
+        "customer_ref": pseudonym(customer) if customer else None,
+    }
+
+
+def _handle(record: SQSRecord) -> None:
+    try:
+        notification = parse_notification(record.body)
+    except MalformedNotificationError as error:
+        # Never the body: only what identifies the message and why it was refused.
+        logger.error(
+            "lifecycle message is not a notification",
+            extra={
+                "message_id": record.message_id,
+                "reason": str(error.reason),
+                "field": error.field,
+                "body_length": len(record.body),
+                "receive_count": record.attributes.approximate_receive_count,
+            },
+        )
+        _count(UNKNOWN_EVENT_TYPE, LifecycleOutcome.FAILED)
+        raise
+    settings = get_lifecycle_settings()
+    try:
+        outcome = apply_notification(
+            notification,
+            store=_store(),
+            entitlements=_entitlements(),
+            product_codes=settings.product_codes,
+            now=datetime.now(UTC),
+        )
+    except (StorageUnavailableError, EntitlementsUnavailableError) as error:
+        logger.error(
+            "lifecycle notification not recorded, SQS will deliver it again",
+            extra={
+                **_safe_fields(notification),
+                "message_id": record.message_id,
+                "error": type(error).__name__,
+                "error_code": str(error),
+                "receive_count": record.attributes.approximate_receive_count,
+            },
+        )
+        _count(notification.event_type, LifecycleOutcome.FAILED)
+        raise
+    except CustomerNotIdentifiableError:
+        logger.error(
+            "lifecycle notification names no customer",
+            extra={**_safe_fields(notification), "message_id": record.message_id},
+        )
+        _count(notification.event_type, LifecycleOutcome.FAILED)
+        raise
+    _count(notification.event_type, outcome)
+    logger.info(
+        "lifecycle notification handled",
+        extra={**_safe_fields(notification), "outcome": str(outcome)},
+    )
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return dict(
+        process_partial_response(
+            event=event,
+            record_handler=_handle,
+            processor=BatchProcessor(event_type=EventType.SQS),
+            context=context,
+        )
+    )
+
+
+startup.imports_done()

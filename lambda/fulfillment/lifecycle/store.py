@@ -1,0 +1,288 @@
+"""Adapter: the lifecycle processor's reads and writes in the customers table (DynamoDB).
+
+The customer item (sk CUSTOMER) is shared with registration: every write here is an
+UpdateItem that SETs only lifecycle attributes, and fills identity attributes only where they
+are absent (`if_not_exists`), so registration and lifecycle can write in either order.
+Two more item types belong to the lifecycle alone:
+
+- a status-history item per recorded change, `pk` = the customer's key, `sk` =
+  `STATUS#<time>#<status>`, written in the same transaction as the change (so only applied
+  changes are in the history), removed by the table's TTL after HISTORY_TTL;
+- a parked agreement, `pk` = `AGREEMENT#<agreement id>`, `sk` = AGREEMENT: the newest status
+  of an agreement no customer had yet, for its license event to merge; TTL'd too. It carries
+  none of the indexed attribute names, so no customer lookup ever finds it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from fulfillment.contract import (
+    AGREEMENT_PREFIX,
+    AGREEMENT_SK,
+    BY_AGREEMENT,
+    BY_LICENSE,
+    CUSTOMER_SK,
+    EXPIRES_AT,
+    HISTORY_PREFIX,
+    PK,
+    SK,
+)
+from fulfillment.core.errors import StorageUnavailableError
+from fulfillment.lifecycle.subscriptions import CustomerStatus, Entitlement, Identity, StatusChange
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+HISTORY_TTL = timedelta(days=400)
+# Index names: infra/schema.py (a test checks they exist there).
+
+# The ordering rule as a condition: no stored change, an older one, or one of the same time
+# and a lower rank (a same-time, same-status change is a duplicate and writes nothing).
+NEWER_CONDITION = (
+    "attribute_not_exists(status_changed_at) OR status_changed_at < :at "
+    "OR (status_changed_at = :at AND status_rank < :rank)"
+)
+_CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
+
+
+class DynamoDBLifecycleStore:
+    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def customer_keys_by_license(self, license_arn: str) -> list[str]:
+        return self._query(BY_LICENSE, "license_arn", license_arn)
+
+    def customer_keys_by_agreement(self, agreement_id: str) -> list[str]:
+        return self._query(BY_AGREEMENT, "agreement_id", agreement_id)
+
+    def _query(self, index: str, attribute: str, value: str) -> list[str]:
+        keys: list[str] = []
+        # Every page, by LastEvaluatedKey; not botocore's paginator (see entitlements.py).
+        request: dict[str, Any] = dict(
+            TableName=self._table,
+            IndexName=index,
+            KeyConditionExpression="#a = :v",
+            ExpressionAttributeNames={"#a": attribute},
+            ExpressionAttributeValues={":v": {"S": value}},
+            ProjectionExpression="pk, sk",
+        )
+        with _storage_errors():
+            while True:
+                page = self._client.query(**request)
+                keys += [item[PK]["S"] for item in page["Items"] if item[SK]["S"] == CUSTOMER_SK]
+                if "LastEvaluatedKey" not in page:
+                    break
+                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(set(keys))
+
+    def parked_change(self, agreement_id: str) -> StatusChange | None:
+        with _storage_errors():
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={PK: {"S": AGREEMENT_PREFIX + agreement_id}, SK: {"S": AGREEMENT_SK}},
+                ConsistentRead=True,
+            ).get("Item")
+        if item is None or "status" not in item:
+            return None
+        return StatusChange(
+            status=CustomerStatus(item["status"]["S"]),
+            at=item["status_changed_at"]["S"],
+            source=item["status_source"]["S"],
+        )
+
+    # -- writes ----------------------------------------------------------------------------
+
+    def record_status(
+        self,
+        customer_key: str,
+        identity: Identity,
+        change: StatusChange,
+        entitlements: Sequence[Entitlement] | None = None,
+        fetched_at: str | None = None,
+    ) -> bool:
+        update = _Update()
+        update.identity(identity)
+        update.status(change)
+        if entitlements is not None and fetched_at is not None:
+            update.entitlements(entitlements, fetched_at)
+        history: dict[str, Any] = {
+            PK: {"S": customer_key},
+            SK: {"S": f"{HISTORY_PREFIX}{change.at}#{change.status}"},
+            "entity": {"S": "status_change"},
+            "status": {"S": change.status},
+            "at": {"S": change.at},
+            "source": {"S": change.source},
+            EXPIRES_AT: {"N": str(_expiry(change.at, HISTORY_TTL))},
+        }
+        items: list[Any] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {PK: {"S": customer_key}, SK: {"S": CUSTOMER_SK}},
+                    "ConditionExpression": NEWER_CONDITION,
+                    **update.arguments(),
+                }
+            },
+            {"Put": {"TableName": self._table, "Item": history}},
+        ]
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            reasons = exc.response.get("CancellationReasons") or []
+            if reasons and reasons[0].get("Code") == "ConditionalCheckFailed":
+                return False
+            raise StorageUnavailableError(_error_code(exc)) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailableError(_error_code(exc)) from exc
+        return True
+
+    def park(
+        self, agreement_id: str, identity: Identity, change: StatusChange, expires_at: int
+    ) -> bool:
+        update = _Update()
+        update.set("entity", {"S": "agreement"})
+        # Not customer_aws_account_id / agreement_id: those names are indexed, and a parked
+        # agreement must never be found as a customer.
+        if identity.customer_aws_account_id:
+            update.set("acceptor_account_id", {"S": identity.customer_aws_account_id})
+        if identity.offer_id:
+            update.set("offer_id", {"S": identity.offer_id})
+        update.status(change)
+        update.set(EXPIRES_AT, {"N": str(expires_at)})
+        return self._conditional_update(
+            {PK: {"S": AGREEMENT_PREFIX + agreement_id}, SK: {"S": AGREEMENT_SK}},
+            update,
+            NEWER_CONDITION,
+        )
+
+    def record_entitlements(
+        self,
+        customer_key: str,
+        identity: Identity,
+        entitlements: Sequence[Entitlement],
+        fetched_at: str,
+    ) -> bool:
+        update = _Update()
+        update.identity(identity, with_agreement=False)
+        update.entitlements(entitlements, fetched_at)
+        return self._conditional_update(
+            {PK: {"S": customer_key}, SK: {"S": CUSTOMER_SK}},
+            update,
+            "attribute_not_exists(entitlements_updated_at) OR entitlements_updated_at < :fetched",
+        )
+
+    def _conditional_update(self, key: dict[str, Any], update: _Update, condition: str) -> bool:
+        try:
+            self._client.update_item(
+                TableName=self._table, Key=key, ConditionExpression=condition, **update.arguments()
+            )
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == _CONDITIONAL_CHECK_FAILED:
+                return False
+            raise StorageUnavailableError(_error_code(exc)) from exc
+        except BotoCoreError as exc:
+            raise StorageUnavailableError(_error_code(exc)) from exc
+        return True
+
+
+class _Update:
+    """An UpdateExpression built from SET clauses, with its value placeholders."""
+
+    def __init__(self) -> None:
+        self._clauses: list[str] = []
+        self._values: dict[str, Any] = {}
+        self._names: dict[str, str] = {}
+
+    def set(self, attribute: str, value: Any, *, only_if_absent: bool = False) -> None:
+        # Every name through a placeholder: `status` is a DynamoDB reserved word.
+        name = f"#n{len(self._names)}"
+        self._names[name] = attribute
+        placeholder = f":v{len(self._values)}"
+        self._values[placeholder] = value
+        if only_if_absent:
+            self._clauses.append(f"{name} = if_not_exists({name}, {placeholder})")
+        else:
+            self._clauses.append(f"{name} = {placeholder}")
+
+    def identity(self, identity: Identity, *, with_agreement: bool = True) -> None:
+        self.set("entity", {"S": "customer"}, only_if_absent=True)
+        # Who the customer is does not change for a key: fill in, never overwrite what
+        # registration wrote. Empty strings are never written (GSI keys must not be).
+        for attribute, value in (
+            ("product_code", identity.product_code),
+            ("customer_aws_account_id", identity.customer_aws_account_id),
+            ("license_arn", identity.license_arn),
+            ("customer_identifier", identity.customer_identifier),
+        ):
+            if value:
+                self.set(attribute, {"S": value}, only_if_absent=True)
+        if with_agreement and identity.agreement_id:
+            # Under the ordering condition: the newest notification names the current
+            # agreement (a renewal moves a license to a new one).
+            self.set("agreement_id", {"S": identity.agreement_id})
+        if identity.offer_id:
+            self.set("offer_id", {"S": identity.offer_id})
+        if identity.free_trial is not None:
+            self.set("free_trial", {"BOOL": identity.free_trial})
+
+    def status(self, change: StatusChange) -> None:
+        self._values[":at"] = {"S": change.at}
+        self._values[":rank"] = {"N": str(change.rank)}
+        self._clauses += ["status_changed_at = :at", "status_rank = :rank"]
+        self.set("status", {"S": change.status})
+        self.set("status_source", {"S": change.source})
+
+    def entitlements(self, entitlements: Sequence[Entitlement], fetched_at: str) -> None:
+        self.set("entitlements", {"L": [{"M": _entitlement_item(e)} for e in entitlements]})
+        self._values[":fetched"] = {"S": fetched_at}
+        self._clauses.append("entitlements_updated_at = :fetched")
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "UpdateExpression": "SET " + ", ".join(self._clauses),
+            "ExpressionAttributeNames": dict(self._names),
+            "ExpressionAttributeValues": dict(self._values),
+        }
+
+
+def _entitlement_item(entitlement: Entitlement) -> dict[str, Any]:
+    item: dict[str, Any] = {"dimension": {"S": entitlement.dimension}}
+    value, kind = entitlement.value, entitlement.value_type
+    if kind is not None and value is not None:
+        item["type"] = {"S": kind}
+        if isinstance(value, bool):
+            item["value"] = {"BOOL": value}
+        elif isinstance(value, int | float):
+            item["value"] = {"N": repr(value)}
+        else:
+            item["value"] = {"S": str(value)} if value != "" else {"NULL": True}
+    if entitlement.expiration:
+        item["expiration"] = {"S": entitlement.expiration}
+    return item
+
+
+def _expiry(at: str, ttl: timedelta) -> int:
+    return int((datetime.fromisoformat(at) + ttl).timestamp())
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    try:
+        yield
+    except (ClientError, BotoCoreError) as exc:
+        raise StorageUnavailableError(_error_code(exc)) from exc
+
+
+def _error_code(exc: Exception) -> str:
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "ClientError"))
+    return type(exc).__name__

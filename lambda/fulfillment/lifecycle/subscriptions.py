@@ -1,0 +1,289 @@
+"""Subscription lifecycle: which status a notification means, and how it is recorded.
+
+Pure domain. The mapping (`status_change`) is a function of the notification alone; the use
+case (`apply_notification`) finds the customer, fetches entitlements and records the change
+through two ports (the lifecycle store and the Marketplace entitlements), so its ordering
+rules are tested with fakes. No boto3, no environment, no clock: the caller passes `now`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence, Set
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import NamedTuple, Protocol
+
+from fulfillment.contract import LifecycleOutcome, NotificationType
+from fulfillment.lifecycle.notifications import LifecycleNotification
+
+
+class CustomerStatus(StrEnum):
+    PENDING = "pending"
+    SUBSCRIBED = "subscribed"
+    SUBSCRIBE_FAILED = "subscribe-failed"
+    UNSUBSCRIBE_PENDING = "unsubscribe-pending"
+    UNSUBSCRIBED = "unsubscribed"
+    DEPROVISIONED = "deprovisioned"
+
+
+# Precedence of two changes with the same event time (EventBridge times have one-second
+# resolution): the later stage of the lifecycle wins, the same status is a duplicate.
+STATUS_RANK: dict[CustomerStatus, int] = {
+    CustomerStatus.PENDING: 1,
+    CustomerStatus.SUBSCRIBED: 2,
+    CustomerStatus.SUBSCRIBE_FAILED: 3,
+    CustomerStatus.UNSUBSCRIBE_PENDING: 4,
+    CustomerStatus.UNSUBSCRIBED: 5,
+    CustomerStatus.DEPROVISIONED: 6,
+}
+
+
+# `Purchase Agreement Ended` with these agreement statuses means a successor agreement took
+# over (renewal, replacement): the customer did not leave.
+SUCCEEDED_AGREEMENT_STATUSES = frozenset({"RENEWED", "REPLACED", "SUPERSEDED"})
+
+_STATUS_OF: dict[NotificationType, CustomerStatus] = {
+    # An agreement exists, but access starts with the license (License Updated).
+    NotificationType.AGREEMENT_CREATED: CustomerStatus.PENDING,
+    NotificationType.AGREEMENT_ENDED: CustomerStatus.UNSUBSCRIBED,
+    NotificationType.LICENSE_UPDATED: CustomerStatus.SUBSCRIBED,
+    NotificationType.LICENSE_DEPROVISIONED: CustomerStatus.DEPROVISIONED,
+    NotificationType.SUBSCRIBE_SUCCESS: CustomerStatus.SUBSCRIBED,
+    NotificationType.SUBSCRIBE_FAIL: CustomerStatus.SUBSCRIBE_FAILED,
+    NotificationType.UNSUBSCRIBE_PENDING: CustomerStatus.UNSUBSCRIBE_PENDING,
+    NotificationType.UNSUBSCRIBE_SUCCESS: CustomerStatus.UNSUBSCRIBED,
+}
+ENTITLEMENT_TYPES = frozenset(
+    {NotificationType.LICENSE_UPDATED, NotificationType.ENTITLEMENT_UPDATED}
+)
+
+# A parked agreement fact is needed only until its license event arrives (seconds to minutes);
+# an agreement of a product this stack does not serve is never merged and expires.
+PARKED_AGREEMENT_TTL = timedelta(days=30)
+
+
+def timestamp(at: datetime) -> str:
+    """The one text form of times in the table: UTC, milliseconds, sortable as text."""
+    return at.isoformat(timespec="milliseconds")
+
+
+class StatusChange(NamedTuple):
+    status: CustomerStatus
+    at: str
+    source: str
+
+    @property
+    def rank(self) -> int:
+        return STATUS_RANK[self.status]
+
+    def supersedes(self, other: StatusChange | None) -> bool:
+        """True when this change is to be recorded over ``other`` (the ordering rule)."""
+        if other is None:
+            return True
+        return (self.at, self.rank) > (other.at, other.rank)
+
+
+class Identity(NamedTuple):
+    """What a notification says about who the customer is; written only where absent."""
+
+    product_code: str | None
+    customer_aws_account_id: str | None
+    license_arn: str | None
+    customer_identifier: str | None
+    agreement_id: str | None
+    offer_id: str | None
+    free_trial: bool | None
+
+
+class Entitlement(NamedTuple):
+    dimension: str
+    value: int | float | bool | str | None
+    value_type: str | None  # "integer", "double", "boolean", "string"; None: no value
+    expiration: str | None
+
+
+class EntitlementQuery(NamedTuple):
+    """Whose entitlements to fetch: the most specific filter the notification allows."""
+
+    product_code: str
+    license_arn: str | None = None
+    customer_aws_account_id: str | None = None
+    customer_identifier: str | None = None
+
+
+class EntitlementsUnavailableError(Exception):
+    """GetEntitlements failed after the SDK's retries; ``code`` is the bounded error code."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class CustomerNotIdentifiableError(ValueError):
+    """An entitlement notification names no license, account or customer identifier."""
+
+
+# -- ports ---------------------------------------------------------------------------------
+
+
+class LifecycleStore(Protocol):
+    def customer_keys_by_license(self, license_arn: str) -> list[str]: ...
+
+    def customer_keys_by_agreement(self, agreement_id: str) -> list[str]: ...
+
+    def parked_change(self, agreement_id: str) -> StatusChange | None:
+        """The status change kept for an agreement no customer had yet, if any."""
+        ...
+
+    def record_status(
+        self,
+        customer_key: str,
+        identity: Identity,
+        change: StatusChange,
+        entitlements: Sequence[Entitlement] | None = None,
+        fetched_at: str | None = None,
+    ) -> bool:
+        """Record ``change`` (and, in the same write, the entitlements fetched for it) on the
+        customer, creating it if need be, unless the stored change supersedes it; False when
+        it was stale. Raise StorageUnavailableError."""
+        ...
+
+    def park(
+        self, agreement_id: str, identity: Identity, change: StatusChange, expires_at: int
+    ) -> bool:
+        """Keep ``change`` for an agreement no customer has yet; False when stale."""
+        ...
+
+    def record_entitlements(
+        self,
+        customer_key: str,
+        identity: Identity,
+        entitlements: Sequence[Entitlement],
+        fetched_at: str,
+    ) -> bool:
+        """Store the entitlements unless a later fetch is stored; False when stale."""
+        ...
+
+
+class Entitlements(Protocol):
+    def fetch(self, query: EntitlementQuery) -> list[Entitlement]:
+        """Every page of GetEntitlements; raise EntitlementsUnavailableError on failure."""
+        ...
+
+
+# -- mapping -------------------------------------------------------------------------------
+
+
+def status_change(notification: LifecycleNotification) -> StatusChange | None:
+    """The status a notification sets, or None when it changes no status (an amendment,
+    an entitlement update, an agreement ended because a successor took over)."""
+    status = _STATUS_OF.get(notification.event_type)
+    if status is None:
+        return None
+    if (
+        notification.event_type is NotificationType.AGREEMENT_ENDED
+        and (notification.agreement_status or "").upper() in SUCCEEDED_AGREEMENT_STATUSES
+    ):
+        return None
+    return StatusChange(status, timestamp(notification.occurred_at), notification.event_type)
+
+
+def identity_of(notification: LifecycleNotification) -> Identity:
+    return Identity(
+        product_code=notification.product_code,
+        customer_aws_account_id=notification.customer_aws_account_id,
+        license_arn=notification.license_arn,
+        customer_identifier=notification.customer_identifier,
+        agreement_id=notification.agreement_id,
+        offer_id=notification.offer_id,
+        free_trial=notification.free_trial,
+    )
+
+
+def legacy_key(product_code: str, customer_identifier: str) -> str:
+    """The key registration gives a customer with a legacy identifier (models.py)."""
+    return f"LEGACY#{product_code}#{customer_identifier}"
+
+
+def license_key(license_arn: str) -> str:
+    return f"LICENSE#{license_arn}"
+
+
+def entitlement_query(notification: LifecycleNotification) -> EntitlementQuery:
+    if notification.product_code is None:
+        raise CustomerNotIdentifiableError("no product code")
+    if notification.license_arn:
+        return EntitlementQuery(notification.product_code, license_arn=notification.license_arn)
+    if notification.customer_identifier:
+        return EntitlementQuery(
+            notification.product_code, customer_identifier=notification.customer_identifier
+        )
+    if notification.customer_aws_account_id:
+        return EntitlementQuery(
+            notification.product_code,
+            customer_aws_account_id=notification.customer_aws_account_id,
+        )
+    raise CustomerNotIdentifiableError("no license, customer identifier or account")
+
+
+# -- use case ------------------------------------------------------------------------------
+
+
+def locate(notification: LifecycleNotification, store: LifecycleStore) -> list[str]:
+    """The keys of the customer items a notification concerns (index queries, no scans).
+
+    A license finds the item that carries it (a legacy-keyed customer may), else the key
+    registration will use for it; a legacy identifier is the key itself; an agreement event
+    (no license, no product) finds customers by agreement id, or nobody yet.
+    """
+    if notification.license_arn:
+        return store.customer_keys_by_license(notification.license_arn) or [
+            license_key(notification.license_arn)
+        ]
+    if notification.customer_identifier and notification.product_code:
+        return [legacy_key(notification.product_code, notification.customer_identifier)]
+    if notification.agreement_id:
+        return store.customer_keys_by_agreement(notification.agreement_id)
+    return []
+
+
+def apply_notification(
+    notification: LifecycleNotification,
+    *,
+    store: LifecycleStore,
+    entitlements: Entitlements,
+    product_codes: Set[str],
+    now: datetime,
+) -> LifecycleOutcome:
+    """Record what ``notification`` says about its customer; return what became of it."""
+    if notification.product_code is not None and notification.product_code not in product_codes:
+        return LifecycleOutcome.IGNORED_PRODUCT
+    change = status_change(notification)
+    identity = identity_of(notification)
+    fetched = None
+    if notification.event_type in ENTITLEMENT_TYPES:
+        # Before any write: a failed fetch fails the record and nothing is half-done.
+        fetched = entitlements.fetch(entitlement_query(notification))
+    keys = locate(notification, store)
+    if not keys:
+        if change is None or notification.agreement_id is None:
+            return LifecycleOutcome.NO_CHANGE
+        expires_at = int((now + PARKED_AGREEMENT_TTL).timestamp())
+        parked = store.park(notification.agreement_id, identity, change, expires_at)
+        return LifecycleOutcome.PARKED if parked else LifecycleOutcome.STALE
+    if notification.license_arn and notification.agreement_id:
+        # A fact parked for this agreement before any customer had it: the newer one wins.
+        kept = store.parked_change(notification.agreement_id)
+        if kept is not None and kept.supersedes(change):
+            change = kept
+    if change is None and fetched is None:
+        return LifecycleOutcome.NO_CHANGE
+    written = False
+    for key in keys:
+        if change is not None:
+            # One write for status and entitlements: a stale duplicate writes nothing, and a
+            # retry after a failure cannot find the status recorded but the entitlements not.
+            written |= store.record_status(key, identity, change, fetched, timestamp(now))
+        elif fetched is not None:
+            written |= store.record_entitlements(key, identity, fetched, timestamp(now))
+    return LifecycleOutcome.APPLIED if written else LifecycleOutcome.STALE

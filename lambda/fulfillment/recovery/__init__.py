@@ -1,0 +1,1 @@
+"""Recovery: registrations parked on the recovery queue, replayed into the customers table."""

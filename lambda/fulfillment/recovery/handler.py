@@ -1,0 +1,83 @@
+"""Entry point of the recovery processor (SQS: registrations parked by the fulfillment function).
+
+A registration whose session or customer write failed after ResolveCustomer succeeded waits on
+the recovery queue; this function writes both, each at most once (a redelivered message
+changes nothing). The event source delivers one message per invocation (infra/recovery.py),
+so a message that fails (DynamoDB still unavailable, a message that is not a parked
+registration) fails its invocation alone: SQS delivers it again, and after the queue's
+maxReceiveCount it moves to the dead-letter queue, which is alarmed: a paying customer is
+not recorded until someone redrives it. One message per invocation needs no partial batch
+response, so this function does without Powertools' batch utility and its ~20 ms of cold
+start (docs/decisions.md).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fulfillment.contract import MetricName
+from fulfillment.core import aws, startup
+from fulfillment.core.errors import StorageUnavailableError
+from fulfillment.core.ids import pseudonym
+from fulfillment.core.observability import count, logger, metrics
+from fulfillment.customers.models import MalformedParkedRegistrationError, ParkedRegistration
+from fulfillment.customers.store import DynamoDBCustomerStore
+from fulfillment.recovery.replay import replay
+from fulfillment.recovery.settings import get_recovery_settings
+
+
+@cache
+def _store() -> DynamoDBCustomerStore:
+    return DynamoDBCustomerStore(aws.dynamodb(), get_recovery_settings().customers_table_name)
+
+
+def _replay(record: dict[str, Any]) -> None:
+    message_id = record["messageId"]
+    receive_count = int(record["attributes"]["ApproximateReceiveCount"])
+    try:
+        parked = ParkedRegistration.from_message(record["body"])
+    except MalformedParkedRegistrationError as error:
+        # Never the body: only what identifies the message and why it was refused.
+        logger.error(
+            "recovery message is not a parked registration",
+            extra={
+                "message_id": message_id,
+                "problem": str(error),
+                "receive_count": receive_count,
+            },
+        )
+        raise
+    log = {
+        "message_id": message_id,
+        "customer_ref": pseudonym(parked.customer.customer_key),
+        "product_code": parked.product_code,
+        "registered_by_request": parked.request_id,
+        "receive_count": receive_count,
+    }
+    try:
+        applied = replay(parked, customers=_store())
+    except StorageUnavailableError as error:
+        logger.error(
+            "parked registration not recorded yet, SQS will deliver it again",
+            extra={**log, "error_code": str(error)},
+        )
+        raise
+    if applied:
+        count(MetricName.REGISTRATION_RECOVERED)
+    logger.info("parked registration recorded", extra={**log, "already_applied": not applied})
+
+
+@logger.inject_lambda_context(clear_state=True, log_event=False)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
+    """Replay the event's parked registration; an exception fails the invocation, so SQS
+    delivers the message again. Were a batch ever larger than one message, a failure would
+    deliver all of it again, which replays harmlessly: each write applies at most once."""
+    for record in event["Records"]:
+        _replay(record)
+
+
+startup.imports_done()

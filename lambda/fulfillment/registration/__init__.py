@@ -1,0 +1,1 @@
+"""The fulfillment URL: token in, ResolveCustomer, the customer stored once, the buyer sent on."""

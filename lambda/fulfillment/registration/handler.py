@@ -1,0 +1,200 @@
+"""Entry point of the fulfillment URL (API Gateway REST, Lambda proxy integration).
+
+GET / without a token answers the page AWS checks; a token (form POST, or query string on
+GET and POST) is registered and answered with a 303 to the sign-up page.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fulfillment.contract import (
+    ERROR_CODE_DIMENSION,
+    MARKETPLACE_REGION,
+    REASON_DIMENSION,
+    MetricName,
+)
+from fulfillment.core import aws, deadline, responses, startup
+from fulfillment.core.errors import ConfigurationError, FulfillmentError, StorageUnavailableError
+from fulfillment.core.observability import count, count_by, logger, metrics
+from fulfillment.core.redirects import builtin_signup_path, registration_location
+from fulfillment.customers.store import DynamoDBCustomerStore
+from fulfillment.registration.errors import (
+    MarketplaceDisabledError,
+    MarketplaceError,
+    MissingTokenError,
+    RecoveryUnavailableError,
+    RejectedSubmissionError,
+)
+from fulfillment.registration.idempotency import OncePerToken
+from fulfillment.registration.intake import read_submission
+from fulfillment.registration.marketplace import MeteringMarketplace
+from fulfillment.registration.models import RegistrationOutcome, Submission
+from fulfillment.registration.parking import SqsRecoveryQueue
+from fulfillment.registration.settings import Settings, get_settings
+from fulfillment.registration.use_case import open_session, register
+
+# A replayed answer whose session expires sooner than this gets a fresh session.
+SESSION_REFRESH_MARGIN_SECONDS = 60
+
+
+class Registrar:
+    """The registration use case wired to its adapters, built once per execution environment."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.customers = DynamoDBCustomerStore(aws.dynamodb(), settings.customers_table_name)
+        self.marketplace = MeteringMarketplace(aws.metering(settings.marketplace_region))
+        # The client is built on the first parked registration only (aws.recovery_sqs).
+        self.recovery = SqsRecoveryQueue(aws.recovery_sqs, settings.recovery_queue_url)
+        self.once = OncePerToken(self._register, settings.idempotency_table_name, aws.dynamodb())
+
+    def _register(self, token: str, request_id: str) -> RegistrationOutcome:
+        return register(
+            token,
+            marketplace=self.marketplace,
+            customers=self.customers,
+            recovery=self.recovery,
+            product_codes=self.settings.product_codes,
+            now=datetime.now(UTC),
+            session_ttl_seconds=self.settings.session_ttl_seconds,
+            request_id=request_id,
+        )
+
+    def registration_for(
+        self, token: str, request_id: str, context: LambdaContext
+    ) -> RegistrationOutcome:
+        outcome = self.once.register(token, request_id, context)
+        now = datetime.now(UTC)
+        replayed = outcome.registered_by_request != request_id
+        if (
+            replayed
+            and outcome.session_expires_at - now.timestamp() < SESSION_REFRESH_MARGIN_SECONDS
+        ):
+            # A resubmission after the first session expired: same customer, new session,
+            # still no second ResolveCustomer call.
+            outcome = open_session(
+                outcome.customer_key,
+                outcome.product_code,
+                customers=self.customers,
+                now=now,
+                session_ttl_seconds=self.settings.session_ttl_seconds,
+                new_customer=outcome.new_customer,
+                request_id=outcome.registered_by_request,
+            )
+        return outcome
+
+
+@cache
+def _registrar() -> Registrar:
+    return Registrar(get_settings())
+
+
+# log_event=False explicitly: POWERTOOLS_LOGGER_LOG_EVENT=true would otherwise log the whole
+# event, and with it the registration token or the buyer's contact details.
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True, log_event=False
+)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
+    submission: Submission | None = None
+    try:
+        submission = read_submission(event)
+        if submission is None:
+            if event.get("httpMethod") == "GET":
+                # Imported where a page is rendered: a successful registration is a body-less
+                # 303, so its cold start skips the page table and its CSS hash.
+                from fulfillment.registration import pages
+
+                return pages.render(pages.LANDING)
+            raise MissingTokenError("no registration token in the request")
+        registrar = _registrar()
+        with deadline.budget(context):
+            outcome = registrar.registration_for(submission.token, request_id, context)
+        location = _location(registrar.settings, submission, outcome, event)
+        if outcome.deferred:
+            from fulfillment.registration import pages
+
+            return pages.render(pages.DEFERRED, continue_href=location)
+        return responses.see_other(location)
+    except Exception as error:  # every failure becomes a page for a person
+        _report(error)
+        from fulfillment.registration import pages
+
+        return pages.render(pages.page_for(error), reference=request_id, submission=submission)
+
+
+def _location(
+    settings: Settings,
+    submission: Submission,
+    outcome: RegistrationOutcome,
+    event: dict[str, Any],
+) -> str:
+    duplicate = outcome.registered_by_request != _current_request_id()
+    if duplicate:
+        count(MetricName.DUPLICATE_SUBMISSION)
+    elif outcome.deferred:
+        count(MetricName.REGISTRATION_DEFERRED)
+    else:
+        count(MetricName.REGISTRATION_SUCCEEDED)
+        count(MetricName.NEW_CUSTOMER if outcome.new_customer else MetricName.RETURNING_CUSTOMER)
+    logger.info(
+        "registration handed off",
+        extra={
+            "customer_ref": outcome.customer_ref,
+            "product_code": outcome.product_code,
+            "new_customer": outcome.new_customer,
+            "duplicate_submission": duplicate,
+            "deferred": outcome.deferred,
+            "free_trial": submission.free_trial,
+        },
+    )
+    target = settings.registration_url or builtin_signup_path(event)
+    if submission.free_trial and settings.trial_registration_url:
+        target = settings.trial_registration_url
+    return registration_location(target, outcome.session_id)
+
+
+def _current_request_id() -> str:
+    return str(logger.get_correlation_id() or "")
+
+
+def _report(error: Exception) -> None:
+    """Log and count ``error`` once; never with the token or customer identifiers."""
+    if isinstance(error, MarketplaceError):
+        count_by(MetricName.MARKETPLACE_ERROR, ERROR_CODE_DIMENSION, error.code)
+    if isinstance(error, RejectedSubmissionError):
+        count_by(MetricName.REGISTRATION_REJECTED, REASON_DIMENSION, error.reason)
+        logger.warning("registration rejected", extra={"reason": str(error.reason)})
+    elif isinstance(error, MarketplaceDisabledError):
+        logger.error(
+            "configuration fault: ResolveCustomer is disabled in the configured region",
+            extra={"variable": MARKETPLACE_REGION, "error_code": error.code},
+        )
+    elif isinstance(error, MarketplaceError):
+        logger.warning("ResolveCustomer failed", extra={"error_code": error.code})
+    elif isinstance(error, ConfigurationError):
+        logger.error(
+            f"configuration fault: {error}",
+            extra={"variable": error.variable},
+        )
+    elif isinstance(error, RecoveryUnavailableError):
+        logger.error(
+            "registration neither stored nor parked on the recovery queue; the buyer may retry",
+            extra={"error": str(error)},
+        )
+    elif isinstance(error, StorageUnavailableError):
+        logger.error("DynamoDB unavailable", extra={"error": str(error)})
+    elif isinstance(error, FulfillmentError):
+        logger.warning(type(error).__name__)
+    else:
+        logger.exception("unexpected error")
+
+
+startup.imports_done()

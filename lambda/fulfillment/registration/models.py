@@ -1,0 +1,27 @@
+"""What the fulfillment URL works with: the buyer's submission and a registration's outcome."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+
+class Submission(NamedTuple):
+    """What the buyer's browser brought: only the token and whether it was a free-trial offer."""
+
+    token: str
+    free_trial: bool
+
+
+class RegistrationOutcome(NamedTuple):
+    """The result of one registration, replayed as-is to resubmissions of the same token."""
+
+    session_id: str
+    session_expires_at: int
+    customer_key: str
+    customer_ref: str
+    product_code: str
+    new_customer: bool
+    registered_by_request: str
+    # True: the customer or session write failed and the registration waits on the recovery
+    # queue; the buyer is told it is being finished (202), not sent on yet.
+    deferred: bool = False

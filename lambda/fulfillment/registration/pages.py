@@ -1,0 +1,167 @@
+"""The fulfillment URL's pages, and its one table from error to page."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from markupsafe import Markup
+
+from fulfillment.core import pages
+from fulfillment.core.errors import (
+    ConfigurationError,
+    DeadlineExceededError,
+    FulfillmentError,
+    StorageUnavailableError,
+)
+from fulfillment.core.pages import BUSY, UNEXPECTED, Page
+from fulfillment.registration.errors import (
+    ExpiredTokenError,
+    InvalidTokenError,
+    MalformedTokenError,
+    MarketplaceDisabledError,
+    MarketplaceUnavailableError,
+    MissingTokenError,
+    OversizedRequestError,
+    RegistrationInProgressError,
+    UnknownProductError,
+)
+from fulfillment.registration.models import Submission
+
+LANDING = Page(
+    200,
+    "AWS Marketplace account set-up",
+    (
+        "This address receives buyers from AWS Marketplace after they subscribe to this product.",
+        "To set up your account, open your AWS Marketplace subscriptions and choose "
+        "\u201cSet up your account\u201d next to this product.",
+    ),
+    marketplace_link=True,
+)
+START_AGAIN = Page(
+    400,
+    "Please start again from AWS Marketplace",
+    (
+        "We could not read the registration that AWS Marketplace should have sent with your "
+        "browser.",
+        "Start again from AWS Marketplace: open your subscriptions and choose "
+        "\u201cSet up your account\u201d.",
+    ),
+    marketplace_link=True,
+)
+
+# A resolved registration whose writes failed and that waits on the recovery queue: honest
+# about it, and a Continue link to the sign-up target (the id is not the token).
+DEFERRED = Page(
+    202,
+    "We received your subscription",
+    (
+        "We received your subscription and are finishing setting up your account.",
+        "This usually takes less than a minute. Choose \u201cContinue\u201d to go on; if the "
+        "next page is not ready yet, wait a moment and continue again.",
+    ),
+    retry_after_seconds=30,
+)
+
+# The fulfillment URL's one table from error to page, looked up along the exception's class
+# hierarchy (core.pages.page_for); anything not in it gets the 500 page.
+ERROR_PAGES: dict[type[Exception], Page] = {
+    MissingTokenError: START_AGAIN,
+    MalformedTokenError: START_AGAIN,
+    OversizedRequestError: Page(
+        413, START_AGAIN.title, START_AGAIN.paragraphs, marketplace_link=True
+    ),
+    InvalidTokenError: Page(
+        400,
+        "This registration link is not valid",
+        (
+            "AWS Marketplace did not recognise the registration your browser sent.",
+            "Start again from AWS Marketplace: open your subscriptions and choose "
+            "\u201cSet up your account\u201d.",
+        ),
+        marketplace_link=True,
+    ),
+    ExpiredTokenError: Page(
+        400,
+        "This registration has expired",
+        (
+            "Registrations from AWS Marketplace are valid for a limited time.",
+            "Please return to AWS Marketplace and choose \u201cSet up your account\u201d again.",
+        ),
+        marketplace_link=True,
+    ),
+    UnknownProductError: Page(
+        403,
+        "This sign-up page is for a different product",
+        (
+            "The subscription you came from is not one this page sets up.",
+            "Open your AWS Marketplace subscriptions and choose \u201cSet up your account\u201d "
+            "next to the product you want to use.",
+        ),
+        marketplace_link=True,
+    ),
+    MarketplaceUnavailableError: Page(
+        503,
+        "AWS Marketplace is busy, please try again",
+        (
+            "We could not confirm your subscription with AWS Marketplace just now.",
+            "Wait a few seconds and choose \u201cTry again\u201d.",
+        ),
+        resubmit=True,
+        retry_after_seconds=5,
+    ),
+    StorageUnavailableError: BUSY,
+    DeadlineExceededError: BUSY,
+    RegistrationInProgressError: Page(
+        409,
+        "Your account is still being set up",
+        (
+            "We are already setting up your account from an earlier click.",
+            "Wait a moment and choose \u201cTry again\u201d to continue.",
+        ),
+        resubmit=True,
+        retry_after_seconds=2,
+    ),
+    MarketplaceDisabledError: Page(
+        503,
+        "Sign-up is temporarily unavailable",
+        (
+            "The seller's sign-up service cannot reach AWS Marketplace right now.",
+            "Please try again later from your AWS Marketplace subscriptions.",
+        ),
+        marketplace_link=True,
+        retry_after_seconds=300,
+        show_reference=True,
+    ),
+    ConfigurationError: UNEXPECTED,
+    FulfillmentError: UNEXPECTED,
+}
+
+
+def page_for(error: BaseException) -> Page:
+    """The page that answers ``error``; anything unforeseen gets the 500 page."""
+    return pages.page_for(error, ERROR_PAGES)
+
+
+def render(
+    page: Page,
+    *,
+    reference: str = "",
+    submission: Submission | None = None,
+    continue_href: str | None = None,
+) -> dict[str, Any]:
+    """The proxy response for ``page``; ``submission`` fills the re-submit form where it has one."""
+    form = _resubmit_form(submission) if submission is not None else None
+    return pages.render(page, reference=reference, resubmit_form=form, continue_href=continue_href)
+
+
+def _resubmit_form(submission: Submission) -> Markup:
+    """Posts the same token again (and the free-trial flag Marketplace sent with it)."""
+    free_trial = Markup(
+        '<input type="hidden" name="x-amzn-marketplace-offer-type" value="free-trial">'
+    )
+    return Markup(
+        '<form method="post">\n'
+        '<input type="hidden" name="x-amzn-marketplace-token" value="{token}">\n'
+        '{free_trial}<button type="submit">Try again</button>\n'
+        "</form>\n"
+    ).format(token=submission.token, free_trial=free_trial if submission.free_trial else "")

@@ -1,0 +1,1 @@
+"""The built-in sign-up page: contact details, validated, stored apart from the customer."""

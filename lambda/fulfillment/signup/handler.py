@@ -1,0 +1,170 @@
+"""Entry point of the built-in sign-up page (API Gateway REST, Lambda proxy integration).
+
+GET /signup?registration=<id> shows the form; POST /signup stores the buyer's contact details
+once and confirms (or redirects to SIGNUP_COMPLETE_URL). Contact details are never logged.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+from urllib.parse import quote
+
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from fulfillment.contract import REASON_DIMENSION, MetricName, SignupRejectionReason
+from fulfillment.core import aws, responses, startup
+from fulfillment.core.errors import (
+    ConfigurationError,
+    FulfillmentError,
+    StorageUnavailableError,
+    UnreadableFormError,
+)
+from fulfillment.core.forms import Fields, form_fields, query_fields
+from fulfillment.core.ids import pseudonym
+from fulfillment.core.observability import count, count_by, logger, metrics
+from fulfillment.core.pages import render
+from fulfillment.core.redirects import registration_location
+from fulfillment.customers.errors import (
+    MalformedRegistrationIdError,
+    SignupAlreadyCompletedError,
+    SignupSessionUnavailableError,
+    UnknownSignupSessionError,
+)
+from fulfillment.customers.store import DynamoDBCustomerStore
+from fulfillment.signup import contacts, pages
+from fulfillment.signup.errors import CsrfTokenError
+from fulfillment.signup.settings import SignupSettings, get_signup_settings
+
+# The form is at most 4 + 10 configured fields of up to 2,000 characters; percent-encoded
+# UTF-8 takes up to 9 bytes a character.
+MAX_BODY_BYTES = 256 * 1024
+MAX_FORM_FIELDS = 64
+STORAGE_RETRY_SECONDS = 5
+
+# Why a request was turned away, by error class (most specific first): SignupRejected's Reason.
+_REJECTIONS: tuple[tuple[type[FulfillmentError], SignupRejectionReason], ...] = (
+    (UnknownSignupSessionError, SignupRejectionReason.UNKNOWN_REGISTRATION),
+    (SignupSessionUnavailableError, SignupRejectionReason.EXPIRED_REGISTRATION),
+    (SignupAlreadyCompletedError, SignupRejectionReason.ALREADY_COMPLETED),
+    (CsrfTokenError, SignupRejectionReason.CSRF_MISMATCH),
+    (MalformedRegistrationIdError, SignupRejectionReason.MALFORMED_REGISTRATION),
+    (UnreadableFormError, SignupRejectionReason.UNREADABLE_FORM),
+)
+
+
+@cache
+def _store() -> DynamoDBCustomerStore:
+    settings = get_signup_settings()
+    return DynamoDBCustomerStore(
+        aws.dynamodb(),
+        settings.customers_table_name,
+        contacts_table_name=settings.contacts_table_name,
+    )
+
+
+# log_event=False explicitly: POWERTOOLS_LOGGER_LOG_EVENT=true would otherwise log the whole
+# event, and with it the registration token or the buyer's contact details.
+@logger.inject_lambda_context(
+    correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True, log_event=False
+)
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
+    registration: str | None = None
+    try:
+        settings = get_signup_settings()
+        if event.get("httpMethod") == "POST":
+            fields = form_fields(event, max_body_bytes=MAX_BODY_BYTES, max_fields=MAX_FORM_FIELDS)
+            registration = contacts.registration_id(
+                fields.get(contacts.REGISTRATION_FIELD)
+                or query_fields(event).get(contacts.REGISTRATION_FIELD)
+            )
+            return _submit(settings, registration, fields)
+        registration = contacts.registration_id(
+            query_fields(event).get(contacts.REGISTRATION_FIELD)
+        )
+        session = contacts.open_signup(_store(), registration, datetime.now(UTC))
+        return pages.render_signup_form(
+            contacts.field_rules(settings.signup_extra_fields),
+            registration=registration,
+            csrf_token=session.csrf_token,
+        )
+    except Exception as error:  # every failure becomes a page for a person
+        _report(error)
+        retry = f"?{contacts.REGISTRATION_FIELD}={quote(registration)}" if registration else None
+        return render(pages.page_for(error), reference=request_id, retry_href=retry)
+
+
+def _submit(settings: SignupSettings, registration: str, fields: Fields) -> dict[str, Any]:
+    rules = contacts.field_rules(settings.signup_extra_fields)
+    try:
+        result = contacts.submit_signup(
+            _store(), registration, fields, settings.signup_extra_fields, datetime.now(UTC)
+        )
+    except StorageUnavailableError as error:
+        # The buyer keeps what they typed and can simply send it again.
+        _report(error)
+        form = contacts.validate_contact(fields, settings.signup_extra_fields)
+        return pages.render_signup_form(
+            rules,
+            registration=registration,
+            csrf_token=_single(fields.get(contacts.CSRF_FIELD)),
+            values=form.values,
+            status=503,
+            notice="We could not save your details just now. Nothing was lost: wait a few "
+            "seconds and choose \u201cComplete sign-up\u201d again.",
+            retry_after_seconds=STORAGE_RETRY_SECONDS,
+        )
+    customer_ref = pseudonym(result.session.customer_key)
+    if not result.completed:
+        count_by(MetricName.SIGNUP_REJECTED, REASON_DIMENSION, SignupRejectionReason.INVALID_INPUT)
+        # Field names only: what the buyer typed is personal data and never logged.
+        logger.info(
+            "sign-up form invalid",
+            extra={"customer_ref": customer_ref, "invalid_fields": sorted(result.form.errors)},
+        )
+        return pages.render_signup_form(
+            rules,
+            registration=registration,
+            csrf_token=result.session.csrf_token,
+            values=result.form.values,
+            errors=result.form.errors,
+            status=400,
+        )
+    count(MetricName.SIGNUP_COMPLETED)
+    logger.info(
+        "sign-up completed",
+        extra={"customer_ref": customer_ref, "product_code": result.session.product_code},
+    )
+    if settings.signup_complete_url:
+        # Only the registration id, which the seller's app can look up; nothing personal.
+        return responses.see_other(
+            registration_location(settings.signup_complete_url, registration)
+        )
+    return render(pages.SIGNUP_COMPLETED)
+
+
+def _single(values: list[str] | None) -> str:
+    return values[0] if values and len(set(values)) == 1 else ""
+
+
+def _report(error: Exception) -> None:
+    """Log and count ``error`` once; never with contact details."""
+    reason = next((r for cls, r in _REJECTIONS if isinstance(error, cls)), None)
+    if reason is not None:
+        count_by(MetricName.SIGNUP_REJECTED, REASON_DIMENSION, reason)
+        logger.warning("sign-up refused", extra={"reason": str(reason)})
+    elif isinstance(error, ConfigurationError):
+        logger.error(f"configuration fault: {error}", extra={"variable": error.variable})
+    elif isinstance(error, StorageUnavailableError):
+        logger.error("DynamoDB unavailable", extra={"error": str(error)})
+    elif isinstance(error, FulfillmentError):
+        logger.warning(type(error).__name__)
+    else:
+        logger.exception("unexpected error")
+
+
+startup.imports_done()
