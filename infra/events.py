@@ -29,13 +29,9 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from fulfillment import contract
 from infra.nag import Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
-
-PUBLISHER_HANDLER = "fulfillment.publisher.lambda_handler"
-SOURCE = "fulfillment.registration"
-DETAIL_TYPES = ("Customer Registered", "Customer Signed Up")
-CUSTOMER_SK = "CUSTOMER"
 
 # Exactly the calls the publisher makes itself; the event sources add their own read grants.
 PUT_EVENTS_ACTIONS = ("events:PutEvents",)
@@ -76,8 +72,8 @@ NOTIFICATION_FIELDS = {
 def publisher_environment(bus: events.IEventBus, retry_queue: sqs.IQueue) -> dict[str, str]:
     """The publisher's own settings variables (fulfillment.settings.PUBLISHER_ENVIRONMENT_KEYS)."""
     return {
-        "EVENT_BUS_NAME": bus.event_bus_name,
-        "PUBLISH_RETRY_QUEUE_URL": retry_queue.queue_url,
+        contract.EVENT_BUS_NAME: bus.event_bus_name,
+        contract.PUBLISH_RETRY_QUEUE_URL: retry_queue.queue_url,
     }
 
 
@@ -134,7 +130,7 @@ class RegistrationEvents(Construct):
             "NotifySeller",
             event_bus=self.bus,
             description="Tells the seller's team about registrations and sign-ups (SNS)",
-            event_pattern=events.EventPattern(source=[SOURCE]),
+            event_pattern=events.EventPattern(source=[contract.REGISTRATION_EVENT_SOURCE]),
             targets=[
                 targets.SnsTopic(
                     self.topic,
@@ -184,7 +180,7 @@ class RegistrationEvents(Construct):
             description="Publishes registration events from the customers table's stream",
             runtime=lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_.Architecture.ARM_64,
-            handler=PUBLISHER_HANDLER,
+            handler=contract.PUBLISHER_HANDLER,
             code=lambda_.Code.from_asset(str(code_dir)),
             memory_size=MEMORY_MB,
             timeout=TIMEOUT,
@@ -221,7 +217,11 @@ class RegistrationEvents(Construct):
                     lambda_.FilterCriteria.filter(
                         {
                             "dynamodb": {
-                                "Keys": {"sk": {"S": lambda_.FilterRule.is_equal(CUSTOMER_SK)}}
+                                "Keys": {
+                                    contract.SK: {
+                                        "S": lambda_.FilterRule.is_equal(contract.CUSTOMER_SK)
+                                    }
+                                }
                             }
                         }
                     )

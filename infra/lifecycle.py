@@ -33,26 +33,34 @@ from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
+from fulfillment import contract
 from infra.api import FunctionSpec, lambda_function
 from infra.config import ConfigError
 from infra.nag import Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
 from infra.schema import CUSTOMERS
 
-LIFECYCLE_HANDLER = "fulfillment.lifecycle.lambda_handler"
-SOURCE = "aws.agreement-marketplace"
 # The Marketplace events (and the legacy topics) exist in this region only.
 MARKETPLACE_EVENTS_REGION = "us-east-1"
+# Each notification type arrives as two EventBridge detail types, "<type> - <role>".
 ROLES = ("Manufacturer", "Proposer")
 AGREEMENT_EVENTS = tuple(
-    f"Purchase Agreement {change} - {role}"
-    for change in ("Created", "Amended", "Ended")
+    f"{notification} - {role}"
+    for notification in (
+        contract.NotificationType.AGREEMENT_CREATED,
+        contract.NotificationType.AGREEMENT_AMENDED,
+        contract.NotificationType.AGREEMENT_ENDED,
+    )
     for role in ROLES
 )
 LICENSE_EVENTS = tuple(
-    f"License {change} - {role}" for change in ("Updated", "Deprovisioned") for role in ROLES
+    f"{notification} - {role}"
+    for notification in (
+        contract.NotificationType.LICENSE_UPDATED,
+        contract.NotificationType.LICENSE_DEPROVISIONED,
+    )
+    for role in ROLES
 )
-DETAIL_TYPES = AGREEMENT_EVENTS + LICENSE_EVENTS
 
 # The AWS-owned account that holds every product's legacy SNS topics (the ARN the Marketplace
 # Management Portal shows for a product: arn:aws:sns:us-east-1:287250355862:aws-mp-...).
@@ -84,7 +92,10 @@ OLDEST_MESSAGE_AGE = Duration.minutes(15)
 
 def lifecycle_environment(table: dynamodb.ITable, product_codes: Sequence[str]) -> dict[str, str]:
     """The lifecycle function's own settings variables (fulfillment.settings)."""
-    return {"CUSTOMERS_TABLE_NAME": table.table_name, "PRODUCT_CODES": ",".join(product_codes)}
+    return {
+        contract.CUSTOMERS_TABLE_NAME: table.table_name,
+        contract.PRODUCT_CODES: ",".join(product_codes),
+    }
 
 
 def legacy_topic_arns(product_code: str) -> tuple[str, str]:
@@ -144,7 +155,9 @@ class Lifecycle(Construct):
             self,
             "AgreementEvents",
             description="Marketplace purchase agreement events (no product code in them)",
-            event_pattern=events.EventPattern(source=[SOURCE], detail_type=list(AGREEMENT_EVENTS)),
+            event_pattern=events.EventPattern(
+                source=[contract.MARKETPLACE_EVENT_SOURCE], detail_type=list(AGREEMENT_EVENTS)
+            ),
             targets=[targets.SqsQueue(self.queue)],
         )
         self.license_rule = events.Rule(
@@ -152,7 +165,7 @@ class Lifecycle(Construct):
             "LicenseEvents",
             description="Marketplace license events of this endpoint's products",
             event_pattern=events.EventPattern(
-                source=[SOURCE],
+                source=[contract.MARKETPLACE_EVENT_SOURCE],
                 detail_type=list(LICENSE_EVENTS),
                 detail={"product": {"code": list(product_codes)}},
             ),
@@ -200,7 +213,7 @@ class Lifecycle(Construct):
             self,
             FunctionSpec(
                 construct_prefix="Lifecycle",
-                handler=LIFECYCLE_HANDLER,
+                handler=contract.LIFECYCLE_HANDLER,
                 description="Marketplace subscription lifecycle: status and entitlements",
                 role_description="lifecycle function: customers table, its indexes, "
                 "GetEntitlements",

@@ -10,7 +10,7 @@ from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
 from infra import recovery
-from infra.api import FulfillmentApi
+from infra.api import FulfillmentApi, powertools_environment
 from infra.config import FulfillmentConfig
 from infra.events import RegistrationEvents
 from infra.lifecycle import MAX_RECEIVE_COUNT, OLDEST_MESSAGE_AGE, Lifecycle
@@ -67,11 +67,7 @@ class FulfillmentStack(Stack):
             dashboard_name=f"{config.stack_name}-fulfillment",
             other_functions={"Signup": api.signup_function, "Handoff": api.handoff_function},
         )
-        powertools = {
-            "POWERTOOLS_SERVICE_NAME": config.service_name,
-            "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-        }
+        powertools = powertools_environment(config)
         events = RegistrationEvents(
             self,
             "Events",

@@ -14,6 +14,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
+from fulfillment.contract import PUBLISHER_HANDLER
 from fulfillment.settings import PUBLISHER_ENVIRONMENT_KEYS
 from infra.events import (
     MAX_RECEIVE_COUNT,
@@ -106,7 +107,7 @@ def test_the_publisher_function(synth: Synth) -> None:
     function = synth.one("AWS::Lambda::Function")
     environment = function["Environment"]["Variables"]
 
-    assert function["Handler"] == "fulfillment.publisher.lambda_handler"
+    assert function["Handler"] == PUBLISHER_HANDLER
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
     assert function["LoggingConfig"]["LogFormat"] == "JSON"

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from aws_cdk import App, Environment
 
+from fulfillment.contract import LIFECYCLE_HANDLER
 from infra import metrics
 from infra.app import build_app
 from infra.config import ConfigError, FulfillmentConfig
 from infra.lifecycle import (
     AGREEMENT_EVENTS,
     LICENSE_EVENTS,
-    LIFECYCLE_HANDLER,
     MARKETPLACE_TOPIC_ACCOUNT,
     RegionError,
 )
