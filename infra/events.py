@@ -95,7 +95,7 @@ class RegistrationEvents(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         if table.table_stream_arn is None:
-            raise ValueError("the customers table needs a stream (infra/schema.py)")
+            raise ValueError("the customers table needs a stream (fulfillment.contract.CUSTOMERS)")
         self.acknowledgements: list[Acknowledgement] = []
 
         self.bus = events.EventBus(self, "Bus", event_bus_name=f"{stack_name}-registrations")

@@ -38,7 +38,6 @@ from infra.api import FunctionSpec, lambda_function
 from infra.config import ConfigError
 from infra.nag import Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
-from infra.schema import CUSTOMERS
 
 # The Marketplace events (and the legacy topics) exist in this region only.
 MARKETPLACE_EVENTS_REGION = "us-east-1"
@@ -69,7 +68,7 @@ LEGACY_TOPIC_PREFIXES = ("aws-mp-subscription-notification-", "aws-mp-entitlemen
 
 # Exactly the calls the lifecycle function makes (the SQS event source adds its own grants):
 # GetItem/UpdateItem/PutItem on the customers table, Query on its indexes (named from
-# infra/schema.py, no wildcard), GetEntitlements (no resource ARNs exist for it).
+# fulfillment.contract, no wildcard), GetEntitlements (no resource ARNs exist for it).
 CUSTOMERS_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 INDEX_ACTIONS = ("dynamodb:Query",)
 ENTITLEMENT_ACTIONS = ("aws-marketplace:GetEntitlements",)
@@ -208,7 +207,7 @@ class Lifecycle(Construct):
         environment_extra: Mapping[str, str],
         log_retention: logs.RetentionDays,
     ) -> lambda_.Function:
-        indexes = [f"{table.table_arn}/index/{index.name}" for index in CUSTOMERS.indexes]
+        indexes = [f"{table.table_arn}/index/{index.name}" for index in contract.CUSTOMERS.indexes]
         function = lambda_function(
             self,
             FunctionSpec(

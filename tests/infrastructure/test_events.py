@@ -14,7 +14,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from fulfillment.contract import PUBLISHER_HANDLER
+from fulfillment.contract import CUSTOMERS, PUBLISHER_HANDLER
 from fulfillment.settings import PUBLISHER_ENVIRONMENT_KEYS
 from infra.events import (
     MAX_RECEIVE_COUNT,
@@ -24,7 +24,7 @@ from infra.events import (
     RegistrationEvents,
 )
 from infra.nag import SKIP_CONTEXT_KEY
-from infra.schema import CUSTOMERS, create_table_request
+from infra.schema import create_table_request
 from infra.tables import Tables
 
 STACK_NAME = "EventsTest"

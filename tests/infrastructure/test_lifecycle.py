@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from aws_cdk import App, Environment
 
-from fulfillment.contract import LIFECYCLE_HANDLER
+from fulfillment.contract import CUSTOMERS, LIFECYCLE_HANDLER
 from infra import metrics
 from infra.app import build_app
 from infra.config import ConfigError, FulfillmentConfig
@@ -24,7 +24,6 @@ from infra.lifecycle import (
     RegionError,
 )
 from infra.packaging import DATA_PATH_ENV
-from infra.schema import CUSTOMERS
 from infra.stack import FulfillmentStack
 
 PRODUCTS = "prod-abc123,prod-def456"

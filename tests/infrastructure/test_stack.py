@@ -16,8 +16,11 @@ import pytest
 from aws_cdk.assertions import Template
 
 from fulfillment.contract import (
+    CONTACTS,
+    CUSTOMERS,
     FULFILLMENT_HANDLER,
     HANDOFF_HANDLER,
+    IDEMPOTENCY,
     LIFECYCLE_HANDLER,
     RECOVERY_HANDLER,
     SIGNUP_HANDLER,
@@ -37,7 +40,7 @@ from infra.api import (
     SIGNUP_CUSTOMERS_TABLE_ACTIONS,
 )
 from infra.app import build_app
-from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, create_table_request
+from infra.schema import create_table_request
 from infra.stack import FulfillmentStack
 from local.recovery import BATCH_SIZE as LOCAL_RECOVERY_BATCH_SIZE
 
