@@ -86,7 +86,7 @@ MAX_BATCHING_WINDOW = Duration.seconds(1)
 # Alarm thresholds.
 OLDEST_MESSAGE_AGE = Duration.minutes(15)
 
-# The function's metric and its dimensions: infra/metrics.py (LIFECYCLE_*).
+# The function's metric and its dimensions: fulfillment.contract (LIFECYCLE_NOTIFICATION).
 
 
 def lifecycle_environment(table: dynamodb.ITable, product_codes: Sequence[str]) -> dict[str, str]:
