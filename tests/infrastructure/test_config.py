@@ -8,8 +8,6 @@ from typing import Any
 
 import pytest
 
-from fulfillment.errors import ConfigurationError
-from fulfillment.settings import SIGNUP_EXTRA_FIELDS, load_signup_settings
 from infra.config import ConfigError, ExtraField, FulfillmentConfig
 
 REQUIRED = {"productCodes": "prod-abc123", "registrationUrl": "https://app.example.io/aws"}
@@ -124,60 +122,6 @@ def test_extra_fields_from_cdk_json_or_the_command_line() -> None:
     )
 
     assert from_json.signup_extra_fields == from_cli.signup_extra_fields == expected
-
-
-EXTRA_FIELD_LISTS: list[Any] = [
-    [],
-    [{"name": "vat_id", "label": "VAT ID"}],
-    [{"name": "vat_id", "label": "VAT ID", "required": True, "max_length": 2000}],
-    [{"name": "x" * 40, "label": "L" * 100}],
-    [{"name": "x" * 41, "label": "L"}],
-    [{"name": "vat_id", "label": "L" * 101}],
-    [{"name": "vat_id", "label": "VAT", "max_length": 2001}],
-    [{"name": "vat_id", "label": "VAT", "max_length": True}],
-    [{"name": "vat_id", "label": "VAT", "required": 1}],
-    [{"name": "1st", "label": "First"}],
-    [{"name": "csrf_token", "label": "Sneaky"}],
-    [{"name": "a", "label": "A"}, {"name": "a", "label": "A"}],
-    [{"name": f"f{i}", "label": "F"} for i in range(10)],
-    [{"name": f"f{i}", "label": "F"} for i in range(11)],
-    ["vat_id"],
-    {"name": "vat_id", "label": "VAT"},
-]
-
-
-@pytest.mark.parametrize("fields", EXTRA_FIELD_LISTS)
-def test_synth_accepts_exactly_the_extra_fields_the_sign_up_function_accepts(fields: Any) -> None:
-    # Given one list, checked at synth by infra and at run time by the function's settings
-    raw = json.dumps(fields)
-    message = ""
-    try:
-        at_run_time = load_signup_settings(
-            {
-                "CUSTOMERS_TABLE_NAME": "customers",
-                "CONTACTS_TABLE_NAME": "contacts",
-                SIGNUP_EXTRA_FIELDS: raw,
-            }
-        ).signup_extra_fields
-    except ConfigurationError:
-        at_run_time = None
-
-    try:
-        at_synth = FulfillmentConfig.from_context(
-            Context({**REQUIRED, "signupExtraFields": raw})
-        ).signup_extra_fields
-    except ConfigError as error:
-        at_synth, message = None, str(error)
-
-    # Then both accept it, with the same fields, or both refuse it (synth naming the key)
-    if at_run_time is None:
-        assert at_synth is None
-        assert "signupExtraFields" in message
-    else:
-        assert at_synth is not None
-        assert [(f.name, f.label, f.required, f.max_length) for f in at_synth] == [
-            (f.name, f.label, f.required, f.max_length) for f in at_run_time
-        ]
 
 
 def test_shipped_cdk_json_synthesizes_but_cannot_be_deployed_as_is() -> None:
