@@ -343,7 +343,7 @@ class FulfillmentApi(Construct):
                 security_policy=apigw.SecurityPolicy.TLS_1_2,
             )
             domain.add_base_path_mapping(self.api)
-            self.domain_target = domain.domain_name_alias_domain_name
+            self.domain_target: str | None = domain.domain_name_alias_domain_name
             self.url = f"https://{config.domain_name}/"
         else:
             self.domain_target = None

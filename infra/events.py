@@ -27,7 +27,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from fulfillment import contract
 from infra.nag import Acknowledgement, acknowledge, default_policy
@@ -343,5 +343,5 @@ class RegistrationEvents(Construct):
             alarms.append(alarm)
         return alarms
 
-    def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:
+    def _acknowledge(self, construct: IConstruct, rule_id: str, reason: str) -> None:
         self.acknowledgements.append(acknowledge(construct, rule_id, reason))

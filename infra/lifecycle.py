@@ -31,7 +31,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from fulfillment import contract
 from infra.api import FunctionSpec, lambda_function
@@ -99,10 +99,11 @@ def lifecycle_environment(table: dynamodb.ITable, product_codes: Sequence[str]) 
 
 def legacy_topic_arns(product_code: str) -> tuple[str, str]:
     """The two AWS-owned SNS topics of one product (subscription, entitlement)."""
-    return tuple(  # type: ignore[return-value]
+    subscription, entitlement = (
         f"arn:aws:sns:{MARKETPLACE_EVENTS_REGION}:{MARKETPLACE_TOPIC_ACCOUNT}:{prefix}{product_code}"
         for prefix in LEGACY_TOPIC_PREFIXES
     )
+    return subscription, entitlement
 
 
 class RegionError(ConfigError):
@@ -247,5 +248,5 @@ class Lifecycle(Construct):
         )
         return function
 
-    def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:
+    def _acknowledge(self, construct: IConstruct, rule_id: str, reason: str) -> None:
         self.acknowledgements.append(acknowledge(construct, rule_id, reason))

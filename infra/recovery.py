@@ -23,7 +23,7 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
 from fulfillment import contract
 from infra.api import FunctionSpec, lambda_function
@@ -123,5 +123,5 @@ class RegistrationRecovery(Construct):
             iam.PolicyStatement(actions=list(SEND_ACTIONS), resources=[self.queue.queue_arn])
         )
 
-    def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:
+    def _acknowledge(self, construct: IConstruct, rule_id: str, reason: str) -> None:
         self.acknowledgements.append(acknowledge(construct, rule_id, reason))

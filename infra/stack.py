@@ -4,10 +4,9 @@ lifecycle."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from aws_cdk import CfnOutput, Stack
-from constructs import Construct
+from aws_cdk import CfnOutput, Environment, Stack
+from constructs import Construct, IConstruct
 
 from infra import recovery
 from infra.api import FulfillmentApi, powertools_environment
@@ -30,9 +29,10 @@ class FulfillmentStack(Stack):
         *,
         config: FulfillmentConfig,
         code_dir: Path,
-        **kwargs: Any,
+        env: Environment | None = None,
+        description: str | None = None,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
+        super().__init__(scope, construct_id, env=env, description=description)
         self.acknowledgements: list[Acknowledgement] = []
 
         tables = Tables(self, "Tables")
@@ -179,7 +179,7 @@ class FulfillmentStack(Stack):
             )
             CfnOutput(self, "LifecycleQueueArn", value=self.lifecycle.queue.queue_arn)
 
-    def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:
+    def _acknowledge(self, construct: IConstruct, rule_id: str, reason: str) -> None:
         self.acknowledgements.append(acknowledge(construct, rule_id, reason))
 
     def _acknowledge_by_design(self, api: FulfillmentApi) -> None:
