@@ -15,15 +15,12 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
+from fulfillment import contract
 from infra.config import FulfillmentConfig
 from infra.tables import Tables
 
 # Three functions from the one artifact, each with its own role. The DynamoDB actions are
 # exactly the calls each one makes (tests/infrastructure/test_stack.py pins them).
-FULFILLMENT_HANDLER = "fulfillment.api.lambda_handler"
-SIGNUP_HANDLER = "fulfillment.signup.handler.lambda_handler"
-HANDOFF_HANDLER = "fulfillment.handoff.handler.lambda_handler"
-
 # Fulfillment: UpdateItem (customer) and PutItem (session) on the customers table; Powertools
 # idempotency's get/put/update/delete on its own table; ResolveCustomer.
 CUSTOMERS_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem")
@@ -82,10 +79,12 @@ _RETENTION = {
 }
 
 
-def _powertools(config: FulfillmentConfig) -> dict[str, str]:
+def powertools_environment(config: FulfillmentConfig) -> dict[str, str]:
+    """Powertools' own variables, the same for every function of the stack."""
     return {
-        "POWERTOOLS_SERVICE_NAME": config.service_name,
-        "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
+        contract.POWERTOOLS_SERVICE_NAME: config.service_name,
+        contract.POWERTOOLS_METRICS_NAMESPACE: config.metrics_namespace,
+        # Read by Powertools alone, not a name the function package shares.
         "POWERTOOLS_LOG_LEVEL": "INFO",
     }
 
@@ -97,14 +96,14 @@ def function_environment(config: FulfillmentConfig, tables: Tables) -> dict[str,
     settings module's (a test compares them).
     """
     return {
-        "CUSTOMERS_TABLE_NAME": tables.customers.table_name,
-        "IDEMPOTENCY_TABLE_NAME": tables.idempotency.table_name,
-        "PRODUCT_CODES": ",".join(config.product_codes),
-        "REGISTRATION_URL": config.registration_url or "",
-        "TRIAL_REGISTRATION_URL": config.trial_registration_url or "",
-        "MARKETPLACE_REGION": config.marketplace_region,
-        "SESSION_TTL_SECONDS": str(config.session_ttl_seconds),
-        **_powertools(config),
+        contract.CUSTOMERS_TABLE_NAME: tables.customers.table_name,
+        contract.IDEMPOTENCY_TABLE_NAME: tables.idempotency.table_name,
+        contract.PRODUCT_CODES: ",".join(config.product_codes),
+        contract.REGISTRATION_URL: config.registration_url or "",
+        contract.TRIAL_REGISTRATION_URL: config.trial_registration_url or "",
+        contract.MARKETPLACE_REGION: config.marketplace_region,
+        contract.SESSION_TTL_SECONDS: str(config.session_ttl_seconds),
+        **powertools_environment(config),
     }
 
 
@@ -112,19 +111,22 @@ def signup_environment(config: FulfillmentConfig, tables: Tables) -> dict[str, s
     """The sign-up page's variables (SignupSettings) plus Powertools' own."""
     extra_fields = [field.as_json() for field in config.signup_extra_fields]
     return {
-        "CUSTOMERS_TABLE_NAME": tables.customers.table_name,
-        "CONTACTS_TABLE_NAME": tables.contacts.table_name,
-        "SIGNUP_COMPLETE_URL": config.signup_complete_url or "",
-        "SIGNUP_EXTRA_FIELDS": json.dumps(extra_fields, separators=(",", ":"))
+        contract.CUSTOMERS_TABLE_NAME: tables.customers.table_name,
+        contract.CONTACTS_TABLE_NAME: tables.contacts.table_name,
+        contract.SIGNUP_COMPLETE_URL: config.signup_complete_url or "",
+        contract.SIGNUP_EXTRA_FIELDS: json.dumps(extra_fields, separators=(",", ":"))
         if extra_fields
         else "",
-        **_powertools(config),
+        **powertools_environment(config),
     }
 
 
 def handoff_environment(config: FulfillmentConfig, tables: Tables) -> dict[str, str]:
     """The hand-off function's variables (HandoffSettings) plus Powertools' own."""
-    return {"CUSTOMERS_TABLE_NAME": tables.customers.table_name, **_powertools(config)}
+    return {
+        contract.CUSTOMERS_TABLE_NAME: tables.customers.table_name,
+        **powertools_environment(config),
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,7 +208,7 @@ class FulfillmentApi(Construct):
             FunctionSpec(
                 # Unprefixed: the construct ids the fulfillment function had before issue 4.
                 construct_prefix="",
-                handler=FULFILLMENT_HANDLER,
+                handler=contract.FULFILLMENT_HANDLER,
                 description="AWS Marketplace fulfillment URL: ResolveCustomer, store, hand off",
                 role_description="fulfillment function: ResolveCustomer and its own two tables",
                 # extra_environment: AWS_DATA_PATH, for the one function that calls Marketplace.
@@ -224,7 +226,7 @@ class FulfillmentApi(Construct):
             self,
             FunctionSpec(
                 construct_prefix="Signup",
-                handler=SIGNUP_HANDLER,
+                handler=contract.SIGNUP_HANDLER,
                 description="Built-in sign-up page: contact details for a registration",
                 role_description="sign-up function: sessions and customers, writes contacts",
                 environment=signup_environment(config, tables),
@@ -250,7 +252,7 @@ class FulfillmentApi(Construct):
             self,
             FunctionSpec(
                 construct_prefix="Handoff",
-                handler=HANDOFF_HANDLER,
+                handler=contract.HANDOFF_HANDLER,
                 description="Seller hand-off: the customer behind a registration id (IAM)",
                 role_description="hand-off function: reads sessions and customers only",
                 environment=handoff_environment(config, tables),
@@ -341,7 +343,7 @@ class FulfillmentApi(Construct):
                 security_policy=apigw.SecurityPolicy.TLS_1_2,
             )
             domain.add_base_path_mapping(self.api)
-            self.domain_target = domain.domain_name_alias_domain_name
+            self.domain_target: str | None = domain.domain_name_alias_domain_name
             self.url = f"https://{config.domain_name}/"
         else:
             self.domain_target = None

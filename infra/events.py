@@ -27,15 +27,11 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
+from fulfillment import contract
 from infra.nag import Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
-
-PUBLISHER_HANDLER = "fulfillment.events.handler.lambda_handler"
-SOURCE = "fulfillment.registration"
-DETAIL_TYPES = ("Customer Registered", "Customer Signed Up")
-CUSTOMER_SK = "CUSTOMER"
 
 # Exactly the calls the publisher makes itself; the event sources add their own read grants.
 PUT_EVENTS_ACTIONS = ("events:PutEvents",)
@@ -76,8 +72,8 @@ NOTIFICATION_FIELDS = {
 def publisher_environment(bus: events.IEventBus, retry_queue: sqs.IQueue) -> dict[str, str]:
     """The publisher's own settings variables (fulfillment.settings.PUBLISHER_ENVIRONMENT_KEYS)."""
     return {
-        "EVENT_BUS_NAME": bus.event_bus_name,
-        "PUBLISH_RETRY_QUEUE_URL": retry_queue.queue_url,
+        contract.EVENT_BUS_NAME: bus.event_bus_name,
+        contract.PUBLISH_RETRY_QUEUE_URL: retry_queue.queue_url,
     }
 
 
@@ -99,7 +95,7 @@ class RegistrationEvents(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         if table.table_stream_arn is None:
-            raise ValueError("the customers table needs a stream (infra/schema.py)")
+            raise ValueError("the customers table needs a stream (fulfillment.contract.CUSTOMERS)")
         self.acknowledgements: list[Acknowledgement] = []
 
         self.bus = events.EventBus(self, "Bus", event_bus_name=f"{stack_name}-registrations")
@@ -134,7 +130,7 @@ class RegistrationEvents(Construct):
             "NotifySeller",
             event_bus=self.bus,
             description="Tells the seller's team about registrations and sign-ups (SNS)",
-            event_pattern=events.EventPattern(source=[SOURCE]),
+            event_pattern=events.EventPattern(source=[contract.REGISTRATION_EVENT_SOURCE]),
             targets=[
                 targets.SnsTopic(
                     self.topic,
@@ -184,7 +180,7 @@ class RegistrationEvents(Construct):
             description="Publishes registration events from the customers table's stream",
             runtime=lambda_.Runtime.PYTHON_3_13,
             architecture=lambda_.Architecture.ARM_64,
-            handler=PUBLISHER_HANDLER,
+            handler=contract.PUBLISHER_HANDLER,
             code=lambda_.Code.from_asset(str(code_dir)),
             memory_size=MEMORY_MB,
             timeout=TIMEOUT,
@@ -221,7 +217,11 @@ class RegistrationEvents(Construct):
                     lambda_.FilterCriteria.filter(
                         {
                             "dynamodb": {
-                                "Keys": {"sk": {"S": lambda_.FilterRule.is_equal(CUSTOMER_SK)}}
+                                "Keys": {
+                                    contract.SK: {
+                                        "S": lambda_.FilterRule.is_equal(contract.CUSTOMER_SK)
+                                    }
+                                }
                             }
                         }
                     )
@@ -343,5 +343,5 @@ class RegistrationEvents(Construct):
             alarms.append(alarm)
         return alarms
 
-    def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:
+    def _acknowledge(self, construct: IConstruct, rule_id: str, reason: str) -> None:
         self.acknowledgements.append(acknowledge(construct, rule_id, reason))

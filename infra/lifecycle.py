@@ -31,28 +31,35 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
+from fulfillment import contract
 from infra.api import FunctionSpec, lambda_function
 from infra.config import ConfigError
 from infra.nag import Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
-from infra.schema import CUSTOMERS
 
-LIFECYCLE_HANDLER = "fulfillment.lifecycle.handler.lambda_handler"
-SOURCE = "aws.agreement-marketplace"
 # The Marketplace events (and the legacy topics) exist in this region only.
 MARKETPLACE_EVENTS_REGION = "us-east-1"
+# Each notification type arrives as two EventBridge detail types, "<type> - <role>".
 ROLES = ("Manufacturer", "Proposer")
 AGREEMENT_EVENTS = tuple(
-    f"Purchase Agreement {change} - {role}"
-    for change in ("Created", "Amended", "Ended")
+    f"{notification} - {role}"
+    for notification in (
+        contract.NotificationType.AGREEMENT_CREATED,
+        contract.NotificationType.AGREEMENT_AMENDED,
+        contract.NotificationType.AGREEMENT_ENDED,
+    )
     for role in ROLES
 )
 LICENSE_EVENTS = tuple(
-    f"License {change} - {role}" for change in ("Updated", "Deprovisioned") for role in ROLES
+    f"{notification} - {role}"
+    for notification in (
+        contract.NotificationType.LICENSE_UPDATED,
+        contract.NotificationType.LICENSE_DEPROVISIONED,
+    )
+    for role in ROLES
 )
-DETAIL_TYPES = AGREEMENT_EVENTS + LICENSE_EVENTS
 
 # The AWS-owned account that holds every product's legacy SNS topics (the ARN the Marketplace
 # Management Portal shows for a product: arn:aws:sns:us-east-1:287250355862:aws-mp-...).
@@ -61,7 +68,7 @@ LEGACY_TOPIC_PREFIXES = ("aws-mp-subscription-notification-", "aws-mp-entitlemen
 
 # Exactly the calls the lifecycle function makes (the SQS event source adds its own grants):
 # GetItem/UpdateItem/PutItem on the customers table, Query on its indexes (named from
-# infra/schema.py, no wildcard), GetEntitlements (no resource ARNs exist for it).
+# fulfillment.contract, no wildcard), GetEntitlements (no resource ARNs exist for it).
 CUSTOMERS_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 INDEX_ACTIONS = ("dynamodb:Query",)
 ENTITLEMENT_ACTIONS = ("aws-marketplace:GetEntitlements",)
@@ -79,20 +86,24 @@ MAX_BATCHING_WINDOW = Duration.seconds(1)
 # Alarm thresholds.
 OLDEST_MESSAGE_AGE = Duration.minutes(15)
 
-# The function's metric and its dimensions: infra/metrics.py (LIFECYCLE_*).
+# The function's metric and its dimensions: fulfillment.contract (LIFECYCLE_NOTIFICATION).
 
 
 def lifecycle_environment(table: dynamodb.ITable, product_codes: Sequence[str]) -> dict[str, str]:
     """The lifecycle function's own settings variables (fulfillment.settings)."""
-    return {"CUSTOMERS_TABLE_NAME": table.table_name, "PRODUCT_CODES": ",".join(product_codes)}
+    return {
+        contract.CUSTOMERS_TABLE_NAME: table.table_name,
+        contract.PRODUCT_CODES: ",".join(product_codes),
+    }
 
 
 def legacy_topic_arns(product_code: str) -> tuple[str, str]:
     """The two AWS-owned SNS topics of one product (subscription, entitlement)."""
-    return tuple(  # type: ignore[return-value]
+    subscription, entitlement = (
         f"arn:aws:sns:{MARKETPLACE_EVENTS_REGION}:{MARKETPLACE_TOPIC_ACCOUNT}:{prefix}{product_code}"
         for prefix in LEGACY_TOPIC_PREFIXES
     )
+    return subscription, entitlement
 
 
 class RegionError(ConfigError):
@@ -144,7 +155,9 @@ class Lifecycle(Construct):
             self,
             "AgreementEvents",
             description="Marketplace purchase agreement events (no product code in them)",
-            event_pattern=events.EventPattern(source=[SOURCE], detail_type=list(AGREEMENT_EVENTS)),
+            event_pattern=events.EventPattern(
+                source=[contract.MARKETPLACE_EVENT_SOURCE], detail_type=list(AGREEMENT_EVENTS)
+            ),
             targets=[targets.SqsQueue(self.queue)],
         )
         self.license_rule = events.Rule(
@@ -152,7 +165,7 @@ class Lifecycle(Construct):
             "LicenseEvents",
             description="Marketplace license events of this endpoint's products",
             event_pattern=events.EventPattern(
-                source=[SOURCE],
+                source=[contract.MARKETPLACE_EVENT_SOURCE],
                 detail_type=list(LICENSE_EVENTS),
                 detail={"product": {"code": list(product_codes)}},
             ),
@@ -195,12 +208,12 @@ class Lifecycle(Construct):
         environment_extra: Mapping[str, str],
         log_retention: logs.RetentionDays,
     ) -> lambda_.Function:
-        indexes = [f"{table.table_arn}/index/{index.name}" for index in CUSTOMERS.indexes]
+        indexes = [f"{table.table_arn}/index/{index.name}" for index in contract.CUSTOMERS.indexes]
         function = lambda_function(
             self,
             FunctionSpec(
                 construct_prefix="Lifecycle",
-                handler=LIFECYCLE_HANDLER,
+                handler=contract.LIFECYCLE_HANDLER,
                 description="Marketplace subscription lifecycle: status and entitlements",
                 role_description="lifecycle function: customers table, its indexes, "
                 "GetEntitlements",
@@ -235,5 +248,5 @@ class Lifecycle(Construct):
         )
         return function
 
-    def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:
+    def _acknowledge(self, construct: IConstruct, rule_id: str, reason: str) -> None:
         self.acknowledgements.append(acknowledge(construct, rule_id, reason))

@@ -32,7 +32,8 @@ from cdk_monitoring_constructs import (
 )
 from constructs import Construct
 
-from infra import metrics
+from fulfillment import contract
+from fulfillment.contract import MetricName
 
 # Alarm thresholds. Registrations are rare (a buyer subscribing), so every alarm either needs
 # several events or is about something that should never happen at all.
@@ -43,6 +44,8 @@ MARKETPLACE_FAILURE_PERCENT = 10
 MARKETPLACE_FAILURE_MIN_COUNT = 3  # in the 5-minute period
 
 _PERIOD = Duration.minutes(5)
+# Every EventType of LifecycleNotification: the notification types, and one for unreadable bodies.
+LIFECYCLE_EVENT_TYPES: tuple[str, ...] = (*contract.NotificationType, contract.UNKNOWN_EVENT_TYPE)
 _CRITICAL = "Critical"
 _WARNING = "Warning"
 
@@ -129,13 +132,13 @@ class Monitoring(Construct):
         facade.add_large_header("Subscription lifecycle")
         # Every (event type, outcome) pair would be 66 lines: a SEARCH draws those that occur.
         dimensions = (
-            f"{{{self._namespace},{metrics.EVENT_TYPE_DIMENSION},"
-            f"{metrics.OUTCOME_DIMENSION},{metrics.SERVICE_DIMENSION}}}"
+            f"{{{self._namespace},{contract.EVENT_TYPE_DIMENSION},"
+            f"{contract.OUTCOME_DIMENSION},{contract.SERVICE_DIMENSION}}}"
         )
         by_type_and_outcome = cloudwatch.MathExpression(
             expression=(
-                f'SEARCH(\'{dimensions} MetricName="{metrics.LIFECYCLE_NOTIFICATION}" '
-                f"{metrics.SERVICE_DIMENSION}=\"{self._service}\"', 'Sum', "
+                f'SEARCH(\'{dimensions} MetricName="{MetricName.LIFECYCLE_NOTIFICATION}" '
+                f"{contract.SERVICE_DIMENSION}=\"{self._service}\"', 'Sum', "
                 f"{int(_PERIOD.to_seconds())})"
             ),
             using_metrics={},
@@ -146,8 +149,8 @@ class Monitoring(Construct):
             alarm_friendly_name="Lifecycle",
             human_readable_name="Lifecycle notifications",
             description=(
-                f"{metrics.LIFECYCLE_NOTIFICATION} by {metrics.EVENT_TYPE_DIMENSION} and "
-                f"{metrics.OUTCOME_DIMENSION} (namespace {self._namespace}, service "
+                f"{MetricName.LIFECYCLE_NOTIFICATION} by {contract.EVENT_TYPE_DIMENSION} and "
+                f"{contract.OUTCOME_DIMENSION} (namespace {self._namespace}, service "
                 f"{self._service})."
             ),
             metric_groups=[
@@ -159,14 +162,14 @@ class Monitoring(Construct):
                     title="Processing failures by event type",
                     metrics=[
                         self._metric(
-                            metrics.LIFECYCLE_NOTIFICATION,
+                            MetricName.LIFECYCLE_NOTIFICATION,
                             label=event_type,
                             dimensions={
-                                metrics.EVENT_TYPE_DIMENSION: event_type,
-                                metrics.OUTCOME_DIMENSION: metrics.LIFECYCLE_FAILED_OUTCOME,
+                                contract.EVENT_TYPE_DIMENSION: event_type,
+                                contract.OUTCOME_DIMENSION: contract.LifecycleOutcome.FAILED,
                             },
                         )
-                        for event_type in metrics.LIFECYCLE_EVENT_TYPES
+                        for event_type in LIFECYCLE_EVENT_TYPES
                     ],
                 ),
             ],
@@ -220,16 +223,16 @@ class Monitoring(Construct):
             alarm_friendly_name="Recovery",
             human_readable_name="Parked and recovered registrations",
             description=(
-                f"{metrics.REGISTRATION_DEFERRED}: a resolved registration whose writes failed "
-                f"was parked on the recovery queue; {metrics.REGISTRATION_RECOVERED}: one was "
+                f"{MetricName.REGISTRATION_DEFERRED}: a resolved registration whose writes failed "
+                f"was parked on the recovery queue; {MetricName.REGISTRATION_RECOVERED}: one was "
                 f"replayed into the customers table."
             ),
             metric_groups=[
                 CustomMetricGroup(
                     title="Parked and recovered registrations",
                     metrics=[
-                        self._metric(metrics.REGISTRATION_DEFERRED, label="Parked"),
-                        self._metric(metrics.REGISTRATION_RECOVERED, label="Recovered"),
+                        self._metric(MetricName.REGISTRATION_DEFERRED, label="Parked"),
+                        self._metric(MetricName.REGISTRATION_RECOVERED, label="Recovered"),
                     ],
                 )
             ],
@@ -327,7 +330,7 @@ class Monitoring(Construct):
         return cloudwatch.Metric(
             namespace=self._namespace,
             metric_name=name,
-            dimensions_map={**(dimensions or {}), metrics.SERVICE_DIMENSION: self._service},
+            dimensions_map={**(dimensions or {}), contract.SERVICE_DIMENSION: self._service},
             statistic=cloudwatch.Stats.SUM,
             period=period,
             label=label,
@@ -335,14 +338,14 @@ class Monitoring(Construct):
 
     def _marketplace_error(self, code: str) -> cloudwatch.Metric:
         return self._metric(
-            metrics.MARKETPLACE_ERROR,
+            MetricName.MARKETPLACE_ERROR,
             label=code,
-            dimensions={metrics.ERROR_CODE_DIMENSION: code},
+            dimensions={contract.ERROR_CODE_DIMENSION: code},
         )
 
     def _monitor_registrations(self, facade: MonitoringFacade, function: lambda_.IFunction) -> None:
         disabled_api = CustomMetricWithAlarm(
-            metric=self._marketplace_error(metrics.DISABLED_API_CODE).with_(
+            metric=self._marketplace_error(contract.MarketplaceErrorCode.DISABLED_API).with_(
                 period=Duration.minutes(1)
             ),
             alarm_friendly_name="Marketplace-DisabledApi",
@@ -397,7 +400,7 @@ class Monitoring(Construct):
                     title="Registrations per minute",
                     metrics=[
                         self._metric(
-                            metrics.REGISTRATION_SUCCEEDED,
+                            MetricName.REGISTRATION_SUCCEEDED,
                             label="Registrations",
                             period=Duration.minutes(1),
                         )
@@ -406,29 +409,29 @@ class Monitoring(Construct):
                 CustomMetricGroup(
                     title="New versus returning customers",
                     metrics=[
-                        self._metric(metrics.NEW_CUSTOMER, label="New"),
-                        self._metric(metrics.RETURNING_CUSTOMER, label="Returning"),
-                        self._metric(metrics.DUPLICATE_SUBMISSION, label="Duplicate submission"),
+                        self._metric(MetricName.NEW_CUSTOMER, label="New"),
+                        self._metric(MetricName.RETURNING_CUSTOMER, label="Returning"),
+                        self._metric(MetricName.DUPLICATE_SUBMISSION, label="Duplicate submission"),
                     ],
                 ),
                 CustomMetricGroup(
                     title="Rejections by reason",
                     metrics=[
                         self._metric(
-                            metrics.REGISTRATION_REJECTED,
+                            MetricName.REGISTRATION_REJECTED,
                             label=reason,
-                            dimensions={metrics.REASON_DIMENSION: reason},
+                            dimensions={contract.REASON_DIMENSION: reason},
                         )
-                        for reason in metrics.REJECTION_REASONS
+                        for reason in contract.RejectionReason
                     ],
                 ),
                 CustomMetricGroup(
                     title="Marketplace errors by code",
                     metrics=[
                         disabled_api
-                        if code == metrics.DISABLED_API_CODE
+                        if code == contract.MarketplaceErrorCode.DISABLED_API
                         else self._marketplace_error(code)
-                        for code in metrics.MARKETPLACE_ERROR_CODES
+                        for code in contract.MarketplaceErrorCode
                     ],
                 ),
                 CustomMetricGroup(
@@ -438,14 +441,14 @@ class Monitoring(Construct):
                 CustomMetricGroup(
                     title="Sign-ups completed and rejected",
                     metrics=[
-                        self._metric(metrics.SIGNUP_COMPLETED, label="Completed"),
+                        self._metric(MetricName.SIGNUP_COMPLETED, label="Completed"),
                         *(
                             self._metric(
-                                metrics.SIGNUP_REJECTED,
+                                MetricName.SIGNUP_REJECTED,
                                 label=f"Rejected: {reason}",
-                                dimensions={metrics.REASON_DIMENSION: reason},
+                                dimensions={contract.REASON_DIMENSION: reason},
                             )
-                            for reason in metrics.SIGNUP_REJECTION_REASONS
+                            for reason in contract.SignupRejectionReason
                         ),
                     ],
                 ),
@@ -453,9 +456,9 @@ class Monitoring(Construct):
                     title="Cold starts",
                     metrics=[
                         self._metric(
-                            metrics.COLD_START,
+                            contract.COLD_START,
                             label="Cold starts",
-                            dimensions={metrics.FUNCTION_NAME_DIMENSION: function.function_name},
+                            dimensions={contract.FUNCTION_NAME_DIMENSION: function.function_name},
                         )
                     ],
                 ),
@@ -466,7 +469,7 @@ class Monitoring(Construct):
         # FILL(..., 0): periods without a given code still count, or the sum would be missing.
         failure_ids = {
             f"f{index}": self._marketplace_error(code)
-            for index, code in enumerate(metrics.MARKETPLACE_FAILURE_CODES)
+            for index, code in enumerate(contract.MARKETPLACE_FAILURE_CODES)
         }
         failures = cloudwatch.MathExpression(
             expression=" + ".join(f"FILL({metric_id}, 0)" for metric_id in failure_ids),
@@ -481,7 +484,7 @@ class Monitoring(Construct):
             ),
             using_metrics={
                 "failures": failures,
-                "succeeded": self._metric(metrics.REGISTRATION_SUCCEEDED, label="Registrations"),
+                "succeeded": self._metric(MetricName.REGISTRATION_SUCCEEDED, label="Registrations"),
             },
             label="Marketplace failures (% of resolutions)",
             period=_PERIOD,

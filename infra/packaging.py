@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-HANDLER = "fulfillment.api.lambda_handler"
 TASK_ROOT = "/var/task"
 DATA_DIR_NAME = "botocore-data"
 # For the function's environment: botocore loads models from here ahead of its bundled ones.

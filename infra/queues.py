@@ -10,7 +10,13 @@ from constructs import Construct
 RETENTION = Duration.days(14)
 
 
-def encrypted_queue(scope: Construct, construct_id: str, **kwargs: object) -> sqs.Queue:
+def encrypted_queue(
+    scope: Construct,
+    construct_id: str,
+    *,
+    visibility_timeout: Duration | None = None,
+    dead_letter_queue: sqs.DeadLetterQueue | None = None,
+) -> sqs.Queue:
     """An SSE-SQS queue that refuses plain HTTP. SQS-managed keys: EventBridge and SNS can
     deliver to it without a key policy of ours, and consumers need no KMS permission."""
     return sqs.Queue(
@@ -19,5 +25,6 @@ def encrypted_queue(scope: Construct, construct_id: str, **kwargs: object) -> sq
         encryption=sqs.QueueEncryption.SQS_MANAGED,
         enforce_ssl=True,
         retention_period=RETENTION,
-        **kwargs,  # type: ignore[arg-type]
+        visibility_timeout=visibility_timeout,
+        dead_letter_queue=dead_letter_queue,
     )

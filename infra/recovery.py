@@ -23,16 +23,13 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_lambda_event_sources as sources
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sqs as sqs
-from constructs import Construct
+from constructs import Construct, IConstruct
 
+from fulfillment import contract
 from infra.api import FunctionSpec, lambda_function
 from infra.nag import Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
 
-RECOVERY_HANDLER = "fulfillment.recovery.handler.lambda_handler"
-
-# The fulfillment function's setting (fulfillment.settings.RECOVERY_QUEUE_URL).
-QUEUE_URL_VARIABLE = "RECOVERY_QUEUE_URL"
 # What the fulfillment function may do with the queue: send, nothing else.
 SEND_ACTIONS = ("sqs:SendMessage",)
 # Exactly the processor's own calls: PutItem (session, conditional) and UpdateItem (customer,
@@ -55,7 +52,7 @@ OLDEST_MESSAGE_AGE = Duration.minutes(15)
 
 def recovery_environment(table: dynamodb.ITable) -> dict[str, str]:
     """The processor's own settings variables (fulfillment.settings.RECOVERY_ENVIRONMENT_KEYS)."""
-    return {"CUSTOMERS_TABLE_NAME": table.table_name}
+    return {contract.CUSTOMERS_TABLE_NAME: table.table_name}
 
 
 class RegistrationRecovery(Construct):
@@ -88,7 +85,7 @@ class RegistrationRecovery(Construct):
             self,
             FunctionSpec(
                 construct_prefix="Recovery",
-                handler=RECOVERY_HANDLER,
+                handler=contract.RECOVERY_HANDLER,
                 description="Replays registrations parked on the recovery queue",
                 role_description="recovery function: writes sessions and customers",
                 environment={**recovery_environment(table), **environment_extra},
@@ -119,12 +116,12 @@ class RegistrationRecovery(Construct):
     def connect(self, function: lambda_.Function) -> None:
         """Let the fulfillment function park registrations here: its RECOVERY_QUEUE_URL
         setting, and sqs:SendMessage on this queue only."""
-        function.add_environment(QUEUE_URL_VARIABLE, self.queue.queue_url)
+        function.add_environment(contract.RECOVERY_QUEUE_URL, self.queue.queue_url)
         role = function.role
         assert role is not None
         role.add_to_principal_policy(
             iam.PolicyStatement(actions=list(SEND_ACTIONS), resources=[self.queue.queue_arn])
         )
 
-    def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:
+    def _acknowledge(self, construct: IConstruct, rule_id: str, reason: str) -> None:
         self.acknowledgements.append(acknowledge(construct, rule_id, reason))

@@ -4,13 +4,12 @@ lifecycle."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from aws_cdk import CfnOutput, Stack
-from constructs import Construct
+from aws_cdk import CfnOutput, Environment, Stack
+from constructs import Construct, IConstruct
 
 from infra import recovery
-from infra.api import FulfillmentApi
+from infra.api import FulfillmentApi, powertools_environment
 from infra.config import FulfillmentConfig
 from infra.events import RegistrationEvents
 from infra.lifecycle import MAX_RECEIVE_COUNT, OLDEST_MESSAGE_AGE, Lifecycle
@@ -30,9 +29,10 @@ class FulfillmentStack(Stack):
         *,
         config: FulfillmentConfig,
         code_dir: Path,
-        **kwargs: Any,
+        env: Environment | None = None,
+        description: str | None = None,
     ) -> None:
-        super().__init__(scope, construct_id, **kwargs)
+        super().__init__(scope, construct_id, env=env, description=description)
         self.acknowledgements: list[Acknowledgement] = []
 
         tables = Tables(self, "Tables")
@@ -67,11 +67,7 @@ class FulfillmentStack(Stack):
             dashboard_name=f"{config.stack_name}-fulfillment",
             other_functions={"Signup": api.signup_function, "Handoff": api.handoff_function},
         )
-        powertools = {
-            "POWERTOOLS_SERVICE_NAME": config.service_name,
-            "POWERTOOLS_METRICS_NAMESPACE": config.metrics_namespace,
-            "POWERTOOLS_LOG_LEVEL": "INFO",
-        }
+        powertools = powertools_environment(config)
         events = RegistrationEvents(
             self,
             "Events",
@@ -183,7 +179,7 @@ class FulfillmentStack(Stack):
             )
             CfnOutput(self, "LifecycleQueueArn", value=self.lifecycle.queue.queue_arn)
 
-    def _acknowledge(self, construct: Construct, rule_id: str, reason: str) -> None:
+    def _acknowledge(self, construct: IConstruct, rule_id: str, reason: str) -> None:
         self.acknowledgements.append(acknowledge(construct, rule_id, reason))
 
     def _acknowledge_by_design(self, api: FulfillmentApi) -> None:

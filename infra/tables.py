@@ -1,4 +1,4 @@
-"""The customers, contacts and idempotency tables, built from infra/schema.py."""
+"""The customers, contacts and idempotency tables, built from fulfillment.contract's schemas."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, TableSchema
+from fulfillment.contract import CONTACTS, CUSTOMERS, IDEMPOTENCY, TableSchema
 
 
 def _attribute(name: str) -> dynamodb.Attribute:

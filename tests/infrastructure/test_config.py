@@ -150,6 +150,7 @@ EXTRA_FIELD_LISTS: list[Any] = [
 @pytest.mark.parametrize("fields", EXTRA_FIELD_LISTS)
 def test_synth_accepts_exactly_the_extra_fields_the_sign_up_function_accepts(fields: Any) -> None:
     # Given one list, checked at synth by infra and at run time by the function's settings
+    # (two parsers of one rule set: each reports in its own terms, context key or variable)
     raw = json.dumps(fields)
     message = ""
     try:

@@ -14,6 +14,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
+from fulfillment.contract import CUSTOMERS, PUBLISHER_HANDLER
 from fulfillment.events.settings import ENVIRONMENT_KEYS as PUBLISHER_ENVIRONMENT_KEYS
 from infra.events import (
     MAX_RECEIVE_COUNT,
@@ -23,7 +24,7 @@ from infra.events import (
     RegistrationEvents,
 )
 from infra.nag import SKIP_CONTEXT_KEY
-from infra.schema import CUSTOMERS, create_table_request
+from infra.schema import create_table_request
 from infra.tables import Tables
 
 STACK_NAME = "EventsTest"
@@ -106,7 +107,7 @@ def test_the_publisher_function(synth: Synth) -> None:
     function = synth.one("AWS::Lambda::Function")
     environment = function["Environment"]["Variables"]
 
-    assert function["Handler"] == "fulfillment.events.handler.lambda_handler"
+    assert function["Handler"] == PUBLISHER_HANDLER
     assert function["Runtime"] == "python3.13"
     assert function["Architectures"] == ["arm64"]
     assert function["LoggingConfig"]["LogFormat"] == "JSON"

@@ -13,18 +13,22 @@ from typing import Any
 import pytest
 from aws_cdk import App, Environment
 
-from infra import metrics
+from fulfillment.contract import (
+    CUSTOMERS,
+    LIFECYCLE_HANDLER,
+    UNKNOWN_EVENT_TYPE,
+    LifecycleOutcome,
+    NotificationType,
+)
 from infra.app import build_app
 from infra.config import ConfigError, FulfillmentConfig
 from infra.lifecycle import (
     AGREEMENT_EVENTS,
     LICENSE_EVENTS,
-    LIFECYCLE_HANDLER,
     MARKETPLACE_TOPIC_ACCOUNT,
     RegionError,
 )
 from infra.packaging import DATA_PATH_ENV
-from infra.schema import CUSTOMERS
 from infra.stack import FulfillmentStack
 
 PRODUCTS = "prod-abc123,prod-def456"
@@ -350,9 +354,9 @@ def test_dashboard_draws_notifications_by_event_type_and_outcome(synth: Synth) -
     # Every pair that occurs (a SEARCH), and the failures per event type by exact dimensions
     assert "SEARCH('{Fulfillment,EventType,Outcome,service} MetricName=" in body
     assert "LifecycleNotification" in body
-    for event_type in metrics.LIFECYCLE_EVENT_TYPES:
+    for event_type in (*NotificationType, UNKNOWN_EVENT_TYPE):
         assert event_type in body
-    assert f'\\"{metrics.LIFECYCLE_FAILED_OUTCOME}\\"' in body
+    assert f'\\"{LifecycleOutcome.FAILED}\\"' in body
 
 
 def test_outputs_name_the_dead_letter_queue(synth: Synth) -> None:

@@ -17,11 +17,11 @@ from aws_cdk import aws_lambda as lambda_
 from aws_cdk.assertions import Template
 from cdk_nag import AwsSolutionsChecks
 
-from fulfillment.contract import RejectionReason
+from fulfillment import contract
+from fulfillment.contract import MarketplaceErrorCode, MetricName, RejectionReason
 from fulfillment.core import observability
 from fulfillment.registration import marketplace
 from fulfillment.registration.errors import RejectedSubmissionError
-from infra import metrics
 from infra.monitoring import Monitoring
 
 NAMESPACE = "FulfillmentTest"
@@ -131,26 +131,6 @@ def nag_run(tmp_path_factory: pytest.TempPathFactory) -> NagRun:
 # -- the metric contract ------------------------------------------------------------------
 
 
-def test_metric_names_are_those_the_function_emits() -> None:
-    assert set(metrics.METRIC_NAMES) == {name.value for name in observability.MetricName}
-    assert observability.REASON_DIMENSION == metrics.REASON_DIMENSION
-    assert observability.ERROR_CODE_DIMENSION == metrics.ERROR_CODE_DIMENSION
-
-
-def test_rejection_reasons_are_those_the_function_emits() -> None:
-    assert set(metrics.REJECTION_REASONS) == {reason.value for reason in RejectionReason}
-
-
-def test_error_codes_are_those_the_marketplace_adapter_reports() -> None:
-    extra = {
-        marketplace.OTHER_ERROR_CODE,
-        marketplace.NETWORK_ERROR_CODE,
-        marketplace.MISSING_IDENTITY_CODE,
-    }
-    assert set(metrics.MARKETPLACE_ERROR_CODES) == set(marketplace._ERRORS) | extra
-    assert metrics.DISABLED_API_CODE in marketplace._ERRORS
-
-
 def test_failure_codes_are_every_code_that_is_not_the_buyers_fault() -> None:
     buyer_codes = {
         code
@@ -158,9 +138,7 @@ def test_failure_codes_are_every_code_that_is_not_the_buyers_fault() -> None:
         if issubclass(error, RejectedSubmissionError)
     }
     assert buyer_codes == {"InvalidTokenException", "ExpiredTokenException"}
-    assert set(metrics.MARKETPLACE_FAILURE_CODES) == set(metrics.MARKETPLACE_ERROR_CODES) - (
-        buyer_codes
-    )
+    assert set(contract.MARKETPLACE_FAILURE_CODES) == set(MarketplaceErrorCode) - buyer_codes
 
 
 def _emitted_dimension_sets(output: str) -> list[tuple[str, frozenset[str]]]:
@@ -182,29 +160,29 @@ def test_function_emits_the_dimension_sets_the_dashboard_queries(
     capsys.readouterr()
 
     # When the function counts one plain metric and one split by each bounded dimension
-    observability.count(observability.MetricName.REGISTRATION_SUCCEEDED)
+    observability.count(MetricName.REGISTRATION_SUCCEEDED)
     observability.metrics.flush_metrics()
     observability.count_by(
-        observability.MetricName.REGISTRATION_REJECTED,
-        observability.REASON_DIMENSION,
+        MetricName.REGISTRATION_REJECTED,
+        contract.REASON_DIMENSION,
         RejectionReason.EXPIRED_TOKEN,
     )
     observability.count_by(
-        observability.MetricName.MARKETPLACE_ERROR,
-        observability.ERROR_CODE_DIMENSION,
-        metrics.DISABLED_API_CODE,
+        MetricName.MARKETPLACE_ERROR,
+        contract.ERROR_CODE_DIMENSION,
+        MarketplaceErrorCode.DISABLED_API,
     )
 
     # Then each has exactly the dimension set the dashboard and alarms use
     assert _emitted_dimension_sets(capsys.readouterr().out) == [
-        (metrics.REGISTRATION_SUCCEEDED, frozenset({metrics.SERVICE_DIMENSION})),
+        (MetricName.REGISTRATION_SUCCEEDED, frozenset({contract.SERVICE_DIMENSION})),
         (
-            metrics.REGISTRATION_REJECTED,
-            frozenset({metrics.REASON_DIMENSION, metrics.SERVICE_DIMENSION}),
+            MetricName.REGISTRATION_REJECTED,
+            frozenset({contract.REASON_DIMENSION, contract.SERVICE_DIMENSION}),
         ),
         (
-            metrics.MARKETPLACE_ERROR,
-            frozenset({metrics.ERROR_CODE_DIMENSION, metrics.SERVICE_DIMENSION}),
+            MetricName.MARKETPLACE_ERROR,
+            frozenset({contract.ERROR_CODE_DIMENSION, contract.SERVICE_DIMENSION}),
         ),
     ]
 
@@ -251,31 +229,34 @@ def test_dashboard_draws_every_custom_metric_with_its_exact_dimension_set(
         for namespace, name, dimensions, _ in _graphed_metrics(_dashboard_body(with_email))
         if namespace == NAMESPACE
     }
-    service = (metrics.SERVICE_DIMENSION, SERVICE)
+    service = (contract.SERVICE_DIMENSION, SERVICE)
     expected = {
         (name, frozenset({service}))
         for name in (
-            metrics.REGISTRATION_SUCCEEDED,
-            metrics.NEW_CUSTOMER,
-            metrics.RETURNING_CUSTOMER,
-            metrics.DUPLICATE_SUBMISSION,
-            metrics.SIGNUP_COMPLETED,
+            MetricName.REGISTRATION_SUCCEEDED,
+            MetricName.NEW_CUSTOMER,
+            MetricName.RETURNING_CUSTOMER,
+            MetricName.DUPLICATE_SUBMISSION,
+            MetricName.SIGNUP_COMPLETED,
         )
     }
     expected |= {
-        (metrics.REGISTRATION_REJECTED, frozenset({service, (metrics.REASON_DIMENSION, reason)}))
-        for reason in metrics.REJECTION_REASONS
+        (
+            MetricName.REGISTRATION_REJECTED,
+            frozenset({service, (contract.REASON_DIMENSION, reason)}),
+        )
+        for reason in contract.RejectionReason
     }
     expected |= {
-        (metrics.SIGNUP_REJECTED, frozenset({service, (metrics.REASON_DIMENSION, reason)}))
-        for reason in metrics.SIGNUP_REJECTION_REASONS
+        (MetricName.SIGNUP_REJECTED, frozenset({service, (contract.REASON_DIMENSION, reason)}))
+        for reason in contract.SignupRejectionReason
     }
     expected |= {
-        (metrics.MARKETPLACE_ERROR, frozenset({service, (metrics.ERROR_CODE_DIMENSION, code)}))
-        for code in metrics.MARKETPLACE_ERROR_CODES
+        (MetricName.MARKETPLACE_ERROR, frozenset({service, (contract.ERROR_CODE_DIMENSION, code)}))
+        for code in MarketplaceErrorCode
     }
     expected.add(
-        (metrics.COLD_START, frozenset({service, (metrics.FUNCTION_NAME_DIMENSION, "TOKEN")}))
+        (contract.COLD_START, frozenset({service, (contract.FUNCTION_NAME_DIMENSION, "TOKEN")}))
     )
     assert drawn == expected
 
@@ -363,10 +344,10 @@ def test_disabled_api_alarm_fires_on_the_first_disabled_api_error(with_email: Sy
     ((query,),) = [alarm["Metrics"]]
     assert query["MetricStat"]["Metric"] == {
         "Namespace": NAMESPACE,
-        "MetricName": metrics.MARKETPLACE_ERROR,
+        "MetricName": MetricName.MARKETPLACE_ERROR,
         "Dimensions": [
-            {"Name": metrics.ERROR_CODE_DIMENSION, "Value": metrics.DISABLED_API_CODE},
-            {"Name": metrics.SERVICE_DIMENSION, "Value": SERVICE},
+            {"Name": contract.ERROR_CODE_DIMENSION, "Value": MarketplaceErrorCode.DISABLED_API},
+            {"Name": contract.SERVICE_DIMENSION, "Value": SERVICE},
         ],
     }
     assert query["MetricStat"]["Stat"] == "Sum"
@@ -385,12 +366,12 @@ def test_marketplace_failure_rate_counts_only_marketplace_side_failures(
     codes = sorted(
         dimension["Value"]
         for metric in queried
-        if metric["MetricName"] == metrics.MARKETPLACE_ERROR
+        if metric["MetricName"] == MetricName.MARKETPLACE_ERROR
         for dimension in metric["Dimensions"]
-        if dimension["Name"] == metrics.ERROR_CODE_DIMENSION
+        if dimension["Name"] == contract.ERROR_CODE_DIMENSION
     )
-    assert codes == sorted(metrics.MARKETPLACE_FAILURE_CODES)
-    assert [m["MetricName"] for m in queried].count(metrics.REGISTRATION_SUCCEEDED) == 1
+    assert codes == sorted(contract.MARKETPLACE_FAILURE_CODES)
+    assert [m["MetricName"] for m in queried].count(MetricName.REGISTRATION_SUCCEEDED) == 1
     (returned,) = [query for query in alarm["Metrics"] if query["ReturnData"]]
     assert returned["Expression"].startswith("IF(failures >= 3, 100 * failures /")
     assert alarm["Threshold"] == 10

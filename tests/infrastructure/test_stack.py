@@ -15,24 +15,29 @@ from typing import Any
 import pytest
 from aws_cdk.assertions import Template
 
+from fulfillment.contract import (
+    CONTACTS,
+    CUSTOMERS,
+    FULFILLMENT_HANDLER,
+    HANDOFF_HANDLER,
+    IDEMPOTENCY,
+    LIFECYCLE_HANDLER,
+    RECOVERY_HANDLER,
+    SIGNUP_HANDLER,
+)
 from fulfillment.registration.settings import load_settings
 from fulfillment.signup.settings import load_signup_settings
 from infra.api import (
     CUSTOMERS_TABLE_ACTIONS,
-    FULFILLMENT_HANDLER,
     HANDOFF_CUSTOMERS_TABLE_ACTIONS,
-    HANDOFF_HANDLER,
     IDEMPOTENCY_TABLE_ACTIONS,
     MARKETPLACE_ACTIONS,
     SIGNUP_CONTACTS_KEY_ACTIONS,
     SIGNUP_CONTACTS_TABLE_ACTIONS,
     SIGNUP_CUSTOMERS_TABLE_ACTIONS,
-    SIGNUP_HANDLER,
 )
 from infra.app import build_app
-from infra.lifecycle import LIFECYCLE_HANDLER
-from infra.recovery import RECOVERY_HANDLER
-from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, create_table_request
+from infra.schema import create_table_request
 from infra.stack import FulfillmentStack
 from local.recovery import BATCH_SIZE as LOCAL_RECOVERY_BATCH_SIZE
 from tests.functions import ENVIRONMENT_KEYS as FUNCTION_ENVIRONMENT_KEYS
