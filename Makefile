@@ -9,17 +9,25 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_DEPRECATED_NODE_VERSION := 1
 
-.PHONY: help install run test test-unit test-integration test-e2e test-infra lint format chromium \
+.PHONY: help install lock run test test-unit test-integration test-e2e test-infra lint format chromium \
 	build synth deploy bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+# Installs exactly what requirements.lock pins, each file checked against its hash; the project
+# itself (the function package, importable by infra/ and local/) goes in editable, without deps.
+PIP := $(BIN)/python -m pip --quiet --disable-pip-version-check
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --upgrade pip
+	$(PIP) install --require-hashes -r requirements.lock
+	$(PIP) install --no-deps -e .
 	touch $@
+
+lock: $(STAMP) ## Re-resolve requirements.lock within pyproject.toml's ranges (needs PyPI)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --universal \
+	  --python-version 3.11 --quiet -o requirements.lock
 
 NODE_STAMP := node_modules/.installed
 $(NODE_STAMP): package.json package-lock.json
@@ -66,10 +74,11 @@ synth: build ## Synthesize the stack offline into cdk.out (cdk-nag runs at every
 deploy: build ## Build what is shipped, then deploy (refuses cdk.json's example values)
 	$(CDK) deploy --no-notices --require-approval broadening -c deploy=true $(CONTEXT)
 
-lint: $(STAMP) ## ruff (lint + format check) and mypy --strict on the function package
+lint: $(STAMP) ## ruff (lint, format, complexity), mypy --strict, the import contract
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .

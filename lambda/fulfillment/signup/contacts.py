@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 
 REGISTRATION_FIELD = "registration"
 CSRF_FIELD = "csrf_token"
-# Registration ids are secrets.token_urlsafe output (24 bytes -> 32 characters).
 
 MAX_NAME_LENGTH = 200
 MAX_EMAIL_LENGTH = 254
