@@ -19,7 +19,8 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, TableSchema, create_table_request
+from fulfillment.contract import CONTACTS, CUSTOMERS, IDEMPOTENCY, TableSchema
+from infra.schema import create_table_request
 
 
 class _SerializedApp:

@@ -1,15 +1,20 @@
-"""Local stand-in for the AWS Marketplace Metering API and the Marketplace buyer page.
+"""Local stand-in for AWS Marketplace: the Metering and Entitlement APIs and the buyer page.
 
-Never deployed. moto implements neither ResolveCustomer nor GetEntitlements, so local runs and
-tests talk to this instead: `POST /` speaks JSON 1.1 exactly as the real endpoints do (boto3
+Never deployed; the one stand-in that `make run`, the tests and `make bench` use. moto
+implements neither ResolveCustomer nor GetEntitlements. `MarketplaceStandIn.call` answers a
+JSON 1.1 request (its ``X-Amz-Target`` and body) exactly as the real endpoints do, errors as
+``{"__type": ..., "message": ...}`` with the real status codes: over HTTP at ``POST /`` (boto3
 works against it: AWS_ENDPOINT_URL_MARKETPLACE_METERING and
-AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE may both name this server),
-`/_admin/*` lets other processes issue tokens and inject faults, and `GET /marketplace` renders
-a page whose buttons post a fresh registration token to the fulfillment URL, as Marketplace does
-after a buyer subscribes. With a `notification_sink` the page also has lifecycle buttons per
-customer (subscribe, unsubscribe, license updated, deprovisioned, duplicate, out of order) that
-emit real-shaped EventBridge events or legacy SNS envelopes (what SQS would hold as the body), and
-with a `status_reader` it shows each customer's status from the customers table.
+AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE may both name the server), or in-process
+under botocore for the benchmark (bench/fakes.py).
+
+``GET /marketplace`` renders a page whose buttons post a fresh registration token to the
+fulfillment URL, as Marketplace does after a buyer subscribes. With a notification sink
+(`connect_lifecycle`) the page also has lifecycle buttons per customer (subscribe,
+unsubscribe, license updated, deprovisioned, duplicate, out of order) that emit real-shaped
+EventBridge events or legacy SNS envelopes (what SQS would hold as the body), and shows each
+customer's status. ``/_admin/*`` lets other processes issue tokens, set faults, send
+notifications and reset.
 
 Run standalone from the repository root:
     python -m local.marketplace --port 8001 --product-code prod-xxx \
@@ -20,34 +25,38 @@ from __future__ import annotations
 
 import argparse
 import base64
+import dataclasses
 import hashlib
 import html
 import json
-import math
 import random
 import secrets
 import signal
+import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 from urllib.parse import parse_qs
 
+from fulfillment.contract import MARKETPLACE_EVENT_SOURCE, NotificationType
+from fulfillment.contract import MarketplaceErrorCode as Code
+from local.server import LocalRequest, LocalResponse, RunningServer, serve
+
 RESOLVE_TARGET = "AWSMPMeteringService.ResolveCustomer"
 ENTITLEMENTS_TARGET = "AWSMPEntitlementService.GetEntitlements"
+AMZ_JSON = "application/x-amz-json-1.1"
 DEFAULT_ENTITLEMENTS: tuple[tuple[str, int], ...] = (("users", 10),)
 MAX_ENTITLEMENT_PAGE = 25
-AMZ_JSON = "application/x-amz-json-1.1"
 DEFAULT_EXPIRE_AFTER_SECONDS = 14400.0  # the seller guide's "about 4 hours"
 MAX_BODY_BYTES = 1 << 20
 PAGE_TITLE = "AWS Marketplace (local stand-in)"
 PAGE_CSP = "default-src 'none'; style-src 'unsafe-inline'; form-action *"
 LIFECYCLE_PATH = "/marketplace/lifecycle"
-# The buttons of the page; "duplicate" sends the customer's last notifications again (as a
+# The page's buttons; "duplicate" sends the customer's last notifications again (as a
 # redelivery does), "out-of-order" sends a subscribe dated before the last notification.
 LIFECYCLE_ACTIONS = (
     "subscribe",
@@ -65,25 +74,27 @@ SELLER_ACCOUNT = "123456789012"
 NotificationSink = Callable[[str], None]
 StatusReader = Callable[["TestCustomer"], "str | None"]
 
-# Status codes as the real service answers them (marketplace-facts.md).
-ERROR_STATUS: dict[str, int] = {
-    "InvalidTokenException": 400,
-    "ExpiredTokenException": 400,
-    "ThrottlingException": 400,
-    "InternalServiceErrorException": 500,
-    "DisabledApiException": 400,
-}
-ERROR_MESSAGES: dict[str, str] = {
-    "InvalidTokenException": "Registration token is invalid.",
-    "ExpiredTokenException": (
+# Status codes and messages as the real service answers them (marketplace-facts.md).
+ERRORS: dict[str, tuple[int, str]] = {
+    Code.INVALID_TOKEN: (400, "Registration token is invalid."),
+    Code.EXPIRED_TOKEN: (
+        400,
         "The submitted registration token has expired. This can happen if the buyer's browser "
         "takes too long to redirect to your page, the buyer has resubmitted the registration "
-        "token, or your application has held on to the registration token too long."
+        "token, or your application has held on to the registration token too long.",
     ),
-    "ThrottlingException": "Rate exceeded.",
-    "InternalServiceErrorException": "An internal error has occurred. Retry your request.",
-    "DisabledApiException": "The API is not available in this region.",
+    Code.THROTTLING: (400, "Rate exceeded."),
+    Code.INTERNAL_SERVICE_ERROR: (500, "An internal error has occurred. Retry your request."),
+    Code.DISABLED_API: (400, "The API is not available in this region."),
+    "InvalidParameterException": (400, "Invalid request."),
+    "SerializationException": (400, "Body is not valid JSON."),
+    "UnknownOperationException": (400, "Unknown operation."),
 }
+
+
+def _error(code: str) -> tuple[int, dict[str, Any]]:
+    status, message = ERRORS[code]
+    return status, {"__type": code, "message": message}
 
 
 @dataclass(frozen=True)
@@ -104,32 +115,41 @@ class TestCustomer:
     entitlements: tuple[tuple[str, int], ...] = DEFAULT_ENTITLEMENTS
 
 
+def _new_style(
+    name: str, label: str, product: str, account: str, license_id: str, agreement: str
+) -> TestCustomer:
+    return TestCustomer(
+        name=name,
+        label=label,
+        product_code=product,
+        customer_aws_account_id=account,
+        license_arn=f"arn:aws:license-manager::{account}:license:l-{license_id}",
+        customer_identifier="",
+        agreement_id=agreement,
+    )
+
+
 def default_customers(
     product_code: str, other_product_code: str = "prod-otherproduct0"
 ) -> list[TestCustomer]:
     """The standard cast: new-style, second license, legacy, free trial, other product."""
+    account = "111122223333"
     return [
-        TestCustomer(
-            name="new-style",
-            label="New-style buyer (account ID + license ARN)",
-            product_code=product_code,
-            customer_aws_account_id="111122223333",
-            license_arn=(
-                "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
-            ),
-            customer_identifier="",
-            agreement_id="agmt-1a2b3c4d5e6f7g8h9i0j1k2l3",
+        _new_style(
+            "new-style",
+            "New-style buyer (account ID + license ARN)",
+            product_code,
+            account,
+            "0123456789abcdef0123456789abcdef",
+            "agmt-1a2b3c4d5e6f7g8h9i0j1k2l3",
         ),
-        TestCustomer(
-            name="second-license",
-            label="Same account, second license (concurrent agreement)",
-            product_code=product_code,
-            customer_aws_account_id="111122223333",
-            license_arn=(
-                "arn:aws:license-manager::111122223333:license:l-fedcba9876543210fedcba9876543210"
-            ),
-            customer_identifier="",
-            agreement_id="agmt-9z8y7x6w5v4u3t2s1r0q9p8o7",
+        _new_style(
+            "second-license",
+            "Same account, second license (concurrent agreement)",
+            product_code,
+            account,
+            "fedcba9876543210fedcba9876543210",
+            "agmt-9z8y7x6w5v4u3t2s1r0q9p8o7",
         ),
         TestCustomer(
             name="legacy",
@@ -140,30 +160,26 @@ def default_customers(
             customer_identifier="Ab1Cd2Ef3Gh",
             agreement_id=None,
         ),
-        TestCustomer(
-            name="free-trial",
-            label="Free-trial buyer",
-            product_code=product_code,
-            customer_aws_account_id="777788889999",
-            license_arn=(
-                "arn:aws:license-manager::777788889999:license:l-0a1b2c3d4e5f60718293a4b5c6d7e8f9"
+        dataclasses.replace(
+            _new_style(
+                "free-trial",
+                "Free-trial buyer",
+                product_code,
+                "777788889999",
+                "0a1b2c3d4e5f60718293a4b5c6d7e8f9",
+                "agmt-f1r2e3e4t5r6i7a8l9o0f1f2e",
             ),
-            customer_identifier="",
-            agreement_id="agmt-f1r2e3e4t5r6i7a8l9o0f1f2e",
             free_trial=True,
             # A valid answer the reference sample crashed on: no entitlements at all.
             entitlements=(),
         ),
-        TestCustomer(
-            name="other-product",
-            label="Buyer of another product (should be refused)",
-            product_code=other_product_code,
-            customer_aws_account_id="111122223333",
-            license_arn=(
-                "arn:aws:license-manager::111122223333:license:l-99998888777766665555444433332222"
-            ),
-            customer_identifier="",
-            agreement_id="agmt-o1t2h3e4r5p6r7o8d9u0c1t2x",
+        _new_style(
+            "other-product",
+            "Buyer of another product (should be refused)",
+            other_product_code,
+            account,
+            "99998888777766665555444433332222",
+            "agmt-o1t2h3e4r5p6r7o8d9u0c1t2x",
         ),
     ]
 
@@ -172,20 +188,18 @@ def generated_customer(product_code: str, number: int) -> TestCustomer:
     """Buyer ``number`` of a crowd (load runs): new-style, with its own account and license."""
     if not 0 <= number < 10**11:
         raise ValueError("number must be between 0 and 10**11 - 1")
-    account = f"9{number:011d}"
-    return TestCustomer(
-        name=f"generated-{number}",
-        label=f"Generated buyer {number}",
-        product_code=product_code,
-        customer_aws_account_id=account,
-        license_arn=f"arn:aws:license-manager::{account}:license:l-{number:032x}",
-        customer_identifier="",
-        agreement_id=f"agmt-gen{number:022d}",
+    return _new_style(
+        f"generated-{number}",
+        f"Generated buyer {number}",
+        product_code,
+        f"9{number:011d}",
+        f"{number:032x}",
+        f"agmt-gen{number:022d}",
     )
 
 
-@dataclass
-class _Faults:
+@dataclass(frozen=True)
+class Faults:
     throttle_next: int = 0
     internal_error_next: int = 0
     disabled: bool = False
@@ -193,6 +207,32 @@ class _Faults:
     throttle_rate: float = 0.0
     seed: int | None = None
     latency_seconds: float = 0.0
+
+
+def _number(value: object, most: float = sys.float_info.max) -> bool:
+    """A finite number from 0 to ``most`` (a bool is not one)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and 0 <= value <= most
+
+
+def _fault_error(name: str, value: object) -> str | None:
+    """Why ``value`` cannot be fault ``name``, or None when it can."""
+    count = _number(value) and isinstance(value, int)
+    rules: dict[str, tuple[bool, str]] = {
+        "throttle_next": (count, "a non-negative integer"),
+        "internal_error_next": (count, "a non-negative integer"),
+        "disabled": (isinstance(value, bool), "true or false"),
+        "expire_after_seconds": (_number(value), "a finite, non-negative number"),
+        "latency_seconds": (_number(value), "a finite, non-negative number"),
+        "throttle_rate": (_number(value, 1.0), "between 0 and 1"),
+        "seed": (
+            value is None or (isinstance(value, int) and not isinstance(value, bool)),
+            "an integer or null",
+        ),
+    }
+    if name not in rules:
+        return f"unknown fault setting: {name}"
+    ok, wanted = rules[name]
+    return None if ok else f"{name} must be {wanted}"
 
 
 @dataclass(frozen=True)
@@ -206,40 +246,36 @@ def _token_key(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def _error(code: str) -> tuple[int, dict[str, Any]]:
-    return ERROR_STATUS[code], {"__type": code, "message": ERROR_MESSAGES[code]}
-
-
 class MarketplaceStandIn:
-    """Thread-safe fake of ResolveCustomer: customers, issued tokens, faults and call counts."""
+    """Thread-safe fake of ResolveCustomer and GetEntitlements: customers, issued tokens,
+    faults, call counts, and the lifecycle notifications Marketplace would send."""
+
+    # Set by reset().
+    _faults: Faults
+    _random: random.Random
+    _tokens: dict[str, _IssuedToken]
+    _resolve_calls: int
+    _calls_by_key: dict[str, int]  # calls per token, by digest
+    _answers: dict[str, int]
+    # customer name -> (time of its last notification, the bodies last sent)
+    _last_sent: dict[str, tuple[datetime, list[str]]]
 
     def __init__(
         self,
         customers: Iterable[TestCustomer],
         *,
         expire_after_seconds: float = DEFAULT_EXPIRE_AFTER_SECONDS,
-        notification_sink: NotificationSink | None = None,
-        status_reader: StatusReader | None = None,
     ) -> None:
         self._lock = threading.Lock()
-        self.notification_sink = notification_sink
-        self.status_reader = status_reader
-        # customer name -> (time of its last notification, the bodies last sent)
-        self._last_sent: dict[str, tuple[datetime, list[str]]] = {}
         self._customers: dict[str, TestCustomer] = {}
         for customer in customers:
-            if customer.name in self._customers:
-                raise ValueError(f"duplicate test customer name: {customer.name}")
-            self._customers[customer.name] = customer
-        self._default_expire_after = float(expire_after_seconds)
-        self._tokens: dict[str, _IssuedToken] = {}
-        self._faults = _Faults(expire_after_seconds=self._default_expire_after)
-        self._random = random.Random()  # noqa: S311 - fault injection, not cryptography
-        self._resolve_calls = 0
-        self._calls_by_key: dict[str, int] = {}
-        self._answers: dict[str, int] = {}
+            self.add_customer(customer)
+        self._default_faults = Faults(expire_after_seconds=float(expire_after_seconds))
+        self.notification_sink: NotificationSink | None = None
+        self.status_reader: StatusReader | None = None
+        self.reset()
 
-    # -- customers and tokens ------------------------------------------------------------------
+    # -- customers and tokens --------------------------------------------------------------
 
     @property
     def customers(self) -> list[TestCustomer]:
@@ -253,25 +289,41 @@ class MarketplaceStandIn:
                 raise ValueError(f"duplicate test customer name: {customer.name}")
             self._customers[customer.name] = customer
 
-    def issue_token(self, customer_name: str) -> str:
-        """A fresh registration token for the named customer; KeyError if unknown."""
+    def issue_token(self, customer_name: str, token: str | None = None) -> str:
+        """A fresh registration token for the named customer (KeyError if unknown); ``token``
+        fixes its value instead (a fixture's)."""
         with self._lock:
             customer = self._customers[customer_name]
-            while True:
+            while token is None or token in self._tokens:
                 # 49 random bytes -> 68 base64 chars ending in "==". Draw again until both "+"
                 # and "/" occur, so every token exercises form-encoding of all three.
                 token = base64.b64encode(secrets.token_bytes(49)).decode("ascii")
-                if "+" in token and "/" in token and token not in self._tokens:
-                    break
-            self._tokens[token] = _IssuedToken(customer=customer, issued_at=time.monotonic())
+                if "+" not in token or "/" not in token:
+                    token = None
+            self._tokens[token] = _IssuedToken(customer, time.monotonic())
             return token
 
-    # -- the API ---------------------------------------------------------------------------------
+    # -- the API -----------------------------------------------------------------------------
+
+    def call(self, target: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        """The answer to one JSON 1.1 request: (HTTP status, JSON body)."""
+        try:
+            request = json.loads(body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            request = None
+        if target == ENTITLEMENTS_TARGET:
+            return self.get_entitlements(request)
+        if target != RESOLVE_TARGET:
+            return _error("UnknownOperationException")
+        if request is None:
+            return _error("SerializationException")
+        token = request.get("RegistrationToken") if isinstance(request, dict) else None
+        # Missing, blank or non-string tokens count as calls and answer InvalidTokenException.
+        return self.resolve(token if isinstance(token, str) else "")
 
     def resolve(self, token: str) -> tuple[int, dict[str, Any]]:
         """The ResolveCustomer answer for `token`: (HTTP status, JSON body)."""
-        with self._lock:
-            latency = self._faults.latency_seconds
+        latency = self._faults.latency_seconds
         if latency > 0:
             time.sleep(latency)
         with self._lock:
@@ -287,73 +339,42 @@ class MarketplaceStandIn:
         # Called with the lock held.
         faults = self._faults
         if faults.disabled:
-            return _error("DisabledApiException")
+            return _error(Code.DISABLED_API)
         if faults.throttle_next > 0:
-            faults.throttle_next -= 1
-            return _error("ThrottlingException")
+            self._faults = dataclasses.replace(faults, throttle_next=faults.throttle_next - 1)
+            return _error(Code.THROTTLING)
         if faults.internal_error_next > 0:
-            faults.internal_error_next -= 1
-            return _error("InternalServiceErrorException")
+            self._faults = dataclasses.replace(
+                faults, internal_error_next=faults.internal_error_next - 1
+            )
+            return _error(Code.INTERNAL_SERVICE_ERROR)
         if faults.throttle_rate > 0 and self._random.random() < faults.throttle_rate:
-            return _error("ThrottlingException")
-
+            return _error(Code.THROTTLING)
         issued = self._tokens.get(token) if token.strip() else None
         if issued is None:
-            return _error("InvalidTokenException")
+            return _error(Code.INVALID_TOKEN)
         if time.monotonic() - issued.issued_at >= faults.expire_after_seconds:
-            return _error("ExpiredTokenException")
-        return 200, _resolve_body(issued.customer)
-
-    # -- lifecycle notifications ----------------------------------------------------------------
-
-    def connect_lifecycle(
-        self, notification_sink: NotificationSink, status_reader: StatusReader | None = None
-    ) -> None:
-        """Where emitted notifications go (the local queue) and how statuses are read."""
-        self.notification_sink = notification_sink
-        self.status_reader = status_reader
-
-    def emit(self, customer_name: str, action: str) -> list[str]:
-        """Send the notifications of ``action`` for a customer to the sink; their bodies.
-
-        KeyError for an unknown customer, ValueError for an unknown action or without a sink.
-        """
-        sink = self.notification_sink
-        if sink is None:
-            raise ValueError("no lifecycle queue is connected")
-        with self._lock:
-            customer = self._customers[customer_name]
-            last = self._last_sent.get(customer_name)
-            if action == "duplicate":
-                if last is None:
-                    raise ValueError("nothing sent for this customer yet")
-                bodies = list(last[1])
-            else:
-                now = datetime.now(UTC).replace(microsecond=0)
-                if action == "out-of-order":
-                    # Older than anything sent, so it must not win over what was.
-                    when = (last[0] if last else now) - timedelta(hours=1)
-                    bodies = build_notifications(customer, "subscribe", when)
-                else:
-                    # Strictly later than the last one: one click per second is not required.
-                    when = max(now, last[0] + timedelta(seconds=1)) if last else now
-                    bodies = build_notifications(customer, action, when)
-                    self._last_sent[customer_name] = (when, bodies)
-                if action == "out-of-order" and last is not None:
-                    self._last_sent[customer_name] = (last[0], bodies)
-        for body in bodies:
-            sink(body)
-        return bodies
-
-    def status_of(self, customer: TestCustomer) -> str | None:
-        reader = self.status_reader
-        return reader(customer) if reader is not None else None
+            return _error(Code.EXPIRED_TOKEN)
+        customer = issued.customer
+        answer: dict[str, Any] = {
+            # Present even when empty: the real API answers "" for new integrations.
+            "CustomerIdentifier": customer.customer_identifier,
+            "CustomerAWSAccountId": customer.customer_aws_account_id,
+            "ProductCode": customer.product_code,
+        }
+        if customer.license_arn is not None:
+            answer["LicenseArn"] = customer.license_arn
+        if customer.agreement_id is not None:
+            answer["Metadata"] = {"AgreementId": customer.agreement_id}
+        return 200, answer
 
     def get_entitlements(self, request: object) -> tuple[int, dict[str, Any]]:
         """The GetEntitlements answer for a decoded JSON request: (HTTP status, JSON body)."""
         if not isinstance(request, dict) or not isinstance(request.get("ProductCode"), str):
-            message = "ProductCode is required."
-            return 400, {"__type": "InvalidParameterException", "message": message}
+            return 400, {
+                "__type": "InvalidParameterException",
+                "message": "ProductCode is required.",
+            }
         filters = request.get("Filter") or {}
         max_results = request.get("MaxResults", MAX_ENTITLEMENT_PAGE)
         token = request.get("NextToken")
@@ -364,11 +385,13 @@ class MarketplaceStandIn:
             or not 1 <= max_results <= MAX_ENTITLEMENT_PAGE
             or (token is not None and not (isinstance(token, str) and token.isdigit()))
         ):
-            return 400, {"__type": "InvalidParameterException", "message": "Invalid request."}
+            return _error("InvalidParameterException")
         with self._lock:
             if self._faults.throttle_next > 0:
-                self._faults.throttle_next -= 1
-                return 400, {"__type": "ThrottlingException", "message": "Rate exceeded."}
+                self._faults = dataclasses.replace(
+                    self._faults, throttle_next=self._faults.throttle_next - 1
+                )
+                return _error(Code.THROTTLING)
             customers = list(self._customers.values())
         entitlements = [
             entitlement
@@ -378,55 +401,52 @@ class MarketplaceStandIn:
             if _matches(entitlement, filters)
         ]
         start = int(token or 0)
-        page = entitlements[start : start + max_results]
-        body: dict[str, Any] = {"Entitlements": page}
+        body: dict[str, Any] = {"Entitlements": entitlements[start : start + max_results]}
         if start + max_results < len(entitlements):
             body["NextToken"] = str(start + max_results)
         return 200, body
 
-    # -- fault controls --------------------------------------------------------------------------
+    # -- faults and counts -------------------------------------------------------------------
+
+    def set_faults(self, **settings: Any) -> None:
+        """Change the named faults (Faults' fields); ValueError, and nothing changed, for an
+        unknown name or a bad value. A throttle rate or seed restarts the seeded draws."""
+        errors = [e for name, v in settings.items() if (e := _fault_error(name, v))]
+        if errors:
+            raise ValueError("; ".join(errors))
+        with self._lock:
+            self._faults = dataclasses.replace(self._faults, **settings)
+            if "throttle_rate" in settings or "seed" in settings:
+                self._random = random.Random(self._faults.seed)  # noqa: S311 - faults only
 
     def throttle_next(self, n: int) -> None:
-        with self._lock:
-            self._faults.throttle_next = _non_negative_int("throttle_next", n)
+        self.set_faults(throttle_next=n)
 
     def internal_error_next(self, n: int) -> None:
-        with self._lock:
-            self._faults.internal_error_next = _non_negative_int("internal_error_next", n)
+        self.set_faults(internal_error_next=n)
 
     def set_disabled(self, disabled: bool) -> None:
-        with self._lock:
-            self._faults.disabled = bool(disabled)
+        self.set_faults(disabled=disabled)
 
     def set_expire_after(self, seconds: float) -> None:
-        with self._lock:
-            self._faults.expire_after_seconds = _non_negative_float("expire_after_seconds", seconds)
+        self.set_faults(expire_after_seconds=seconds)
 
     def set_throttle_rate(self, rate: float, seed: int | None = None) -> None:
-        rate = _non_negative_float("throttle_rate", rate)
-        if rate > 1:
-            raise ValueError("throttle_rate must be between 0 and 1")
-        with self._lock:
-            self._faults.throttle_rate = rate
-            self._faults.seed = seed
-            self._random = random.Random(seed)  # noqa: S311 - fault injection only
+        self.set_faults(throttle_rate=rate, seed=seed)
 
     def set_latency(self, seconds: float) -> None:
-        with self._lock:
-            self._faults.latency_seconds = _non_negative_float("latency_seconds", seconds)
+        self.set_faults(latency_seconds=seconds)
 
     def reset(self) -> None:
         """Faults and counts back to defaults; issued tokens forgotten; customers kept."""
         with self._lock:
-            self._faults = _Faults(expire_after_seconds=self._default_expire_after)
+            self._faults = self._default_faults
             self._random = random.Random()  # noqa: S311 - fault injection only
-            self._tokens.clear()
+            self._tokens = {}
             self._resolve_calls = 0
-            self._calls_by_key.clear()
-            self._answers.clear()
-            self._last_sent.clear()
-
-    # -- counts ----------------------------------------------------------------------------------
+            self._calls_by_key = {}
+            self._answers = {}
+            self._last_sent = {}
 
     @property
     def resolve_calls(self) -> int:
@@ -455,19 +475,68 @@ class MarketplaceStandIn:
                 "customers": [asdict(c) for c in self._customers.values()],
             }
 
+    # -- lifecycle notifications -------------------------------------------------------------
 
-def _resolve_body(customer: TestCustomer) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        # Present even when empty: the real API answers "" for new integrations.
-        "CustomerIdentifier": customer.customer_identifier,
-        "CustomerAWSAccountId": customer.customer_aws_account_id,
-        "ProductCode": customer.product_code,
-    }
-    if customer.license_arn is not None:
-        body["LicenseArn"] = customer.license_arn
-    if customer.agreement_id is not None:
-        body["Metadata"] = {"AgreementId": customer.agreement_id}
-    return body
+    def connect_lifecycle(
+        self, notification_sink: NotificationSink, status_reader: StatusReader | None = None
+    ) -> None:
+        """Where emitted notifications go (the local queue) and how statuses are read."""
+        self.notification_sink = notification_sink
+        self.status_reader = status_reader
+
+    def status_of(self, customer: TestCustomer) -> str | None:
+        reader = self.status_reader
+        return reader(customer) if reader is not None else None
+
+    def emit(self, customer_name: str, action: str) -> list[str]:
+        """Send the notifications of ``action`` for a customer to the sink; their bodies.
+
+        KeyError for an unknown customer, ValueError for an unknown action or without a sink.
+        """
+        sink = self.notification_sink
+        if sink is None:
+            raise ValueError("no lifecycle queue is connected")
+        with self._lock:
+            customer = self._customers[customer_name]
+            last = self._last_sent.get(customer_name)
+            now = datetime.now(UTC).replace(microsecond=0)
+            if action == "duplicate":
+                if last is None:
+                    raise ValueError("nothing sent for this customer yet")
+                bodies = list(last[1])
+            elif action == "out-of-order":
+                # Older than anything sent, so it must not win over what was.
+                bodies = build_notifications(
+                    customer, "subscribe", (last[0] if last else now) - timedelta(hours=1)
+                )
+                if last is not None:
+                    self._last_sent[customer_name] = (last[0], bodies)
+            else:
+                # Strictly later than the last one: one click per second is not required.
+                when = max(now, last[0] + timedelta(seconds=1)) if last else now
+                bodies = build_notifications(customer, action, when)
+                self._last_sent[customer_name] = (when, bodies)
+        for body in bodies:
+            sink(body)
+        return bodies
+
+
+def _entitlements(customer: TestCustomer) -> list[dict[str, Any]]:
+    found = []
+    for dimension, value in customer.entitlements:
+        entitlement: dict[str, Any] = {
+            "ProductCode": customer.product_code,
+            "Dimension": dimension,
+            "CustomerAWSAccountId": customer.customer_aws_account_id,
+            "Value": {"IntegerValue": value},
+            "ExpirationDate": "2027-11-26T00:00:00Z",
+        }
+        if customer.customer_identifier:
+            entitlement["CustomerIdentifier"] = customer.customer_identifier
+        if customer.license_arn:
+            entitlement["LicenseArn"] = customer.license_arn
+        found.append(entitlement)
+    return found
 
 
 _FILTER_FIELDS = {
@@ -478,97 +547,17 @@ _FILTER_FIELDS = {
 }
 
 
-def _entitlements(customer: TestCustomer) -> list[dict[str, Any]]:
-    expires = "2027-11-26T00:00:00Z"
-    found = []
-    for dimension, value in customer.entitlements:
-        entitlement: dict[str, Any] = {
-            "ProductCode": customer.product_code,
-            "Dimension": dimension,
-            "CustomerAWSAccountId": customer.customer_aws_account_id,
-            "Value": {"IntegerValue": value},
-            "ExpirationDate": expires,
-        }
-        if customer.customer_identifier:
-            entitlement["CustomerIdentifier"] = customer.customer_identifier
-        if customer.license_arn:
-            entitlement["LicenseArn"] = customer.license_arn
-        found.append(entitlement)
-    return found
-
-
 def _matches(entitlement: dict[str, Any], filters: dict[str, Any]) -> bool:
     # The API's rule: values of one filter are OR-ed, the filters AND-ed.
-    for name, values in filters.items():
-        field_name = _FILTER_FIELDS.get(name)
-        if field_name is None or not isinstance(values, list):
-            return False
-        if entitlement.get(field_name) not in values:
-            return False
-    return True
+    return all(
+        name in _FILTER_FIELDS
+        and isinstance(values, list)
+        and entitlement.get(_FILTER_FIELDS[name]) in values
+        for name, values in filters.items()
+    )
 
 
-def _non_negative_int(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"{name} must be a non-negative integer")
-    return value
-
-
-def _non_negative_float(name: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"{name} must be a number")
-    number = float(value)
-    if not math.isfinite(number) or number < 0:
-        raise ValueError(f"{name} must be a finite, non-negative number")
-    return number
-
-
-def apply_faults(stand_in: MarketplaceStandIn, settings: dict[str, Any]) -> None:
-    """Apply the admin API's fault settings; validates everything before changing anything."""
-    allowed = {
-        "throttle_next",
-        "internal_error_next",
-        "disabled",
-        "expire_after_seconds",
-        "throttle_rate",
-        "seed",
-        "latency_seconds",
-    }
-    unknown = sorted(set(settings) - allowed)
-    if unknown:
-        raise ValueError(f"unknown fault settings: {', '.join(unknown)}")
-    if "throttle_next" in settings:
-        _non_negative_int("throttle_next", settings["throttle_next"])
-    if "internal_error_next" in settings:
-        _non_negative_int("internal_error_next", settings["internal_error_next"])
-    if "disabled" in settings and not isinstance(settings["disabled"], bool):
-        raise ValueError("disabled must be true or false")
-    if "expire_after_seconds" in settings:
-        _non_negative_float("expire_after_seconds", settings["expire_after_seconds"])
-    if "latency_seconds" in settings:
-        _non_negative_float("latency_seconds", settings["latency_seconds"])
-    seed = settings.get("seed")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ValueError("seed must be an integer or null")
-    rate = settings.get("throttle_rate", stand_in.state()["faults"]["throttle_rate"])
-    if _non_negative_float("throttle_rate", rate) > 1:
-        raise ValueError("throttle_rate must be between 0 and 1")
-
-    if "throttle_next" in settings:
-        stand_in.throttle_next(settings["throttle_next"])
-    if "internal_error_next" in settings:
-        stand_in.internal_error_next(settings["internal_error_next"])
-    if "disabled" in settings:
-        stand_in.set_disabled(settings["disabled"])
-    if "expire_after_seconds" in settings:
-        stand_in.set_expire_after(settings["expire_after_seconds"])
-    if "latency_seconds" in settings:
-        stand_in.set_latency(settings["latency_seconds"])
-    if "throttle_rate" in settings or "seed" in settings:
-        stand_in.set_throttle_rate(rate, seed)
-
-
-# -- lifecycle notifications as Marketplace sends them ---------------------------------------------
+# -- lifecycle notifications as Marketplace sends them -------------------------------------------
 #
 # Shapes from the AWS Marketplace seller guide ("Amazon EventBridge events": agreement and
 # license events; "Amazon SNS notifications for SaaS products"). The agreement events carry no
@@ -582,23 +571,24 @@ def _event_time(when: datetime) -> str:
 def eventbridge_event(customer: TestCustomer, detail_type: str, when: datetime) -> dict[str, Any]:
     """One ``aws.agreement-marketplace`` event as EventBridge delivers it to an SQS target."""
     agreement_id = customer.agreement_id or "agmt-unknown"
+    agreement: dict[str, Any] = {"id": agreement_id}
     detail: dict[str, Any] = {
         "requestId": str(uuid.uuid4()),
         "catalog": "AWSMarketplace",
-        "agreement": {"id": agreement_id},
+        "agreement": agreement,
     }
-    if detail_type.startswith("Purchase Agreement Created"):
-        detail["agreement"].update(
+    if detail_type.startswith(NotificationType.AGREEMENT_CREATED):
+        agreement.update(
             intent="NEW",
             status="ACTIVE",
             acceptanceTime=_event_time(when),
             startTime=_event_time(when),
             endTime=_event_time(when + timedelta(days=365)),
         )
-    elif detail_type.startswith("Purchase Agreement Amended"):
-        detail["agreement"].update(intent="AMEND", status="ACTIVE")
-    elif detail_type.startswith("Purchase Agreement Ended"):
-        detail["agreement"]["status"] = "CANCELLED"
+    elif detail_type.startswith(NotificationType.AGREEMENT_AMENDED):
+        agreement.update(intent="AMEND", status="ACTIVE")
+    elif detail_type.startswith(NotificationType.AGREEMENT_ENDED):
+        agreement["status"] = "CANCELLED"
     else:  # License Updated / Deprovisioned
         detail["product"] = {"code": customer.product_code, "id": f"prod-{customer.name}"}
         detail["license"] = {"arn": customer.license_arn}
@@ -609,7 +599,7 @@ def eventbridge_event(customer: TestCustomer, detail_type: str, when: datetime) 
         "version": "0",
         "id": str(uuid.uuid4()),
         "detail-type": detail_type,
-        "source": "aws.agreement-marketplace",
+        "source": MARKETPLACE_EVENT_SOURCE,
         "account": SELLER_ACCOUNT,
         "time": _event_time(when),
         "region": "us-east-1",
@@ -620,14 +610,14 @@ def eventbridge_event(customer: TestCustomer, detail_type: str, when: datetime) 
 
 def sns_envelope(customer: TestCustomer, action: str, when: datetime) -> dict[str, Any]:
     """A legacy topic's notification as SQS holds it with raw message delivery off."""
-    topic = "entitlement" if action == "entitlement-updated" else "subscription"
+    topic = "entitlement" if action == NotificationType.ENTITLEMENT_UPDATED else "subscription"
     message: dict[str, Any] = {
         "action": action,
         "customer-identifier": customer.customer_identifier,
         "product-code": customer.product_code,
     }
     if topic == "subscription":
-        if action in ("subscribe-success", "subscribe-fail"):
+        if action in (NotificationType.SUBSCRIBE_SUCCESS, NotificationType.SUBSCRIBE_FAIL):
             message["offer-identifier"] = f"offer-{customer.name}"
         message["isFreeTrialTermPresent"] = "true" if customer.free_trial else "false"
     topic_arn = (
@@ -650,26 +640,26 @@ def sns_envelope(customer: TestCustomer, action: str, when: datetime) -> dict[st
     }
 
 
+def _roles(kind: NotificationType, *roles: str) -> tuple[str, ...]:
+    return tuple(f"{kind} - {role}" for role in roles)
+
+
 _EVENTS_OF_ACTION = {
     # Both roles for agreement events: on a direct offer the seller is both.
     "subscribe": (
-        "Purchase Agreement Created - Proposer",
-        "Purchase Agreement Created - Manufacturer",
-        "License Updated - Manufacturer",
+        *_roles(NotificationType.AGREEMENT_CREATED, "Proposer", "Manufacturer"),
+        *_roles(NotificationType.LICENSE_UPDATED, "Manufacturer"),
     ),
-    "unsubscribe": (
-        "Purchase Agreement Ended - Proposer",
-        "Purchase Agreement Ended - Manufacturer",
-    ),
-    "license-updated": ("License Updated - Manufacturer",),
-    "deprovisioned": ("License Deprovisioned - Manufacturer",),
+    "unsubscribe": _roles(NotificationType.AGREEMENT_ENDED, "Proposer", "Manufacturer"),
+    "license-updated": _roles(NotificationType.LICENSE_UPDATED, "Manufacturer"),
+    "deprovisioned": _roles(NotificationType.LICENSE_DEPROVISIONED, "Manufacturer"),
 }
 _SNS_OF_ACTION = {
-    "subscribe": ("subscribe-success",),
-    "subscribe-fail": ("subscribe-fail",),
-    "unsubscribe": ("unsubscribe-pending", "unsubscribe-success"),
-    "license-updated": ("entitlement-updated",),
-    "deprovisioned": ("unsubscribe-success",),
+    "subscribe": (NotificationType.SUBSCRIBE_SUCCESS,),
+    "subscribe-fail": (NotificationType.SUBSCRIBE_FAIL,),
+    "unsubscribe": (NotificationType.UNSUBSCRIBE_PENDING, NotificationType.UNSUBSCRIBE_SUCCESS),
+    "license-updated": (NotificationType.ENTITLEMENT_UPDATED,),
+    "deprovisioned": (NotificationType.UNSUBSCRIBE_SUCCESS,),
 }
 
 
@@ -681,14 +671,12 @@ def uses_legacy_notifications(customer: TestCustomer) -> bool:
 def build_notifications(customer: TestCustomer, action: str, when: datetime) -> list[str]:
     """The SQS bodies Marketplace would cause for ``action`` at ``when``; ValueError if none."""
     if uses_legacy_notifications(customer):
-        kinds = _SNS_OF_ACTION.get(action)
-        if kinds is None:
+        if action not in _SNS_OF_ACTION:
             raise ValueError(f"unknown action: {action}")
-        return [json.dumps(sns_envelope(customer, kind, when)) for kind in kinds]
-    types = _EVENTS_OF_ACTION.get(action)
-    if types is None:
+        return [json.dumps(sns_envelope(customer, kind, when)) for kind in _SNS_OF_ACTION[action]]
+    if action not in _EVENTS_OF_ACTION:
         raise ValueError(f"unknown action for a new-style customer: {action}")
-    return [json.dumps(eventbridge_event(customer, kind, when)) for kind in types]
+    return [json.dumps(eventbridge_event(customer, t, when)) for t in _EVENTS_OF_ACTION[action]]
 
 
 # -- the page that plays AWS Marketplace ---------------------------------------------------------
@@ -722,23 +710,21 @@ def _definition_list(rows: Iterable[tuple[str, str]]) -> str:
 def _lifecycle_controls(stand_in: MarketplaceStandIn, customer: TestCustomer) -> str:
     if stand_in.notification_sink is None:
         return ""
-    status = stand_in.status_of(customer)
-    actions = LIFECYCLE_ACTIONS + (
-        LEGACY_ONLY_ACTIONS if uses_legacy_notifications(customer) else ()
-    )
+    legacy = uses_legacy_notifications(customer)
     buttons = "".join(
         f'<button type="submit" name="action" value="{_e(action)}" class="lifecycle">'
         f"{_e(action.replace('-', ' ').capitalize())}</button> "
-        for action in actions
+        for action in LIFECYCLE_ACTIONS + (LEGACY_ONLY_ACTIONS if legacy else ())
     )
-    channel = "SNS (legacy)" if uses_legacy_notifications(customer) else "EventBridge"
+    status = stand_in.status_of(customer) or "not in the customers table"
     return (
         f'<p>Status: <strong class="status" data-customer="{_e(customer.name)}">'
-        f"{_e(status or 'not in the customers table')}</strong></p>"
+        f"{_e(status)}</strong></p>"
         f'<form method="post" action="{_e(LIFECYCLE_PATH)}" class="lifecycle" '
         f'data-customer="{_e(customer.name)}">'
         f'<input type="hidden" name="customer" value="{_e(customer.name)}">'
-        f"<p>Lifecycle notifications ({_e(channel)}):</p>{buttons}</form>"
+        f"<p>Lifecycle notifications ({'SNS (legacy)' if legacy else 'EventBridge'}):</p>"
+        f"{buttons}</form>"
     )
 
 
@@ -764,28 +750,26 @@ def render_marketplace_page(stand_in: MarketplaceStandIn, fulfillment_url: str) 
             else ""
         )
         sections.append(
-            f'<section class="customer">'
-            f"<h2>{_e(customer.label)}</h2>"
-            f"{_definition_list(rows)}"
+            f'<section class="customer"><h2>{_e(customer.label)}</h2>{_definition_list(rows)}'
             f'<form method="post" action="{_e(fulfillment_url)}" '
             f'data-customer="{_e(customer.name)}">'
             f'<input type="hidden" name="x-amzn-marketplace-token" value="{_e(token)}">'
-            f"{offer_input}"
-            f'<button type="submit">Set up your account</button>'
+            f'{offer_input}<button type="submit">Set up your account</button>'
             f"</form>{_lifecycle_controls(stand_in, customer)}</section>"
         )
     state = stand_in.state()
-    faults = state["faults"]
     status = _definition_list(
         [
             ("ResolveCustomer calls", str(state["resolve_calls"])),
             ("Tokens issued", str(state["tokens_issued"])),
-            *((name.replace("_", " ").capitalize(), json.dumps(v)) for name, v in faults.items()),
+            *(
+                (k.replace("_", " ").capitalize(), json.dumps(v))
+                for k, v in state["faults"].items()
+            ),
         ]
     )
     return (
-        "<!doctype html>"
-        '<html lang="en"><head><meta charset="utf-8">'
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
         '<meta name="referrer" content="no-referrer">'
         f"<title>{_e(PAGE_TITLE)}</title><style>{_PAGE_STYLE}</style></head><body>"
         f"<header><h1>{_e(PAGE_TITLE)}</h1>"
@@ -802,229 +786,78 @@ def render_marketplace_page(stand_in: MarketplaceStandIn, fulfillment_url: str) 
 # -- HTTP ----------------------------------------------------------------------------------------
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    request_queue_size = 128  # http.server's default backlog of 5 resets bursts of clients
-
-    def __init__(
-        self, address: tuple[str, int], stand_in: MarketplaceStandIn, fulfillment_url: str
-    ) -> None:
-        self.stand_in = stand_in
-        self.fulfillment_url = fulfillment_url
-        super().__init__(address, _Handler)
+def _json(status: int, payload: object) -> LocalResponse:
+    headers = {"Content-Type": "application/json", "Cache-Control": "no-store"}
+    return LocalResponse(status, headers, json.dumps(payload).encode("utf-8"))
 
 
-class _BadRequestError(Exception):
-    pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # else ~40 ms per call on a reused connection
-    timeout = 60  # idle keep-alive connections do not hold a thread forever
-    server_version = "MarketplaceStandIn"
-    sys_version = ""
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # Silent: request lines and bodies would otherwise put tokens on stderr.
-        return
-
-    # -- plumbing --------------------------------------------------------------------------------
-
-    def _read_body(self) -> bytes:
-        if self.headers.get("Transfer-Encoding"):
-            self.close_connection = True
-            raise _BadRequestError("chunked bodies are not supported")
-        length_header = self.headers.get("Content-Length")
-        if length_header is None:
-            return b""
-        try:
-            length = int(length_header)
-        except ValueError:
-            length = -1
-        if not 0 <= length <= MAX_BODY_BYTES:
-            # The rest of the stream cannot be framed: answer, then drop the connection.
-            self.close_connection = True
-            raise _BadRequestError("bad or too large Content-Length")
-        return self.rfile.read(length)
-
-    def _send(
-        self,
-        status: int,
-        body: bytes,
-        content_type: str,
-        extra_headers: Iterable[tuple[str, str]] = (),
-    ) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for name, value in extra_headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(body)
-
-    def _send_json(self, status: int, payload: object) -> None:
-        body = json.dumps(payload).encode("utf-8")
-        self._send(status, body, "application/json", [("Cache-Control", "no-store")])
-
-    def _send_amz(self, status: int, payload: object) -> None:
-        body = json.dumps(payload).encode("utf-8")
-        self._send(status, body, AMZ_JSON, [("x-amzn-RequestId", str(uuid.uuid4()))])
-
-    # -- routes ----------------------------------------------------------------------------------
-
-    def do_GET(self) -> None:
-        try:
-            self._read_body()
-        except _BadRequestError as exc:
-            self._send_json(400, {"error": str(exc)})
-            return
-        path = self.path.split("?", 1)[0]
-        if path == "/_admin/state":
-            self._send_json(200, self.server.stand_in.state())
-        elif path in ("/", "/marketplace") and not self.headers.get("X-Amz-Target"):
-            page = render_marketplace_page(self.server.stand_in, self.server.fulfillment_url)
-            self._send(
-                200,
-                page.encode("utf-8"),
-                "text/html; charset=utf-8",
-                [
-                    ("Content-Security-Policy", PAGE_CSP),
-                    ("X-Content-Type-Options", "nosniff"),
-                    ("Cache-Control", "no-store"),
-                    ("Referrer-Policy", "no-referrer"),
-                ],
-            )
-        else:
-            self._send_json(404, {"error": "not found"})
-
-    def do_POST(self) -> None:
-        try:
-            body = self._read_body()
-        except _BadRequestError as exc:
-            self._send_json(400, {"error": str(exc)})
-            return
-        path = self.path.split("?", 1)[0]
-        if path == "/":
-            self._metering(body)
-        elif path == LIFECYCLE_PATH:
-            self._lifecycle_form(body)
-        elif path.startswith("/_admin/"):
-            self._admin(path, body)
-        else:
-            self._send_json(404, {"error": "not found"})
-
-    def _metering(self, body: bytes) -> None:
-        target = self.headers.get("X-Amz-Target", "")
-        if target == ENTITLEMENTS_TARGET:
-            try:
-                request = json.loads(body or b"{}")
-            except (ValueError, UnicodeDecodeError):
-                request = None
-            self._send_amz(*self.server.stand_in.get_entitlements(request))
-            return
-        if target != RESOLVE_TARGET:
-            self._send_amz(
-                400,
-                {"__type": "UnknownOperationException", "message": "Unknown operation."},
-            )
-            return
-        try:
-            request = json.loads(body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            self._send_amz(
-                400, {"__type": "SerializationException", "message": "Body is not valid JSON."}
-            )
-            return
-        token = request.get("RegistrationToken") if isinstance(request, dict) else None
-        # Missing, blank or non-string tokens count as calls and answer InvalidTokenException.
-        status, payload = self.server.stand_in.resolve(token if isinstance(token, str) else "")
-        self._send_amz(status, payload)
-
-    def _lifecycle_form(self, body: bytes) -> None:
-        """The page's lifecycle buttons: emit, then POST-redirect-GET back to the page."""
-        try:
-            form = parse_qs(body.decode("utf-8"), strict_parsing=False)
-            name, action = form["customer"][0], form["action"][0]
-            self.server.stand_in.emit(name, action)
-        except (KeyError, IndexError, UnicodeDecodeError):
-            self._send_json(400, {"error": "customer and action are required"})
-            return
-        except ValueError as exc:
-            self._send_json(400, {"error": str(exc)})
-            return
-        self._send(303, b"", "text/plain", [("Location", "/marketplace")])
-
-    def _admin(self, path: str, body: bytes) -> None:
-        try:
-            request = json.loads(body) if body.strip() else {}
-        except (ValueError, UnicodeDecodeError):
-            self._send_json(400, {"error": "body is not valid JSON"})
-            return
-        if not isinstance(request, dict):
-            self._send_json(400, {"error": "body must be a JSON object"})
-            return
-        stand_in = self.server.stand_in
+def _admin(stand_in: MarketplaceStandIn, path: str, body: bytes) -> LocalResponse:
+    try:
+        request = json.loads(body) if body.strip() else {}
+    except (ValueError, UnicodeDecodeError):
+        return _json(400, {"error": "body is not valid JSON"})
+    if not isinstance(request, dict):
+        return _json(400, {"error": "body must be a JSON object"})
+    try:
         if path == "/_admin/tokens":
-            name = request.get("customer")
-            if not isinstance(name, str):
-                self._send_json(400, {"error": "customer (string) is required"})
-                return
-            try:
-                token = stand_in.issue_token(name)
-            except KeyError:
-                self._send_json(404, {"error": f"unknown customer: {name}"})
-                return
-            self._send_json(200, {"token": token})
-        elif path == "/_admin/faults":
-            try:
-                apply_faults(stand_in, request)
-            except ValueError as exc:
-                self._send_json(400, {"error": str(exc)})
-                return
-            self._send_json(200, stand_in.state())
-        elif path == "/_admin/notifications":
-            name, action = request.get("customer"), request.get("action")
-            if not isinstance(name, str) or not isinstance(action, str):
-                self._send_json(400, {"error": "customer and action (strings) are required"})
-                return
-            try:
-                bodies = stand_in.emit(name, action)
-            except KeyError:
-                self._send_json(404, {"error": f"unknown customer: {name}"})
-                return
-            except ValueError as exc:
-                self._send_json(400, {"error": str(exc)})
-                return
-            self._send_json(200, {"sent": [json.loads(b) for b in bodies]})
-        elif path == "/_admin/reset":
+            return _json(200, {"token": stand_in.issue_token(str(request["customer"]))})
+        if path == "/_admin/faults":
+            stand_in.set_faults(**request)
+            return _json(200, stand_in.state())
+        if path == "/_admin/notifications":
+            bodies = stand_in.emit(str(request["customer"]), str(request["action"]))
+            return _json(200, {"sent": [json.loads(b) for b in bodies]})
+        if path == "/_admin/reset":
             stand_in.reset()
-            self._send_json(200, stand_in.state())
-        else:
-            self._send_json(404, {"error": "not found"})
+            return _json(200, stand_in.state())
+    except KeyError as missing:
+        name = request.get("customer")
+        if isinstance(name, str) and missing.args == (name,):
+            return _json(404, {"error": f"unknown customer: {name}"})
+        return _json(400, {"error": f"{missing} is required"})
+    except (TypeError, ValueError) as exc:
+        return _json(400, {"error": str(exc)})
+    return _json(404, {"error": "not found"})
 
 
-@dataclass
-class RunningServer:
-    """A stand-in server running on a daemon thread."""
+def http_app(
+    stand_in: MarketplaceStandIn, fulfillment_url: str
+) -> Callable[[LocalRequest], LocalResponse]:
+    """The stand-in over HTTP: the APIs at POST /, the page, its buttons, the admin API."""
 
-    url: str
-    port: int
-    _server: _Server = field(repr=False)
-    _thread: threading.Thread = field(repr=False)
+    def app(request: LocalRequest) -> LocalResponse:
+        method, path = request.method, request.path
+        if method == "POST" and path == "/":
+            status, answer = stand_in.call(request.header("X-Amz-Target"), request.body)
+            headers = {"Content-Type": AMZ_JSON, "x-amzn-RequestId": str(uuid.uuid4())}
+            return LocalResponse(status, headers, json.dumps(answer).encode("utf-8"))
+        if method == "GET" and path == "/_admin/state":
+            return _json(200, stand_in.state())
+        if method == "GET" and path in ("/", "/marketplace") and not request.header("X-Amz-Target"):
+            page = render_marketplace_page(stand_in, fulfillment_url).encode("utf-8")
+            headers = {
+                "Content-Type": "text/html; charset=utf-8",
+                "Content-Security-Policy": PAGE_CSP,
+                "X-Content-Type-Options": "nosniff",
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+            }
+            return LocalResponse(200, headers, page)
+        if method == "POST" and path == LIFECYCLE_PATH:
+            # The page's lifecycle buttons: emit, then POST-redirect-GET back to the page.
+            form = parse_qs(request.body.decode("utf-8", "replace"))
+            try:
+                stand_in.emit(form["customer"][0], form["action"][0])
+            except KeyError:
+                return _json(400, {"error": "customer and action are required"})
+            except ValueError as exc:
+                return _json(400, {"error": str(exc)})
+            return LocalResponse(303, {"Location": "/marketplace"})
+        if method == "POST" and path.startswith("/_admin/"):
+            return _admin(stand_in, path, request.body)
+        return _json(404, {"error": "not found"})
 
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
-    def __enter__(self) -> RunningServer:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
+    return app
 
 
 def start_server(
@@ -1034,35 +867,25 @@ def start_server(
     fulfillment_url: str = "http://127.0.0.1:8000/",
 ) -> RunningServer:
     """Serve `stand_in` over HTTP on a daemon thread; port 0 picks a free port."""
-    server = _Server((host, port), stand_in, fulfillment_url)
-    bound_port = int(server.server_address[1])
-    thread = threading.Thread(
-        target=server.serve_forever,
-        kwargs={"poll_interval": 0.1},
-        name=f"marketplace-standin-{bound_port}",
-        daemon=True,
-    )
-    thread.start()
-    return RunningServer(
-        url=f"http://{host}:{bound_port}", port=bound_port, _server=server, _thread=thread
+    return serve(
+        http_app(stand_in, fulfillment_url),
+        host=host,
+        port=port,
+        name="marketplace-standin",
+        refuse=lambda status, reason: _json(400, {"error": reason}),
+        max_body_bytes=MAX_BODY_BYTES,
     )
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m local.marketplace",
-        description="Local stand-in for the AWS Marketplace Metering API and buyer page.",
-    )
+    parser = argparse.ArgumentParser(prog="python -m local.marketplace", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--product-code", default="prod-localtest00")
     parser.add_argument("--other-product-code", default="prod-otherproduct0")
     parser.add_argument("--fulfillment-url", default="http://127.0.0.1:8000/")
-    parser.add_argument(
-        "--expire-after", type=float, default=DEFAULT_EXPIRE_AFTER_SECONDS, metavar="SECONDS"
-    )
+    parser.add_argument("--expire-after", type=float, default=DEFAULT_EXPIRE_AFTER_SECONDS)
     args = parser.parse_args(argv)
-
     stand_in = MarketplaceStandIn(
         default_customers(args.product_code, args.other_product_code),
         expire_after_seconds=args.expire_after,
@@ -1070,11 +893,7 @@ def main(argv: list[str] | None = None) -> None:
     running = start_server(stand_in, args.host, args.port, args.fulfillment_url)
     # SIGTERM behaves like Ctrl-C so the socket is closed cleanly either way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    print(
-        f"Marketplace stand-in on {running.url} (buyer page {running.url}/marketplace, "
-        f"fulfillment URL {args.fulfillment_url})",
-        flush=True,
-    )
+    print(f"Marketplace stand-in on {running.url} (page {running.url}/marketplace)", flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -1,4 +1,5 @@
-"""The local stack's own pages: an index, the stand-in registration page, a redirect.
+"""The local stack's own pages: an index, the stand-in registration page, the published
+events, a redirect.
 
 Never deployed. They run in the gateway process and bypass the function. The stand-in
 registration page plays a seller's own sign-up application (what REGISTRATION_URL points at);
@@ -12,6 +13,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -20,7 +22,8 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from local.gateway import LocalRequest, LocalResponse
+from fulfillment import contract
+from local.server import LocalRequest, LocalResponse
 
 REGISTRATION_PARAMETER = "registration"
 OFFER_PARAMETER = "offer"
@@ -35,6 +38,8 @@ _CSS = (
     "dl{display:grid;grid-template-columns:auto 1fr;gap:.3rem 1rem}"
     "dt{color:#545b64}dd{margin:0;overflow-wrap:anywhere;font-family:ui-monospace,monospace}"
     ".note{color:#545b64;font-size:.9rem}"
+    "article{border-top:1px solid #d5dbdb;padding:.5rem 0}article h2{font-size:1.1rem}"
+    "pre{background:#f2f3f3;padding:.6rem;overflow-x:auto;font-size:.85rem}"
 )
 _CSP = (
     "default-src 'none'; "
@@ -208,16 +213,19 @@ def registration_page(
         try:
             session = client.get_item(
                 TableName=customers_table,
-                Key={"pk": {"S": f"SESSION#{session_id}"}, "sk": {"S": "SESSION"}},
+                Key={
+                    contract.PK: {"S": contract.SESSION_PREFIX + session_id},
+                    contract.SK: {"S": contract.SESSION_SK},
+                },
                 ConsistentRead=True,
             ).get("Item")
-            expires_at = _attribute(session or {}, "expires_at")
+            expires_at = _attribute(session or {}, contract.EXPIRES_AT)
             # TTL deletion lags in DynamoDB (and never happens in moto): check expiry here.
             if not session or not expires_at or float(expires_at) <= clock():
                 return not_found()
             customer = client.get_item(
                 TableName=customers_table,
-                Key={"pk": session["customer_pk"], "sk": {"S": "CUSTOMER"}},
+                Key={contract.PK: session["customer_pk"], contract.SK: {"S": contract.CUSTOMER_SK}},
                 ConsistentRead=True,
             ).get("Item")
         except (BotoCoreError, ClientError) as exc:
@@ -262,3 +270,25 @@ def registration_page(
         return _html(200, "Registration received", body)
 
     return render
+
+
+# --------------------------------------------------------------------------- events
+
+
+def events_page(published: list[dict[str, Any]], *, bus_name: str) -> LocalResponse:
+    """`/_local/events`: every event the bus delivered, newest first."""
+    items = "".join(
+        "<article>"
+        f"<h2>{_e(event.get('detail-type', ''))}</h2>"
+        f'<p class="note">{_e(event.get("time", ""))} &middot; source '
+        f"{_e(event.get('source', ''))} &middot; id {_e(event.get('id', ''))}</p>"
+        f"<pre>{_e(json.dumps(event.get('detail'), indent=2, sort_keys=True))}</pre>"
+        "</article>"
+        for event in reversed(published)
+    )
+    body = (
+        f'<p class="note">What the bus <code>{_e(bus_name)}</code> delivered, newest first '
+        f"({len(published)} so far).</p>"
+        + (items or "<p>No events yet. Register a customer to see one here.</p>")
+    )
+    return _html(200, "Published registration events", body)

@@ -2,7 +2,8 @@
 
 Starts moto's DynamoDB (unless AWS_ENDPOINT_URL_DYNAMODB names one), the Marketplace stand-in
 (unless AWS_ENDPOINT_URL_MARKETPLACE_METERING names one) and the API Gateway emulator running
-the real functions in worker processes, plus a few local-only pages under /_local/.
+the real functions in worker processes, the pollers that feed the publisher, the lifecycle and
+the recovery processors, plus a few local-only pages under /_local/.
 
 Without REGISTRATION_URL buyers go to the built-in sign-up page (the product's default);
 REGISTRATION_URL=/_local/registration sends them to the stand-in seller page instead.
@@ -23,71 +24,64 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import boto3
 
+from fulfillment import contract
 from local import pages
-from local.dynamodb import RunningDynamoDB, create_tables, start_dynamodb
+from local.dynamodb import create_tables, start_dynamodb
+from local.event_sources import QueueFunction
 from local.events import EVENTS_PATH, LocalEvents, start_local_events
-from local.gateway import LocalPage, Route, RunningGateway, start_gateway
-from local.lifecycle import LocalLifecycle, start_local_lifecycle
-from local.marketplace import (
-    MarketplaceStandIn,
-    RunningServer,
-    default_customers,
-    start_server,
-)
-from local.recovery import LocalRecovery, start_local_recovery
+from local.functions import LAMBDA_ROOT
+from local.gateway import Route, start_gateway
+from local.lifecycle import LocalLifecycle
+from local.marketplace import MarketplaceStandIn, default_customers, start_server
+from local.recovery import start_local_recovery
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-LAMBDA_ROOT = REPO_ROOT / "lambda"
-HANDLER = "fulfillment.api.lambda_handler"
-SIGNUP_HANDLER = "fulfillment.signup.handler.lambda_handler"
-HANDOFF_HANDLER = "fulfillment.handoff.handler.lambda_handler"
+    from local.gateway import RunningGateway
+
+__all__ = ["HANDLER", "LAMBDA_ROOT", "ROUTES", "LocalStack", "main", "start_local_stack"]
+
+# The gateway's default handler (the fulfillment URL); the other routes name their own.
+HANDLER = contract.FULFILLMENT_HANDLER
 SIGNUP_PATH = "/signup"
 ROUTES = [
     Route("GET", "/"),
     Route("POST", "/"),
-    Route("GET", SIGNUP_PATH, handler=SIGNUP_HANDLER),
-    Route("POST", SIGNUP_PATH, handler=SIGNUP_HANDLER),
-    Route("GET", "/registrations/{id}", handler=HANDOFF_HANDLER, iam_auth=True),
+    Route("GET", SIGNUP_PATH, handler=contract.SIGNUP_HANDLER),
+    Route("POST", SIGNUP_PATH, handler=contract.SIGNUP_HANDLER),
+    Route("GET", "/registrations/{id}", handler=contract.HANDOFF_HANDLER, iam_auth=True),
 ]
-
-DEFAULT_PRODUCT_CODES = "prod-localexample1"
-DEFAULT_CUSTOMERS_TABLE = "fulfillment-customers"
-DEFAULT_IDEMPOTENCY_TABLE = "fulfillment-idempotency"
-DEFAULT_CONTACTS_TABLE = "fulfillment-contacts"
-DEFAULT_WORKERS = 4
-LOCAL_REGION = "us-east-1"
-LOCAL_CREDENTIAL = "local"  # dummy: every endpoint the stack talks to is on this machine
-
 REGISTRATION_PATH = "/_local/registration"
 INDEX_PATH = "/_local/"
 MARKETPLACE_REDIRECT_PATH = "/_local/marketplace"
 
-# The functions' settings variables (lambda/fulfillment/settings.py). Spelled out rather than
-# imported so that this process never imports the function; an e2e test compares the two.
-# Every function worker gets all of them (the local stack runs all handlers in one pool).
-_REQUIRED_SETTINGS = (
-    "CUSTOMERS_TABLE_NAME",
-    "IDEMPOTENCY_TABLE_NAME",
-    "CONTACTS_TABLE_NAME",
-    "PRODUCT_CODES",
+DEFAULTS = {
+    contract.PRODUCT_CODES: "prod-localexample1",
+    contract.CUSTOMERS_TABLE_NAME: "fulfillment-customers",
+    contract.IDEMPOTENCY_TABLE_NAME: "fulfillment-idempotency",
+    contract.CONTACTS_TABLE_NAME: "fulfillment-contacts",
+}
+DEFAULT_WORKERS = 4
+LOCAL_REGION = "us-east-1"
+LOCAL_CREDENTIAL = "local"  # dummy: every endpoint the stack talks to is on this machine
+# Passed on to the functions only when set.
+_OPTIONAL_SETTINGS = (
+    contract.MARKETPLACE_REGION,
+    contract.SESSION_TTL_SECONDS,
+    contract.SIGNUP_EXTRA_FIELDS,
 )
-# Only the sign-up function reads it; the lifecycle and events workers are started without it.
-_CONTACTS_SETTING = "CONTACTS_TABLE_NAME"
-_OPTIONAL_SETTINGS = ("MARKETPLACE_REGION", "SESSION_TTL_SECONDS", "SIGNUP_EXTRA_FIELDS")
-# URLs: passed on only when set; a value starting with "/" is taken relative to the local
+# URLs, passed on only when set; a value starting with "/" is taken relative to the local
 # gateway (e.g. REGISTRATION_URL=/_local/registration), so it works with any PORT.
-_URL_SETTINGS = ("REGISTRATION_URL", "TRIAL_REGISTRATION_URL", "SIGNUP_COMPLETE_URL")
-# Spawned workers inherit this process's environment, and botocore refuses to build a client
-# for a profile its (isolated) config file does not hold.
-_INHERITED_PROFILE_VARIABLES = ("AWS_PROFILE", "AWS_DEFAULT_PROFILE")
+_URL_SETTINGS = (
+    contract.REGISTRATION_URL,
+    contract.TRIAL_REGISTRATION_URL,
+    contract.SIGNUP_COMPLETE_URL,
+)
 _GATEWAY_PORT_ATTEMPTS = 5
 
 
@@ -108,14 +102,12 @@ class LocalStack:
     contacts_table: str
     function_environment: dict[str, str]
     _gateway: RunningGateway = field(repr=False)
-    # The publisher of registration events (None when DynamoDB is external: no moto stream).
+    # The publisher and the lifecycle queue need moto's stream and SQS: None when DynamoDB is
+    # external. The recovery queue is moto's or AWS_ENDPOINT_URL_SQS's.
     events: LocalEvents | None = None
-    # The lifecycle queue and its consumer (None when DynamoDB is external: no moto SQS).
     lifecycle: LocalLifecycle | None = None
-    # The recovery queue (registrations whose writes failed) and the recovery processor.
-    recovery: LocalRecovery | None = None
+    recovery: QueueFunction | None = None
     _stop_callbacks: list[Callable[[], None]] = field(default_factory=list, repr=False)
-    _stopped: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -146,21 +138,22 @@ class LocalStack:
         return _dynamodb_client(self.dynamodb_url)
 
     def stop(self) -> None:
-        """Stop the gateway (and its workers), then the stand-in and moto; idempotent."""
+        """Stop the gateway (and its workers), the pollers, the stand-in and moto; idempotent."""
         with self._lock:
-            if self._stopped:
-                return
-            self._stopped = True
             callbacks, self._stop_callbacks = self._stop_callbacks, []
-        for callback in reversed(callbacks):
-            with contextlib.suppress(Exception):
-                callback()
+        _run_all(callbacks)
 
     def __enter__(self) -> LocalStack:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+def _run_all(callbacks: list[Callable[[], None]]) -> None:
+    for callback in reversed(callbacks):
+        with contextlib.suppress(Exception):
+            callback()
 
 
 def _dynamodb_client(endpoint_url: str) -> DynamoDBClient:
@@ -182,21 +175,13 @@ def _url_host(host: str) -> str:
 
 
 def _free_port(host: str) -> int:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as probe:
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.bind((host, 0))
         return int(probe.getsockname()[1])
 
 
-def _setting(environ: Mapping[str, str], name: str, default: str) -> str:
-    return environ.get(name, "").strip() or default
-
-
-def _url_setting(environ: Mapping[str, str], name: str, base_url: str) -> str | None:
-    value = environ.get(name, "").strip()
-    if not value:
-        return None
-    return base_url + value if value.startswith("/") else value
+def _setting(environ: Mapping[str, str], name: str, default: str = "") -> str:
+    return environ.get(name, "").strip() or DEFAULTS.get(name, default)
 
 
 def start_local_stack(
@@ -210,42 +195,28 @@ def start_local_stack(
 
     ``environ`` supplies the settings (PRODUCT_CODES, table names, URLs, ...), the optional
     external endpoints and LOCAL_WORKERS / MARKETPLACE_PORT. Removes AWS_PROFILE and
-    AWS_DEFAULT_PROFILE from this process's environment: the workers inherit it, and the local
-    stack must never pick up a real profile.
+    AWS_DEFAULT_PROFILE from this process's environment: the spawned workers inherit it, and
+    botocore refuses a profile its (isolated) config file does not hold.
     """
-    for name in _INHERITED_PROFILE_VARIABLES:
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE"):
         os.environ.pop(name, None)
-    worker_count = (
-        workers
-        if workers is not None
-        else int(_setting(environ, "LOCAL_WORKERS", str(DEFAULT_WORKERS)))
-    )
+    count = workers or int(_setting(environ, "LOCAL_WORKERS", str(DEFAULT_WORKERS)))
     for attempt in range(_GATEWAY_PORT_ATTEMPTS):
         # The function's URLs must be known before its workers start, so the gateway port is
         # fixed first: a probed free one when port is 0.
-        gateway_port = port or _free_port(host)
         stop_callbacks: list[Callable[[], None]] = []
         try:
-            return _start(
-                host=host,
-                gateway_port=gateway_port,
-                environ=environ,
-                workers=worker_count,
-                stop_callbacks=stop_callbacks,
-            )
+            return _start(host, port or _free_port(host), environ, count, stop_callbacks)
         except BaseException as exc:
-            for callback in reversed(stop_callbacks):
-                with contextlib.suppress(Exception):
-                    callback()
+            _run_all(stop_callbacks)
             # Another process took the probed port before the gateway bound it: start over.
-            port_taken = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
-            if port or not port_taken or attempt == _GATEWAY_PORT_ATTEMPTS - 1:
+            taken = isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE
+            if port or not taken or attempt == _GATEWAY_PORT_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
 
 
 def _start(
-    *,
     host: str,
     gateway_port: int,
     environ: Mapping[str, str],
@@ -253,24 +224,31 @@ def _start(
     stop_callbacks: list[Callable[[], None]],
 ) -> LocalStack:
     base_url = f"http://{_url_host(host)}:{gateway_port}"
-    customers_table = _setting(environ, "CUSTOMERS_TABLE_NAME", DEFAULT_CUSTOMERS_TABLE)
-    idempotency_table = _setting(environ, "IDEMPOTENCY_TABLE_NAME", DEFAULT_IDEMPOTENCY_TABLE)
-    contacts_table = _setting(environ, _CONTACTS_SETTING, DEFAULT_CONTACTS_TABLE)
-    product_codes = _setting(environ, "PRODUCT_CODES", DEFAULT_PRODUCT_CODES)
-    # Unset by default: the function then hands buyers to its built-in sign-up page.
-    urls = {name: _url_setting(environ, name, base_url) for name in _URL_SETTINGS}
-    registration_url = urls["REGISTRATION_URL"]
-    trial_registration_url = urls["TRIAL_REGISTRATION_URL"]
+    tables = {
+        name: _setting(environ, name)
+        for name in (
+            contract.CUSTOMERS_TABLE_NAME,
+            contract.IDEMPOTENCY_TABLE_NAME,
+            contract.CONTACTS_TABLE_NAME,
+        )
+    }
+    customers_table = tables[contract.CUSTOMERS_TABLE_NAME]
+    product_codes = _setting(environ, contract.PRODUCT_CODES)
+    urls = {
+        name: (base_url + value if value.startswith("/") else value)
+        for name in _URL_SETTINGS
+        if (value := environ.get(name, "").strip())
+    }
 
     # DynamoDB: an external endpoint, or moto on an ephemeral loopback port.
     dynamodb_url = environ.get("AWS_ENDPOINT_URL_DYNAMODB", "").strip()
     own_moto = not dynamodb_url
     if own_moto:
-        moto: RunningDynamoDB = start_dynamodb("127.0.0.1", 0)
+        moto = start_dynamodb("127.0.0.1", 0)
         stop_callbacks.append(moto.stop)
         dynamodb_url = moto.url
     client = _dynamodb_client(dynamodb_url)
-    create_tables(client, customers_table, idempotency_table, contacts_table)
+    create_tables(client, *tables.values())
 
     # Marketplace: an external endpoint, or our stand-in posting buyers to the gateway.
     marketplace_url = environ.get("AWS_ENDPOINT_URL_MARKETPLACE_METERING", "").strip()
@@ -279,7 +257,7 @@ def _start(
     if not marketplace_url:
         first_product = next(c.strip() for c in product_codes.split(",") if c.strip())
         stand_in = MarketplaceStandIn(default_customers(first_product))
-        server: RunningServer = start_server(
+        server = start_server(
             stand_in,
             host=host,
             port=int(_setting(environ, "MARKETPLACE_PORT", "0")),
@@ -290,16 +268,10 @@ def _start(
         marketplace_page_url = marketplace_url + "/marketplace"
 
     function_environment: dict[str, str] = {
-        "CUSTOMERS_TABLE_NAME": customers_table,
-        "IDEMPOTENCY_TABLE_NAME": idempotency_table,
-        _CONTACTS_SETTING: contacts_table,
-        "PRODUCT_CODES": product_codes,
-        **{name: url for name, url in urls.items() if url is not None},
-        **{
-            name: environ[name].strip()
-            for name in _OPTIONAL_SETTINGS
-            if environ.get(name, "").strip()
-        },
+        **tables,
+        contract.PRODUCT_CODES: product_codes,
+        **urls,
+        **{name: environ[name].strip() for name in _OPTIONAL_SETTINGS if _setting(environ, name)},
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_url,
         "AWS_ENDPOINT_URL_MARKETPLACE_METERING": marketplace_url,
         "AWS_ACCESS_KEY_ID": LOCAL_CREDENTIAL,
@@ -311,13 +283,15 @@ def _start(
         # A developer's ~/.aws config must not change endpoints, retries or region locally.
         "AWS_CONFIG_FILE": os.devnull,
         "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-        "POWERTOOLS_SERVICE_NAME": "fulfillment",
-        "POWERTOOLS_METRICS_NAMESPACE": "Fulfillment",
+        contract.POWERTOOLS_SERVICE_NAME: contract.DEFAULT_SERVICE_NAME,
+        contract.POWERTOOLS_METRICS_NAMESPACE: contract.DEFAULT_METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": _setting(environ, "POWERTOOLS_LOG_LEVEL", "INFO"),
     }
-
-    # As deployed, the publisher and the lifecycle processor never learn of the contacts table.
-    without_contacts = {k: v for k, v in function_environment.items() if k != _CONTACTS_SETTING}
+    # As deployed, the publisher and the lifecycle and recovery processors never learn of the
+    # contacts table.
+    without_contacts = {
+        k: v for k, v in function_environment.items() if k != contract.CONTACTS_TABLE_NAME
+    }
 
     # Recovery: the fulfillment function parks registrations whose writes failed on an SQS
     # queue (RECOVERY_QUEUE_URL, a required setting): moto's, or AWS_ENDPOINT_URL_SQS's when
@@ -327,11 +301,12 @@ def _start(
         endpoint_url=sqs_url, function_environment=without_contacts, region=LOCAL_REGION
     )
     stop_callbacks.append(recovery.stop)
-    function_environment["RECOVERY_QUEUE_URL"] = recovery.queue_url
+    function_environment[contract.RECOVERY_QUEUE_URL] = recovery.queue_url
     function_environment["AWS_ENDPOINT_URL_SQS"] = sqs_url
 
-    # Registration events need moto's stream, EventBridge and SQS: only with our own moto.
+    # Registration events and lifecycle notifications: moto's stream and SQS, so own moto only.
     events: LocalEvents | None = None
+    lifecycle: LocalLifecycle | None = None
     if own_moto:
         events = start_local_events(
             dynamodb_url=dynamodb_url,
@@ -340,15 +315,11 @@ def _start(
             region=LOCAL_REGION,
         )
         stop_callbacks.append(events.stop)
-
-    # Lifecycle notifications: moto's SQS -> fulfillment.lifecycle, only with our own moto.
-    lifecycle: LocalLifecycle | None = None
-    if own_moto:
         entitlement_url = (
             environ.get("AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE", "").strip()
             or marketplace_url
         )
-        lifecycle = start_local_lifecycle(
+        lifecycle = LocalLifecycle(
             endpoint_url=dynamodb_url,
             customers_table=customers_table,
             function_environment={
@@ -361,27 +332,24 @@ def _start(
         if stand_in is not None:
             stand_in.connect_lifecycle(lifecycle.send, lifecycle.status_of)
 
-    local_pages: dict[str, LocalPage] = {
+    links = pages.PageLinks(
+        fulfillment_url=base_url + "/",
+        signup_url=base_url + SIGNUP_PATH,
+        standin_registration_url=base_url + REGISTRATION_PATH,
+        registration_url=urls.get(contract.REGISTRATION_URL),
+        trial_registration_url=urls.get(contract.TRIAL_REGISTRATION_URL),
+        marketplace_page_url=marketplace_page_url,
+        marketplace_endpoint=marketplace_url,
+        dynamodb_endpoint=dynamodb_url,
+        events_url=base_url + EVENTS_PATH if events is not None else None,
+    )
+    local_pages = {
         "/_local": pages.redirect_page(base_url + INDEX_PATH),
-        INDEX_PATH: pages.index_page(
-            pages.PageLinks(
-                fulfillment_url=base_url + "/",
-                signup_url=base_url + SIGNUP_PATH,
-                standin_registration_url=base_url + REGISTRATION_PATH,
-                registration_url=registration_url,
-                trial_registration_url=trial_registration_url,
-                marketplace_page_url=marketplace_page_url,
-                marketplace_endpoint=marketplace_url,
-                dynamodb_endpoint=dynamodb_url,
-                events_url=base_url + EVENTS_PATH if events is not None else None,
-            )
-        ),
+        INDEX_PATH: pages.index_page(links),
         REGISTRATION_PATH: pages.registration_page(client, customers_table),
         MARKETPLACE_REDIRECT_PATH: pages.redirect_page(marketplace_page_url),
+        **({EVENTS_PATH: events.page} if events is not None else {}),
     }
-    if events is not None:
-        local_pages[EVENTS_PATH] = events.page
-
     gateway = start_gateway(
         handler=HANDLER,
         routes=ROUTES,
@@ -389,52 +357,51 @@ def _start(
         port=gateway_port,
         workers=workers,
         environment=function_environment,
-        extra_sys_path=[str(LAMBDA_ROOT)],
         local_pages=local_pages,
     )
     stop_callbacks.append(gateway.stop)
-
     return LocalStack(
         url=base_url,
-        registration_url=registration_url,
-        trial_registration_url=trial_registration_url,
+        registration_url=links.registration_url,
+        trial_registration_url=links.trial_registration_url,
         marketplace_url=marketplace_url,
         marketplace_page_url=marketplace_page_url,
         marketplace=stand_in,
         dynamodb_url=dynamodb_url,
         customers_table=customers_table,
-        idempotency_table=idempotency_table,
-        contacts_table=contacts_table,
+        idempotency_table=tables[contract.IDEMPOTENCY_TABLE_NAME],
+        contacts_table=tables[contract.CONTACTS_TABLE_NAME],
         function_environment=function_environment,
         _gateway=gateway,
-        _stop_callbacks=stop_callbacks,
         events=events,
         lifecycle=lifecycle,
         recovery=recovery,
+        _stop_callbacks=stop_callbacks,
     )
 
 
 def _banner(stack: LocalStack) -> str:
-    lines = [
-        "Fulfillment local stack (no AWS account; nothing here is deployed)",
-        f"  Fulfillment URL     {stack.fulfillment_url}",
-    ]
-    if stack.marketplace_page_url is not None:
-        lines.append(f"  AWS Marketplace     {stack.marketplace_page_url}  <- start here")
-    else:
-        lines.append(f"  Marketplace API     {stack.marketplace_url} (external)")
-    lines += [
-        f"  Buyers go to        {stack.registration_url or stack.signup_url + ' (built-in)'}",
-        f"  Local index         {stack.index_url}",
-        f"  DynamoDB            {stack.dynamodb_url}",
+    rows = [
+        ("Fulfillment URL", stack.fulfillment_url),
+        (
+            ("AWS Marketplace", f"{stack.marketplace_page_url}  <- start here")
+            if stack.marketplace_page_url is not None
+            else ("Marketplace API", f"{stack.marketplace_url} (external)")
+        ),
+        ("Buyers go to", stack.registration_url or stack.signup_url + " (built-in)"),
+        ("Local index", stack.index_url),
+        ("DynamoDB", stack.dynamodb_url),
     ]
     if stack.events is not None:
-        lines.append(f"  Published events    {stack.url}{EVENTS_PATH}")
+        rows.append(("Published events", stack.url + EVENTS_PATH))
     if stack.lifecycle is not None:
-        lines.append(f"  Lifecycle queue     {stack.lifecycle.queue_url}")
+        rows.append(("Lifecycle queue", stack.lifecycle.queue_url))
     if stack.recovery is not None:
-        lines.append(f"  Recovery queue      {stack.recovery.queue_url}")
-    return "\n".join(lines)
+        rows.append(("Recovery queue", stack.recovery.queue_url))
+    return "\n".join(
+        ["Fulfillment local stack (no AWS account; nothing here is deployed)"]
+        + [f"  {name:<20}{value}" for name, value in rows]
+    )
 
 
 def _raise_keyboard_interrupt(signum: int, frame: object) -> None:

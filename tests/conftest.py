@@ -84,7 +84,7 @@ def _log_scan() -> Iterator[None]:
     """Record all logging for the scan and register secrets where the suite creates them."""
     from fulfillment.core.observability import logger
     from fulfillment.signup import contacts
-    from local.gateway import _WorkerPool
+    from local.functions import Workers
     from local.marketplace import MarketplaceStandIn
 
     root = logging.getLogger()
@@ -100,8 +100,8 @@ def _log_scan() -> Iterator[None]:
     issue_token = MarketplaceStandIn.issue_token
     validate_contact = contacts.validate_contact
 
-    def issue_and_register(self: MarketplaceStandIn, customer_name: str) -> str:
-        token = issue_token(self, customer_name)
+    def issue_and_register(self: MarketplaceStandIn, *args: Any, **kwargs: Any) -> str:
+        token = issue_token(self, *args, **kwargs)
         registry.register("registration token", token)
         return token
 
@@ -113,9 +113,9 @@ def _log_scan() -> Iterator[None]:
 
     # The local stack runs the sign-up function in worker processes: its gateway (in this
     # process) sees the posted form before a worker does.
-    submit = _WorkerPool.submit
+    submit = Workers.submit
 
-    def submit_and_register(self: _WorkerPool, fn: Any, *args: Any) -> Any:
+    def submit_and_register(self: Workers, fn: Any, *args: Any) -> Any:
         for event in args:
             if isinstance(event, dict) and str(event.get("path", "")).endswith("/signup"):
                 _register_posted_contact(event)
@@ -124,7 +124,7 @@ def _log_scan() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(MarketplaceStandIn, "issue_token", issue_and_register)
         patch.setattr(contacts, "validate_contact", validate_and_register)
-        patch.setattr(_WorkerPool, "submit", submit_and_register)
+        patch.setattr(Workers, "submit", submit_and_register)
         yield
     logger._logger.removeHandler(powertools)
     root.removeHandler(everything)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
@@ -10,26 +9,6 @@ from typing import Any
 
 # Module state that must survive between invocations in one worker (a warm sandbox).
 _invocations = 0
-
-BINARY_BODY = b"\x89PNG\r\n\x1a\n\x00\xff"
-
-
-def _powertools(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from aws_lambda_powertools import Logger
-    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
-
-    logger = Logger(service="echo")
-    config = IdempotencyConfig()
-    config.register_lambda_context(context)
-
-    @logger.inject_lambda_context
-    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-        return logger.get_current_keys()
-
-    keys = handler(event, context)
-    remaining = context.get_remaining_time_in_millis()
-    assert config.lambda_context is context
-    return {"keys": keys, "remaining": remaining}
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> Any:
@@ -40,13 +19,6 @@ def lambda_handler(event: dict[str, Any], context: Any) -> Any:
         raise RuntimeError("the handler failed on purpose")
     if path == "/malformed":
         return {"statusCode": 200, "body": {"not": "a string"}}
-    if path == "/binary":
-        return {
-            "statusCode": 200,
-            "headers": {"Content-Type": "image/png"},
-            "body": base64.b64encode(BINARY_BODY).decode("ascii"),
-            "isBase64Encoded": True,
-        }
     if path == "/cookies":
         return {
             "statusCode": 303,
@@ -54,19 +26,16 @@ def lambda_handler(event: dict[str, Any], context: Any) -> Any:
             "multiValueHeaders": {"Set-Cookie": ["a=1; HttpOnly", "b=2; Secure"]},
             "body": "",
         }
-    if path == "/powertools":
-        body: Any = _powertools(event, context)
-    else:
-        if path == "/slow":
-            time.sleep(0.4)
-        print(f"echo handler invoked for {path}", flush=True)
-        body = {
-            "event": event,
-            "pid": os.getpid(),
-            "invocations": _invocations,
-            "aws_request_id": context.aws_request_id,
-            "remaining_ms": context.get_remaining_time_in_millis(),
-        }
+    if path == "/slow":
+        time.sleep(0.4)
+    print(f"echo handler invoked for {path}", flush=True)
+    body = {
+        "event": event,
+        "pid": os.getpid(),
+        "invocations": _invocations,
+        "aws_request_id": context.aws_request_id,
+        "remaining_ms": context.get_remaining_time_in_millis(),
+    }
     return {
         "statusCode": 200,
         "headers": {"Content-Type": "application/json"},
