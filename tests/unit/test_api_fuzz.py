@@ -124,7 +124,7 @@ CONTEXT = LambdaContext(
 def template_text() -> str:
     """Every page as it looks without any input: markup in there is the pages' own."""
     submission = Submission(token="T", free_trial=True)
-    every_page = {*pages.ERROR_PAGES.values(), pages.LANDING, pages.DEFERRED}
+    every_page = {*(entry.page for entry in pages.ERRORS.values()), pages.LANDING, pages.DEFERRED}
     return "".join(
         pages.render(page, reference="r", submission=submission)["body"] for page in every_page
     )

@@ -24,6 +24,7 @@ from fulfillment.handoff.lookup import OrphanedRegistrationError, lookup_registr
 from local.gateway import LambdaContext
 from tests.fresh_process import run_fresh
 from tests.handoff_events import CALLER_ARN, registration_request
+from tests.unit.reports import raise_and_report, reported
 
 NOW = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
 SESSION_ID = "s3ss10n-1d_0123456789abcdefABCDEF"
@@ -349,16 +350,39 @@ def test_unexpected_error_answers_500_with_the_request_id_and_no_detail(
     assert "KeyError" in line["exception"]
 
 
+@pytest.mark.parametrize(
+    ("error", "status", "outcome", "level"),
+    [
+        (MalformedRegistrationIdError("x"), 400, "MalformedId", "WARNING"),
+        (UnknownSignupSessionError("x"), 404, "Unknown", "INFO"),
+        (SignupSessionUnavailableError("x"), 404, "Expired", "INFO"),
+        (OrphanedRegistrationError("x"), 404, "OrphanedRegistration", "WARNING"),
+        (StorageUnavailableError("ThrottlingException"), 503, "StorageUnavailable", "ERROR"),
+        (ConfigurationError("CUSTOMERS_TABLE_NAME", "not set"), 500, "ConfigurationFault", "ERROR"),
+        (FulfillmentError("x"), 500, "Unexpected", "ERROR"),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else None,
+)
+def test_error_table_gives_each_error_its_status_outcome_and_log_level(
+    capsys: pytest.CaptureFixture[str], error: Exception, status: int, outcome: str, level: str
+) -> None:
+    answer = handoff.answer_for(error)
+
+    report = reported(lambda: raise_and_report(error, lambda e: answer.report(e, "arn:c")), capsys)
+
+    assert answer.status == status
+    (line,) = report.lines
+    assert (line["level"], line["caller"], line["outcome"]) == (level, "arn:c", outcome)
+    assert report.metrics == []  # the hand-off counts nothing by error
+
+
 def test_error_table_resolves_subclasses_to_the_most_specific_entry() -> None:
     class NarrowerStorageError(StorageUnavailableError):
         pass
 
     assert handoff.answer_for(NarrowerStorageError("x")).status == 503
     assert handoff.answer_for(OrphanedRegistrationError("x")).outcome == "OrphanedRegistration"
-    assert handoff.answer_for(SignupSessionUnavailableError("x")).outcome == "Expired"
-    assert handoff.answer_for(UnknownSignupSessionError("x")).outcome == "Unknown"
-    assert handoff.answer_for(MalformedRegistrationIdError("x")).status == 400
-    assert handoff.answer_for(FulfillmentError("x")) is handoff.UNEXPECTED
+    assert handoff.answer_for(FulfillmentError("x")) is handoff.UNFORESEEN
 
 
 # A fresh interpreter, as in a new Lambda container: pytest's own warning capture restores

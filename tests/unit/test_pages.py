@@ -1,4 +1,5 @@
-"""Error pages: one status per error, escaped output, security headers on everything."""
+"""The fulfillment URL's error table (status, page, log line, metrics per error), escaped
+output, security headers on everything."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ import re
 import pytest
 
 from fulfillment.core import responses
-from fulfillment.core.errors import ConfigurationError, FulfillmentError, StorageUnavailableError
+from fulfillment.core.errors import (
+    ConfigurationError,
+    DeadlineExceededError,
+    FulfillmentError,
+    StorageUnavailableError,
+)
 from fulfillment.core.pages import MARKETPLACE_SUBSCRIPTIONS_URL
 from fulfillment.registration import pages
 from fulfillment.registration.errors import (
     ExpiredTokenError,
+    IncompleteCustomerError,
     InvalidTokenError,
     MalformedTokenError,
     MarketplaceDisabledError,
@@ -21,12 +28,14 @@ from fulfillment.registration.errors import (
     MarketplaceUnavailableError,
     MissingTokenError,
     OversizedRequestError,
+    RecoveryUnavailableError,
     RegistrationInProgressError,
     UnknownProductError,
 )
 from fulfillment.registration.models import Submission
 from fulfillment.signup import pages as signup_pages
 from fulfillment.signup.contacts import FieldRule
+from tests.unit.reports import raise_and_report, reported
 
 SECURITY_HEADERS = {
     "Content-Security-Policy",
@@ -37,35 +46,89 @@ SECURITY_HEADERS = {
 }
 
 
+REJECTED = "registration rejected"
+RESOLVE_FAILED = "ResolveCustomer failed"
+DISABLED = "configuration fault: ResolveCustomer is disabled in the configured region"
+NOT_PARKED = "registration neither stored nor parked on the recovery queue; the buyer may retry"
+
+
+def _rejected(reason: str) -> tuple[str, dict[str, str]]:
+    return ("RegistrationRejected", {"Reason": reason})
+
+
+def _marketplace(code: str) -> tuple[str, dict[str, str]]:
+    return ("MarketplaceError", {"ErrorCode": code})
+
+
+# The fulfillment URL's table, row by row: status, then the log line (level, message, its
+# extra keys) and the metrics (name, dimensions) each error gets.
+ROWS = [
+    (MissingTokenError("x"), 400, "WARNING", REJECTED, {"reason": "MissingToken"},
+     [_rejected("MissingToken")]),
+    (MalformedTokenError("x"), 400, "WARNING", REJECTED, {"reason": "MalformedToken"},
+     [_rejected("MalformedToken")]),
+    (OversizedRequestError("x"), 413, "WARNING", REJECTED, {"reason": "MalformedToken"},
+     [_rejected("MalformedToken")]),
+    (InvalidTokenError("InvalidTokenException"), 400, "WARNING", REJECTED,
+     {"reason": "InvalidToken"},
+     [_marketplace("InvalidTokenException"), _rejected("InvalidToken")]),
+    (ExpiredTokenError("ExpiredTokenException"), 400, "WARNING", REJECTED,
+     {"reason": "ExpiredToken"},
+     [_marketplace("ExpiredTokenException"), _rejected("ExpiredToken")]),
+    (UnknownProductError("prod-x"), 403, "WARNING", REJECTED, {"reason": "UnknownProduct"},
+     [_rejected("UnknownProduct")]),
+    (MarketplaceUnavailableError("ThrottlingException"), 503, "WARNING", RESOLVE_FAILED,
+     {"error_code": "ThrottlingException"}, [_marketplace("ThrottlingException")]),
+    (MarketplaceDisabledError("DisabledApiException"), 503, "ERROR", DISABLED,
+     {"variable": "MARKETPLACE_REGION", "error_code": "DisabledApiException"},
+     [_marketplace("DisabledApiException")]),
+    (IncompleteCustomerError("IncompleteCustomer"), 500, "WARNING", RESOLVE_FAILED,
+     {"error_code": "IncompleteCustomer"}, [_marketplace("IncompleteCustomer")]),
+    (MarketplaceError("OtherError"), 500, "WARNING", RESOLVE_FAILED,
+     {"error_code": "OtherError"}, [_marketplace("OtherError")]),
+    (RecoveryUnavailableError("ServiceUnavailable"), 503, "ERROR", NOT_PARKED,
+     {"error": "ServiceUnavailable"}, []),
+    (StorageUnavailableError("ProvisionedThroughputExceededException"), 503, "ERROR",
+     "DynamoDB unavailable", {"error": "ProvisionedThroughputExceededException"}, []),
+    (DeadlineExceededError("x"), 503, "WARNING", "DeadlineExceededError", {}, []),
+    (RegistrationInProgressError("x"), 409, "WARNING", "RegistrationInProgressError", {}, []),
+    (ConfigurationError("PRODUCT_CODES", "is not set"), 500, "ERROR",
+     "configuration fault: PRODUCT_CODES is not set", {"variable": "PRODUCT_CODES"}, []),
+    (FulfillmentError("x"), 500, "WARNING", "FulfillmentError", {}, []),
+    (KeyError("boom"), 500, "ERROR", "unexpected error", {}, []),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("error", "status"),
-    [
-        (MissingTokenError("x"), 400),
-        (MalformedTokenError("x"), 400),
-        (OversizedRequestError("x"), 413),
-        (InvalidTokenError("InvalidTokenException"), 400),
-        (ExpiredTokenError("ExpiredTokenException"), 400),
-        (UnknownProductError("prod-x"), 403),
-        (MarketplaceUnavailableError("ThrottlingException"), 503),
-        (MarketplaceDisabledError("DisabledApiException"), 503),
-        (StorageUnavailableError("x"), 503),
-        (RegistrationInProgressError("x"), 409),
-        (ConfigurationError("PRODUCT_CODES", "is not set"), 500),
-        (MarketplaceError("OtherError"), 500),
-        (FulfillmentError("x"), 500),
-        (KeyError("boom"), 500),
-    ],
+    ("error", "status", "level", "message", "extra", "metrics"),
+    ROWS,
+    ids=[type(row[0]).__name__ for row in ROWS],
 )
-def test_each_error_has_its_status_and_the_security_headers(error: Exception, status: int) -> None:
-    response = pages.render(pages.page_for(error), reference="req-123")
+def test_each_error_has_its_status_headers_log_line_and_metrics(
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+    status: int,
+    level: str,
+    message: str,
+    extra: dict[str, str],
+    metrics: list[tuple[str, dict[str, str]]],
+) -> None:
+    answer = pages.answer_for(error)
+
+    response = pages.render(answer.page, reference="req-123")
+    report = reported(lambda: raise_and_report(error, answer.report), capsys)
 
     assert response["statusCode"] == status
     assert response["headers"].keys() >= SECURITY_HEADERS
     assert response["headers"]["Content-Type"] == "text/html; charset=utf-8"
+    (line,) = report.lines
+    assert (line["level"], line["message"], report.fields(line)) == (level, message, extra)
+    assert ("exception" in line) == isinstance(error, KeyError)  # only the unforeseen
+    assert report.metrics == metrics
 
 
 def test_expired_page_tells_the_buyer_what_to_do() -> None:
-    body = pages.render(pages.page_for(ExpiredTokenError("ExpiredTokenException")))["body"]
+    body = pages.render(pages.answer_for(ExpiredTokenError("ExpiredTokenException")).page)["body"]
 
     assert "return to AWS Marketplace and choose" in body
     assert "Set up your account" in body
@@ -73,7 +136,9 @@ def test_expired_page_tells_the_buyer_what_to_do() -> None:
 
 
 def test_unexpected_error_shows_the_reference_and_no_detail() -> None:
-    body = pages.render(pages.page_for(KeyError("secret detail")), reference="req-123")["body"]
+    page = pages.answer_for(KeyError("secret detail")).page
+
+    body = pages.render(page, reference="req-123")["body"]
 
     assert "req-123" in body
     assert "secret detail" not in body
@@ -82,7 +147,7 @@ def test_unexpected_error_shows_the_reference_and_no_detail() -> None:
 
 def test_retry_page_resubmits_the_token_as_an_escaped_form_post() -> None:
     token = '"><script>alert(1)</script>'
-    page = pages.page_for(MarketplaceUnavailableError("ThrottlingException"))
+    page = pages.answer_for(MarketplaceUnavailableError("ThrottlingException")).page
 
     response = pages.render(page, submission=Submission(token=token, free_trial=True))
 
@@ -126,7 +191,7 @@ def test_sign_up_form_escapes_every_value_it_shows() -> None:
 
 
 def test_pages_without_resubmit_never_echo_the_token() -> None:
-    page = pages.page_for(InvalidTokenError("InvalidTokenException"))
+    page = pages.answer_for(InvalidTokenError("InvalidTokenException")).page
 
     body = pages.render(page, submission=Submission(token="SECRET-TOKEN", free_trial=False))["body"]
 

@@ -182,7 +182,7 @@ def template_text() -> str:
     from fulfillment.signup.contacts import field_rules
 
     rules = field_rules(EXTRA)
-    every_page = {*pages.ERROR_PAGES.values(), pages.SIGNUP_COMPLETED}
+    every_page = {*(entry.page for entry in pages.ERRORS.values()), pages.SIGNUP_COMPLETED}
     rendered = [render(page, reference="r", retry_href="/x")["body"] for page in every_page]
     rendered.append(
         pages.render_signup_form(

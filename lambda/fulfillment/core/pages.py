@@ -4,19 +4,20 @@ Pages are composed with MarkupSafe's ``Markup``: every value formatted into one 
 unless it is ``Markup`` itself, which only the pages modules' fixed fragments are. A template
 engine would cost a sign-up page's cold start ~25 ms (Jinja2: import and compile) for three
 short pages with a handful of conditions (docs/decisions.md). Each surface maps its errors to
-pages in its own table (registration/pages.py, signup/pages.py).
+``ErrorPage`` entries in its own table (registration/pages.py, signup/pages.py).
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, NamedTuple
 
 from markupsafe import Markup
 
 from fulfillment.core import responses
+from fulfillment.core.answers import Count, Log, report
 
 MARKETPLACE_SUBSCRIPTIONS_URL = "https://console.aws.amazon.com/marketplace/home#/subscriptions"
 
@@ -64,6 +65,18 @@ class Page(NamedTuple):
     resubmit: bool = False
     retry_after_seconds: int | None = None
     show_reference: bool = False
+
+
+class ErrorPage(NamedTuple):
+    """One entry of a page surface's error table: the page, and how the error is reported."""
+
+    page: Page
+    log: Log
+    counts: tuple[Count, ...] = ()
+
+    def report(self, error: BaseException) -> None:
+        """Count and log ``error`` once, as this entry says."""
+        report(error, self.log, self.counts, stacklevel=2)
 
 
 UNEXPECTED = Page(
@@ -162,13 +175,3 @@ def html(status: int, body: str, retry_after_seconds: int | None = None) -> dict
     if retry_after_seconds is not None:
         extra["Retry-After"] = str(retry_after_seconds)
     return responses.html(status, body, PAGE_CSP, extra)
-
-
-def page_for(error: BaseException, table: Mapping[type[Exception], Page]) -> Page:
-    """The page ``table`` gives ``error``, looked up along its class hierarchy (most specific
-    first); anything unforeseen gets the 500 page."""
-    for cls in type(error).__mro__:
-        page = table.get(cls)
-        if page is not None:
-            return page
-    return UNEXPECTED

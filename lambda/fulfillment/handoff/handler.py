@@ -17,6 +17,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fulfillment.core import aws, startup
+from fulfillment.core.answers import Detail, Log, lookup, report
 from fulfillment.core.errors import ConfigurationError, StorageUnavailableError
 from fulfillment.core.ids import pseudonym
 from fulfillment.core.observability import logger, metrics
@@ -46,37 +47,55 @@ class ErrorAnswer(NamedTuple):
     message: str
     # Bounded value for the log line (what happened, never who).
     outcome: str
-    log_level: int
+    log: Log
     retry_after: int | None = None
 
+    def report(self, error: BaseException, caller: str | None) -> None:
+        """Log ``error`` once, with who asked and what happened (the hand-off counts nothing)."""
+        report(error, self.log, context={"caller": caller, "outcome": self.outcome}, stacklevel=2)
 
-# The one table from error to answer, looked up along the exception's class hierarchy
-# (most specific first). Anything not in it is unexpected: 500 with the request id.
-ERROR_ANSWERS: dict[type[Exception], ErrorAnswer] = {
+
+_REFUSED = "registration lookup refused"
+
+# The one table from error to answer: status, message, the log line. Looked up along the
+# exception's class hierarchy (most specific first). Anything not in it is unexpected: 500
+# with the request id, logged with its traceback.
+ERRORS: dict[type[Exception], ErrorAnswer] = {
     MalformedRegistrationIdError: ErrorAnswer(
-        400, "The registration id is malformed.", "MalformedId", logging.WARNING
+        400, "The registration id is malformed.", "MalformedId", Log(logging.WARNING, _REFUSED)
     ),
     # One answer for unknown and expired: the caller learns nothing about ids it guesses.
-    UnknownSignupSessionError: ErrorAnswer(404, NOT_FOUND, "Unknown", logging.INFO),
-    OrphanedRegistrationError: ErrorAnswer(404, NOT_FOUND, "OrphanedRegistration", logging.WARNING),
-    SignupSessionUnavailableError: ErrorAnswer(404, NOT_FOUND, "Expired", logging.INFO),
+    UnknownSignupSessionError: ErrorAnswer(404, NOT_FOUND, "Unknown", Log(logging.INFO, _REFUSED)),
+    OrphanedRegistrationError: ErrorAnswer(
+        404, NOT_FOUND, "OrphanedRegistration", Log(logging.WARNING, _REFUSED)
+    ),
+    SignupSessionUnavailableError: ErrorAnswer(
+        404, NOT_FOUND, "Expired", Log(logging.INFO, _REFUSED)
+    ),
     StorageUnavailableError: ErrorAnswer(
         503,
         "Storage is temporarily unavailable; try again shortly.",
         "StorageUnavailable",
-        logging.ERROR,
+        Log(logging.ERROR, _REFUSED, details=(Detail.ERROR,)),  # the DynamoDB error code
         retry_after=RETRY_AFTER_SECONDS,
     ),
-    ConfigurationError: ErrorAnswer(500, "Internal error.", "ConfigurationFault", logging.ERROR),
+    ConfigurationError: ErrorAnswer(
+        500,
+        "Internal error.",
+        "ConfigurationFault",
+        Log(logging.ERROR, _REFUSED, details=(Detail.VARIABLE,)),
+    ),
 }
-UNEXPECTED = ErrorAnswer(500, "Internal error.", "Unexpected", logging.ERROR)
+UNFORESEEN = ErrorAnswer(
+    500,
+    "Internal error.",
+    "Unexpected",
+    Log(logging.ERROR, "registration lookup failed unexpectedly", traceback=True),
+)
 
 
-def answer_for(error: Exception) -> ErrorAnswer:
-    for cls in type(error).__mro__:
-        if cls in ERROR_ANSWERS:
-            return ERROR_ANSWERS[cls]
-    return UNEXPECTED
+def answer_for(error: BaseException) -> ErrorAnswer:
+    return lookup(error, ERRORS, UNFORESEEN)
 
 
 @cache
@@ -142,18 +161,7 @@ def _representation(found: RegistrationLookup) -> dict[str, Any]:
 
 def _error(error: Exception, request_id: str, caller: str | None) -> dict[str, Any]:
     answer = answer_for(error)
-    extra: dict[str, Any] = {"caller": caller, "outcome": answer.outcome}
-    if isinstance(error, ConfigurationError):
-        extra["variable"] = error.variable
-    elif isinstance(error, StorageUnavailableError):
-        extra["error"] = str(error)  # the DynamoDB error code
-    if answer is UNEXPECTED:
-        logger.exception("registration lookup failed unexpectedly", extra=extra)
-    else:
-        log = {logging.INFO: logger.info, logging.WARNING: logger.warning}.get(
-            answer.log_level, logger.error
-        )
-        log("registration lookup refused", extra=extra)
+    answer.report(error, caller)
     headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after else {}
     body = {"message": answer.message, "requestId": request_id}
     return _json(answer.status, body, headers)

@@ -13,24 +13,12 @@ from typing import Any
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fulfillment.contract import (
-    ERROR_CODE_DIMENSION,
-    MARKETPLACE_REGION,
-    REASON_DIMENSION,
-    MetricName,
-)
+from fulfillment.contract import MetricName
 from fulfillment.core import aws, deadline, responses, startup
-from fulfillment.core.errors import ConfigurationError, FulfillmentError, StorageUnavailableError
-from fulfillment.core.observability import count, count_by, logger, metrics
+from fulfillment.core.observability import count, logger, metrics
 from fulfillment.core.redirects import builtin_signup_path, registration_location
 from fulfillment.customers.store import DynamoDBCustomerStore
-from fulfillment.registration.errors import (
-    MarketplaceDisabledError,
-    MarketplaceError,
-    MissingTokenError,
-    RecoveryUnavailableError,
-    RejectedSubmissionError,
-)
+from fulfillment.registration.errors import MissingTokenError
 from fulfillment.registration.idempotency import OncePerToken
 from fulfillment.registration.intake import read_submission
 from fulfillment.registration.marketplace import MeteringMarketplace
@@ -124,10 +112,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             return pages.render(pages.DEFERRED, continue_href=location)
         return responses.see_other(location)
     except Exception as error:  # every failure becomes a page for a person
-        _report(error)
         from fulfillment.registration import pages
 
-        return pages.render(pages.page_for(error), reference=request_id, submission=submission)
+        # Logged and counted once, never with the token or customer identifiers.
+        answer = pages.answer_for(error)
+        answer.report(error)
+        return pages.render(answer.page, reference=request_id, submission=submission)
 
 
 def _location(
@@ -163,38 +153,6 @@ def _location(
 
 def _current_request_id() -> str:
     return str(logger.get_correlation_id() or "")
-
-
-def _report(error: Exception) -> None:
-    """Log and count ``error`` once; never with the token or customer identifiers."""
-    if isinstance(error, MarketplaceError):
-        count_by(MetricName.MARKETPLACE_ERROR, ERROR_CODE_DIMENSION, error.code)
-    if isinstance(error, RejectedSubmissionError):
-        count_by(MetricName.REGISTRATION_REJECTED, REASON_DIMENSION, error.reason)
-        logger.warning("registration rejected", extra={"reason": str(error.reason)})
-    elif isinstance(error, MarketplaceDisabledError):
-        logger.error(
-            "configuration fault: ResolveCustomer is disabled in the configured region",
-            extra={"variable": MARKETPLACE_REGION, "error_code": error.code},
-        )
-    elif isinstance(error, MarketplaceError):
-        logger.warning("ResolveCustomer failed", extra={"error_code": error.code})
-    elif isinstance(error, ConfigurationError):
-        logger.error(
-            f"configuration fault: {error}",
-            extra={"variable": error.variable},
-        )
-    elif isinstance(error, RecoveryUnavailableError):
-        logger.error(
-            "registration neither stored nor parked on the recovery queue; the buyer may retry",
-            extra={"error": str(error)},
-        )
-    elif isinstance(error, StorageUnavailableError):
-        logger.error("DynamoDB unavailable", extra={"error": str(error)})
-    elif isinstance(error, FulfillmentError):
-        logger.warning(type(error).__name__)
-    else:
-        logger.exception("unexpected error")
 
 
 startup.imports_done()

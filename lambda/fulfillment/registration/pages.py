@@ -1,28 +1,39 @@
-"""The fulfillment URL's pages, and its one table from error to page."""
+"""The fulfillment URL's pages, and its one table from error to answer."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from markupsafe import Markup
 
+from fulfillment.contract import (
+    ERROR_CODE_DIMENSION,
+    MARKETPLACE_REGION,
+    REASON_DIMENSION,
+    MetricName,
+)
 from fulfillment.core import pages
+from fulfillment.core.answers import Count, Detail, Log, lookup
 from fulfillment.core.errors import (
     ConfigurationError,
     DeadlineExceededError,
     FulfillmentError,
     StorageUnavailableError,
 )
-from fulfillment.core.pages import BUSY, UNEXPECTED, Page
+from fulfillment.core.pages import BUSY, UNEXPECTED, ErrorPage, Page
 from fulfillment.registration.errors import (
     ExpiredTokenError,
     InvalidTokenError,
     MalformedTokenError,
     MarketplaceDisabledError,
+    MarketplaceError,
     MarketplaceUnavailableError,
     MissingTokenError,
     OversizedRequestError,
+    RecoveryUnavailableError,
     RegistrationInProgressError,
+    RejectedSubmissionError,
     UnknownProductError,
 )
 from fulfillment.registration.models import Submission
@@ -62,84 +73,142 @@ DEFERRED = Page(
     retry_after_seconds=30,
 )
 
-# The fulfillment URL's one table from error to page, looked up along the exception's class
-# hierarchy (core.pages.page_for); anything not in it gets the 500 page.
-ERROR_PAGES: dict[type[Exception], Page] = {
-    MissingTokenError: START_AGAIN,
-    MalformedTokenError: START_AGAIN,
-    OversizedRequestError: Page(
-        413, START_AGAIN.title, START_AGAIN.paragraphs, marketplace_link=True
+# How errors are reported: counted by a bounded dimension, logged without the token.
+_REJECTED = Log(logging.WARNING, "registration rejected", details=(Detail.REASON,))
+_COUNT_REJECTED = Count(MetricName.REGISTRATION_REJECTED, REASON_DIMENSION, Detail.REASON)
+_COUNT_MARKETPLACE = Count(MetricName.MARKETPLACE_ERROR, ERROR_CODE_DIMENSION, Detail.ERROR_CODE)
+_RESOLVE_FAILED = Log(logging.WARNING, "ResolveCustomer failed", details=(Detail.ERROR_CODE,))
+_BY_CLASS_NAME = Log(logging.WARNING, "{type}")
+
+
+def _rejected(page: Page) -> ErrorPage:
+    return ErrorPage(page, _REJECTED, (_COUNT_REJECTED,))
+
+
+# The fulfillment URL's one table from error to answer: the page, the log line and the
+# metrics. Looked up along the exception's class hierarchy (answer_for); anything not in it
+# gets the 500 page and is logged with its traceback.
+ERRORS: dict[type[Exception], ErrorPage] = {
+    MissingTokenError: _rejected(START_AGAIN),
+    MalformedTokenError: _rejected(START_AGAIN),
+    OversizedRequestError: _rejected(
+        Page(413, START_AGAIN.title, START_AGAIN.paragraphs, marketplace_link=True)
     ),
-    InvalidTokenError: Page(
-        400,
-        "This registration link is not valid",
-        (
-            "AWS Marketplace did not recognise the registration your browser sent.",
-            "Start again from AWS Marketplace: open your subscriptions and choose "
-            "\u201cSet up your account\u201d.",
+    InvalidTokenError: ErrorPage(
+        Page(
+            400,
+            "This registration link is not valid",
+            (
+                "AWS Marketplace did not recognise the registration your browser sent.",
+                "Start again from AWS Marketplace: open your subscriptions and choose "
+                "\u201cSet up your account\u201d.",
+            ),
+            marketplace_link=True,
         ),
-        marketplace_link=True,
+        _REJECTED,
+        (_COUNT_MARKETPLACE, _COUNT_REJECTED),
     ),
-    ExpiredTokenError: Page(
-        400,
-        "This registration has expired",
-        (
-            "Registrations from AWS Marketplace are valid for a limited time.",
-            "Please return to AWS Marketplace and choose \u201cSet up your account\u201d again.",
+    ExpiredTokenError: ErrorPage(
+        Page(
+            400,
+            "This registration has expired",
+            (
+                "Registrations from AWS Marketplace are valid for a limited time.",
+                "Please return to AWS Marketplace and choose \u201cSet up your account\u201d "
+                "again.",
+            ),
+            marketplace_link=True,
         ),
-        marketplace_link=True,
+        _REJECTED,
+        (_COUNT_MARKETPLACE, _COUNT_REJECTED),
     ),
-    UnknownProductError: Page(
-        403,
-        "This sign-up page is for a different product",
-        (
-            "The subscription you came from is not one this page sets up.",
-            "Open your AWS Marketplace subscriptions and choose \u201cSet up your account\u201d "
-            "next to the product you want to use.",
+    UnknownProductError: _rejected(
+        Page(
+            403,
+            "This sign-up page is for a different product",
+            (
+                "The subscription you came from is not one this page sets up.",
+                "Open your AWS Marketplace subscriptions and choose "
+                "\u201cSet up your account\u201d next to the product you want to use.",
+            ),
+            marketplace_link=True,
+        )
+    ),
+    # A rejection no page foresees is still counted as one.
+    RejectedSubmissionError: _rejected(UNEXPECTED),
+    MarketplaceUnavailableError: ErrorPage(
+        Page(
+            503,
+            "AWS Marketplace is busy, please try again",
+            (
+                "We could not confirm your subscription with AWS Marketplace just now.",
+                "Wait a few seconds and choose \u201cTry again\u201d.",
+            ),
+            resubmit=True,
+            retry_after_seconds=5,
         ),
-        marketplace_link=True,
+        _RESOLVE_FAILED,
+        (_COUNT_MARKETPLACE,),
     ),
-    MarketplaceUnavailableError: Page(
-        503,
-        "AWS Marketplace is busy, please try again",
-        (
-            "We could not confirm your subscription with AWS Marketplace just now.",
-            "Wait a few seconds and choose \u201cTry again\u201d.",
+    MarketplaceDisabledError: ErrorPage(
+        Page(
+            503,
+            "Sign-up is temporarily unavailable",
+            (
+                "The seller's sign-up service cannot reach AWS Marketplace right now.",
+                "Please try again later from your AWS Marketplace subscriptions.",
+            ),
+            marketplace_link=True,
+            retry_after_seconds=300,
+            show_reference=True,
         ),
-        resubmit=True,
-        retry_after_seconds=5,
-    ),
-    StorageUnavailableError: BUSY,
-    DeadlineExceededError: BUSY,
-    RegistrationInProgressError: Page(
-        409,
-        "Your account is still being set up",
-        (
-            "We are already setting up your account from an earlier click.",
-            "Wait a moment and choose \u201cTry again\u201d to continue.",
+        Log(
+            logging.ERROR,
+            "configuration fault: ResolveCustomer is disabled in the configured region",
+            fixed=(("variable", MARKETPLACE_REGION),),
+            details=(Detail.ERROR_CODE,),
         ),
-        resubmit=True,
-        retry_after_seconds=2,
+        (_COUNT_MARKETPLACE,),
     ),
-    MarketplaceDisabledError: Page(
-        503,
-        "Sign-up is temporarily unavailable",
-        (
-            "The seller's sign-up service cannot reach AWS Marketplace right now.",
-            "Please try again later from your AWS Marketplace subscriptions.",
+    # IncompleteCustomerError, and any code no entry above names.
+    MarketplaceError: ErrorPage(UNEXPECTED, _RESOLVE_FAILED, (_COUNT_MARKETPLACE,)),
+    RecoveryUnavailableError: ErrorPage(
+        BUSY,
+        Log(
+            logging.ERROR,
+            "registration neither stored nor parked on the recovery queue; the buyer may retry",
+            details=(Detail.ERROR,),
         ),
-        marketplace_link=True,
-        retry_after_seconds=300,
-        show_reference=True,
     ),
-    ConfigurationError: UNEXPECTED,
-    FulfillmentError: UNEXPECTED,
+    StorageUnavailableError: ErrorPage(
+        BUSY, Log(logging.ERROR, "DynamoDB unavailable", details=(Detail.ERROR,))
+    ),
+    DeadlineExceededError: ErrorPage(BUSY, _BY_CLASS_NAME),
+    RegistrationInProgressError: ErrorPage(
+        Page(
+            409,
+            "Your account is still being set up",
+            (
+                "We are already setting up your account from an earlier click.",
+                "Wait a moment and choose \u201cTry again\u201d to continue.",
+            ),
+            resubmit=True,
+            retry_after_seconds=2,
+        ),
+        _BY_CLASS_NAME,
+    ),
+    ConfigurationError: ErrorPage(
+        UNEXPECTED,
+        Log(logging.ERROR, "configuration fault: {error}", details=(Detail.VARIABLE,)),
+    ),
+    FulfillmentError: ErrorPage(UNEXPECTED, _BY_CLASS_NAME),
 }
+UNFORESEEN = ErrorPage(UNEXPECTED, Log(logging.ERROR, "unexpected error", traceback=True))
 
 
-def page_for(error: BaseException) -> Page:
-    """The page that answers ``error``; anything unforeseen gets the 500 page."""
-    return pages.page_for(error, ERROR_PAGES)
+def answer_for(error: BaseException) -> ErrorPage:
+    """The table's entry for ``error``; anything unforeseen gets the 500 page."""
+    return lookup(error, ERRORS, UNFORESEEN)
 
 
 def render(

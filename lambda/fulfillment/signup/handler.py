@@ -16,26 +16,14 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fulfillment.contract import REASON_DIMENSION, MetricName, SignupRejectionReason
 from fulfillment.core import aws, responses, startup
-from fulfillment.core.errors import (
-    ConfigurationError,
-    FulfillmentError,
-    StorageUnavailableError,
-    UnreadableFormError,
-)
+from fulfillment.core.errors import StorageUnavailableError
 from fulfillment.core.forms import Fields, form_fields, query_fields
 from fulfillment.core.ids import pseudonym
 from fulfillment.core.observability import count, count_by, logger, metrics
 from fulfillment.core.pages import render
 from fulfillment.core.redirects import registration_location
-from fulfillment.customers.errors import (
-    MalformedRegistrationIdError,
-    SignupAlreadyCompletedError,
-    SignupSessionUnavailableError,
-    UnknownSignupSessionError,
-)
 from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.signup import contacts, pages
-from fulfillment.signup.errors import CsrfTokenError
 from fulfillment.signup.settings import SignupSettings, get_signup_settings
 
 # The form is at most 4 + 10 configured fields of up to 2,000 characters; percent-encoded
@@ -43,16 +31,6 @@ from fulfillment.signup.settings import SignupSettings, get_signup_settings
 MAX_BODY_BYTES = 256 * 1024
 MAX_FORM_FIELDS = 64
 STORAGE_RETRY_SECONDS = 5
-
-# Why a request was turned away, by error class (most specific first): SignupRejected's Reason.
-_REJECTIONS: tuple[tuple[type[FulfillmentError], SignupRejectionReason], ...] = (
-    (UnknownSignupSessionError, SignupRejectionReason.UNKNOWN_REGISTRATION),
-    (SignupSessionUnavailableError, SignupRejectionReason.EXPIRED_REGISTRATION),
-    (SignupAlreadyCompletedError, SignupRejectionReason.ALREADY_COMPLETED),
-    (CsrfTokenError, SignupRejectionReason.CSRF_MISMATCH),
-    (MalformedRegistrationIdError, SignupRejectionReason.MALFORMED_REGISTRATION),
-    (UnreadableFormError, SignupRejectionReason.UNREADABLE_FORM),
-)
 
 
 @cache
@@ -93,9 +71,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             csrf_token=session.csrf_token,
         )
     except Exception as error:  # every failure becomes a page for a person
-        _report(error)
+        # Logged and counted once, never with contact details.
+        answer = pages.answer_for(error)
+        answer.report(error)
         retry = f"?{contacts.REGISTRATION_FIELD}={quote(registration)}" if registration else None
-        return render(pages.page_for(error), reference=request_id, retry_href=retry)
+        return render(answer.page, reference=request_id, retry_href=retry)
 
 
 def _submit(settings: SignupSettings, registration: str, fields: Fields) -> dict[str, Any]:
@@ -106,7 +86,7 @@ def _submit(settings: SignupSettings, registration: str, fields: Fields) -> dict
         )
     except StorageUnavailableError as error:
         # The buyer keeps what they typed and can simply send it again.
-        _report(error)
+        pages.answer_for(error).report(error)
         form = contacts.validate_contact(fields, settings.signup_extra_fields)
         return pages.render_signup_form(
             rules,
@@ -149,22 +129,6 @@ def _submit(settings: SignupSettings, registration: str, fields: Fields) -> dict
 
 def _single(values: list[str] | None) -> str:
     return values[0] if values and len(set(values)) == 1 else ""
-
-
-def _report(error: Exception) -> None:
-    """Log and count ``error`` once; never with contact details."""
-    reason = next((r for cls, r in _REJECTIONS if isinstance(error, cls)), None)
-    if reason is not None:
-        count_by(MetricName.SIGNUP_REJECTED, REASON_DIMENSION, reason)
-        logger.warning("sign-up refused", extra={"reason": str(reason)})
-    elif isinstance(error, ConfigurationError):
-        logger.error(f"configuration fault: {error}", extra={"variable": error.variable})
-    elif isinstance(error, StorageUnavailableError):
-        logger.error("DynamoDB unavailable", extra={"error": str(error)})
-    elif isinstance(error, FulfillmentError):
-        logger.warning(type(error).__name__)
-    else:
-        logger.exception("unexpected error")
 
 
 startup.imports_done()

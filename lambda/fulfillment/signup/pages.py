@@ -1,13 +1,16 @@
-"""The sign-up page's pages: the form, its confirmation, and its one table from error to page."""
+"""The sign-up page's pages: the form, its confirmation, and its one table from error to answer."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from markupsafe import Markup
 
+from fulfillment.contract import REASON_DIMENSION, MetricName, SignupRejectionReason
 from fulfillment.core import pages
+from fulfillment.core.answers import Count, Detail, Log, lookup
 from fulfillment.core.errors import (
     ConfigurationError,
     DeadlineExceededError,
@@ -16,11 +19,12 @@ from fulfillment.core.errors import (
     StorageUnavailableError,
     UnreadableFormError,
 )
-from fulfillment.core.pages import BUSY, PARAGRAPH, UNEXPECTED, Page
+from fulfillment.core.pages import BUSY, PARAGRAPH, UNEXPECTED, ErrorPage, Page
 from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
     SignupAlreadyCompletedError,
     SignupSessionUnavailableError,
+    UnknownSignupSessionError,
 )
 from fulfillment.signup.errors import CsrfTokenError
 
@@ -57,54 +61,92 @@ _FORM_UNREADABLE = Page(
     marketplace_link=True,
 )
 
-# The sign-up page's one table from error to page, looked up along the exception's class
-# hierarchy (core.pages.page_for); anything not in it gets the 500 page.
-ERROR_PAGES: dict[type[Exception], Page] = {
-    MalformedRegistrationIdError: Page(
-        400,
-        "This sign-up link is not valid",
-        (
-            "The link you followed is incomplete or was changed on the way.",
-            "Open your AWS Marketplace subscriptions and choose \u201cSet up your account\u201d "
-            "again.",
+# How errors are reported: a refusal is counted by its reason; never with contact details.
+_BY_CLASS_NAME = Log(logging.WARNING, "{type}")
+
+
+def _refused(page: Page, reason: SignupRejectionReason) -> ErrorPage:
+    """A request turned away: the page, "sign-up refused", and SignupRejected by ``reason``."""
+    return ErrorPage(
+        page,
+        Log(logging.WARNING, "sign-up refused", fixed=(("reason", str(reason)),)),
+        (Count(MetricName.SIGNUP_REJECTED, REASON_DIMENSION, str(reason)),),
+    )
+
+
+# The sign-up page's one table from error to answer: the page, the log line and the metrics.
+# Looked up along the exception's class hierarchy (answer_for); anything not in it gets the
+# 500 page and is logged with its traceback. (Invalid input is no error: the handler
+# re-renders the form and counts SignupRejected InvalidInput itself.)
+ERRORS: dict[type[Exception], ErrorPage] = {
+    MalformedRegistrationIdError: _refused(
+        Page(
+            400,
+            "This sign-up link is not valid",
+            (
+                "The link you followed is incomplete or was changed on the way.",
+                "Open your AWS Marketplace subscriptions and choose "
+                "\u201cSet up your account\u201d again.",
+            ),
+            marketplace_link=True,
         ),
-        marketplace_link=True,
+        SignupRejectionReason.MALFORMED_REGISTRATION,
     ),
     # Unknown and expired alike: both mean "start again", and neither says which ids exist.
-    SignupSessionUnavailableError: _SIGNUP_LINK_GONE,
-    SignupAlreadyCompletedError: Page(
-        200,
-        "Your sign-up is complete",
-        (
-            "The details for this subscription were already sent. There is nothing more to "
-            "do here.",
-            "If something needs changing, contact the seller, or start again from your AWS "
-            "Marketplace subscriptions.",
-        ),
-        marketplace_link=True,
+    UnknownSignupSessionError: _refused(
+        _SIGNUP_LINK_GONE, SignupRejectionReason.UNKNOWN_REGISTRATION
     ),
-    CsrfTokenError: Page(
-        403,
-        "We could not accept this form",
-        (
-            "For your security, the form must be sent from the sign-up page it came from. "
-            "Nothing was saved.",
-            "Open the sign-up link again from AWS Marketplace and fill in the form there.",
-        ),
-        marketplace_link=True,
+    SignupSessionUnavailableError: _refused(
+        _SIGNUP_LINK_GONE, SignupRejectionReason.EXPIRED_REGISTRATION
     ),
-    UnreadableFormError: _FORM_UNREADABLE,
-    OversizedFormError: Page(413, _FORM_UNREADABLE.title, _FORM_UNREADABLE.paragraphs, True),
-    StorageUnavailableError: BUSY,
-    DeadlineExceededError: BUSY,
-    ConfigurationError: UNEXPECTED,
-    FulfillmentError: UNEXPECTED,
+    SignupAlreadyCompletedError: _refused(
+        Page(
+            200,
+            "Your sign-up is complete",
+            (
+                "The details for this subscription were already sent. There is nothing more to "
+                "do here.",
+                "If something needs changing, contact the seller, or start again from your AWS "
+                "Marketplace subscriptions.",
+            ),
+            marketplace_link=True,
+        ),
+        SignupRejectionReason.ALREADY_COMPLETED,
+    ),
+    CsrfTokenError: _refused(
+        Page(
+            403,
+            "We could not accept this form",
+            (
+                "For your security, the form must be sent from the sign-up page it came from. "
+                "Nothing was saved.",
+                "Open the sign-up link again from AWS Marketplace and fill in the form there.",
+            ),
+            marketplace_link=True,
+        ),
+        SignupRejectionReason.CSRF_MISMATCH,
+    ),
+    UnreadableFormError: _refused(_FORM_UNREADABLE, SignupRejectionReason.UNREADABLE_FORM),
+    OversizedFormError: _refused(
+        Page(413, _FORM_UNREADABLE.title, _FORM_UNREADABLE.paragraphs, True),
+        SignupRejectionReason.UNREADABLE_FORM,
+    ),
+    StorageUnavailableError: ErrorPage(
+        BUSY, Log(logging.ERROR, "DynamoDB unavailable", details=(Detail.ERROR,))
+    ),
+    DeadlineExceededError: ErrorPage(BUSY, _BY_CLASS_NAME),
+    ConfigurationError: ErrorPage(
+        UNEXPECTED,
+        Log(logging.ERROR, "configuration fault: {error}", details=(Detail.VARIABLE,)),
+    ),
+    FulfillmentError: ErrorPage(UNEXPECTED, _BY_CLASS_NAME),
 }
+UNFORESEEN = ErrorPage(UNEXPECTED, Log(logging.ERROR, "unexpected error", traceback=True))
 
 
-def page_for(error: BaseException) -> Page:
-    """The page that answers ``error``; anything unforeseen gets the 500 page."""
-    return pages.page_for(error, ERROR_PAGES)
+def answer_for(error: BaseException) -> ErrorPage:
+    """The table's entry for ``error``; anything unforeseen gets the 500 page."""
+    return lookup(error, ERRORS, UNFORESEEN)
 
 
 class FormField(NamedTuple):
