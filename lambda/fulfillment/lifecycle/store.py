@@ -65,9 +65,8 @@ class DynamoDBLifecycleStore:
         return self._query(BY_AGREEMENT, "agreement_id", agreement_id)
 
     def _query(self, index: str, attribute: str, value: str) -> list[str]:
-        keys: list[str] = []
-        # Every page, by LastEvaluatedKey; not botocore's paginator (see entitlements.py).
-        request: dict[str, Any] = dict(
+        # Every page, empty ones included (a page stops at 1 MB, not at the last match).
+        pages = self._client.get_paginator("query").paginate(
             TableName=self._table,
             IndexName=index,
             KeyConditionExpression="#a = :v",
@@ -76,13 +75,13 @@ class DynamoDBLifecycleStore:
             ProjectionExpression="pk, sk",
         )
         with _storage_errors():
-            while True:
-                page = self._client.query(**request)
-                keys += [item[PK]["S"] for item in page["Items"] if item[SK]["S"] == CUSTOMER_SK]
-                if "LastEvaluatedKey" not in page:
-                    break
-                request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-        return sorted(set(keys))
+            keys = {
+                item[PK]["S"]
+                for page in pages
+                for item in page["Items"]
+                if item[SK]["S"] == CUSTOMER_SK
+            }
+        return sorted(keys)
 
     def parked_change(self, agreement_id: str) -> StatusChange | None:
         with _storage_errors():
