@@ -12,34 +12,38 @@ from bench import REPO_ROOT, Report, Section
 from bench.report import machine, markdown_table
 
 DOCUMENT = REPO_ROOT / "docs" / "performance.md"
-# (outcome, ResolveCustomer's behaviour in the fake, token)
-OUTCOMES: tuple[tuple[str, str, str | None], ...] = (
-    ("first registration", "ok", None),
-    ("resubmission (same token)", "ok", "bench-calls-first"),
-    ("invalid token", "invalid", None),
-    ("expired token", "expired", None),
-    ("throttled (ResolveCustomer)", "throttled", None),
-    ("unknown product", "unknown-product", None),
-    ("ResolveCustomer disabled", "disabled", None),
-    ("malformed token", "ok", "bench bad\ttoken"),
+FIRST_TOKEN = "bench-calls-first"
+# (outcome, the Marketplace stand-in's faults, the token: a fresh one of this stand-in
+# customer, or this literal token)
+OUTCOMES: tuple[tuple[str, dict[str, Any], str | None, str | None], ...] = (
+    ("first registration", {}, "new-style", None),
+    ("resubmission (same token)", {}, None, FIRST_TOKEN),
+    ("invalid token", {}, None, "bench-never-issued-token"),
+    ("expired token", {"expire_after_seconds": 0}, "new-style", None),
+    ("throttled (ResolveCustomer)", {"throttle_rate": 1.0}, "new-style", None),
+    ("unknown product", {}, "other-product", None),
+    ("ResolveCustomer disabled", {"disabled": True}, "new-style", None),
+    ("malformed token", {}, None, "bench bad\ttoken"),
 )
 DYNAMODB = ("PutItem", "UpdateItem", "GetItem", "DeleteItem", "Query", "TransactWriteItems")
 
 
 def count_calls(options: dict[str, Any]) -> dict[str, Any]:
-    """In the child: each outcome once, after the first registration of bench-calls-first."""
-    import uuid
-
+    """In the child: each outcome once, after the first registration of FIRST_TOKEN."""
     from bench.overhead import Harness
     from tests.events import form_post
 
     harness = Harness()
-    harness.serve(form_post("bench-calls-first"))
+    marketplace = harness.marketplace
+    harness.serve(form_post(marketplace.issue_token("new-style", FIRST_TOKEN)))
     results = {}
-    for name, resolve, token in OUTCOMES:
-        harness.fake.resolve = resolve
+    for name, faults, customer, token in OUTCOMES:
+        marketplace.set_faults(**faults)
+        if customer is not None:
+            token = marketplace.issue_token(customer)
         before = Counter(harness.fake.attempts)
-        _, _, status = harness.serve(form_post(token or f"bench-{uuid.uuid4().hex}"))
+        _, _, status = harness.serve(form_post(str(token)))
+        marketplace.reset()
         attempts = Counter(harness.fake.attempts)
         attempts.subtract(before)
         results[name] = {
@@ -65,7 +69,7 @@ def run(args: argparse.Namespace) -> Report:
 
     result = run_child("calls", {}, timeout=120)
     rows = []
-    for name, _, _ in OUTCOMES:
+    for name, *_ in OUTCOMES:
         figures = result[name]
         calls = figures["calls"]
         listed = ", ".join(f"{op} x{n}" for op, n in sorted(calls.items())) or "none"
@@ -117,7 +121,3 @@ SECTION = Section(
     add_arguments=lambda parser: None,
     run=run,
 )
-
-
-def section() -> str:
-    return run(argparse.Namespace()).markdown

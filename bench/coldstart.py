@@ -10,18 +10,19 @@ Lambda's: only the ratio carries over.
 
 The clock starts at the child's first statement and stops after the first answer, so the
 interpreter's own start-up (the same for both) is left out; requests are answered by
-``bench.fakes`` (no network). Floor and handler run with the same ``sys.path`` (the function's
-code directories first, as /var/task is in Lambda for any function): the extra entries alone
-cost a floor process 7.6 ms (median of 40, 2026-11-27), which is the environment's, not the
-handler's.
+``bench.fakes`` (no network), whose import and setup in the handler's child (the Marketplace
+stand-in's classes, ~3.5 ms) are timed apart and left out too. Floor and handler run with the
+same ``sys.path`` (the function's code directories first, as /var/task is in Lambda for any
+function): the extra entries alone cost a floor process 7.6 ms (median of 40, 2026-11-27),
+which is the environment's, not the handler's.
 """
 
 from __future__ import annotations
 
 import argparse
+import compileall
 import json
 import os
-import py_compile
 import random
 import secrets
 import shutil
@@ -38,6 +39,7 @@ from typing import Any
 from bench import REPO_ROOT, Report, Section, fakes
 from bench.report import machine, markdown_table, speed_reference
 from fulfillment import contract
+from local.lifecycle import customer_key
 
 BUDGET_RATIO = 1.15
 # Fresh processes per figure: at least the issue's 10. A .venv process takes ~0.3 s, so its
@@ -53,7 +55,7 @@ PYODIDE = REPO_ROOT / "node_modules" / "pyodide" / "pyodide.mjs"
 # What the python3.13 runtime brings with it (infra/packaging.py ships none of these).
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "urllib3", "jmespath", "dateutil", "six")
 SESSION_ID = secrets.token_urlsafe(24)
-CUSTOMER_KEY = "LICENSE#" + fakes.LICENSE_ARN
+FIRST_TOKEN = "bench-first-registration-token"
 
 # Runs as ``python -c`` and inside Pyodide alike; configured by BENCH_COLD (JSON).
 CHILD = r"""
@@ -72,9 +74,14 @@ else:
     import importlib
     _handler = importlib.import_module(CFG["module"]).lambda_handler
     IMPORTED = time.perf_counter() - _T0
+    # The fakes' own import and setup are the benchmark's, not the function's: left out.
+    _FAKES = time.perf_counter()
     import bench_fakes
+    _fake = bench_fakes.FakeAws(
+        items=[tuple(item) for item in CFG["items"]], tokens=[tuple(t) for t in CFG["tokens"]]
+    )
+    _T0 += time.perf_counter() - _FAKES
     from fulfillment.core import aws as _aws
-    _fake = bench_fakes.FakeAws(items=[tuple(item) for item in CFG["items"]])
     _fake.install(_aws.session())
     for _event in CFG["events"]:
         _answer = _handler(_event, bench_fakes.Context())
@@ -199,60 +206,52 @@ RESULT = '{"ok": %s, "python": "%s"}' % ("true" if ok else "false", sys.version.
 
 @dataclass(frozen=True)
 class Function:
-    """A Lambda entry point, the clients its floor creates, its first request, its items."""
+    """A Lambda entry point, the clients its floor creates, its first request, its data."""
 
     name: str
     module: str
     clients: tuple[str, ...]
     events: list[dict[str, Any]]
     items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # (token, stand-in customer) pairs the Marketplace stand-in accepts.
+    tokens: list[tuple[str, str]] = field(default_factory=list)
 
 
-def _session_items() -> list[tuple[str, dict[str, Any]]]:
-    expires = int(datetime.now(UTC).timestamp()) + 3600
+def _items() -> list[tuple[str, dict[str, Any]]]:
+    """The buyer as registered, and a live sign-up session for them (the customers table)."""
+    buyer = fakes.BUYER
+    now = datetime.now(UTC)
+    customer = customer_key(buyer)
     session = {
-        "pk": {"S": "SESSION#" + SESSION_ID},
-        "sk": {"S": "SESSION"},
+        contract.PK: {"S": contract.SESSION_PREFIX + SESSION_ID},
+        contract.SK: {"S": contract.SESSION_SK},
         "entity": {"S": "session"},
-        "customer_pk": {"S": CUSTOMER_KEY},
-        "product_code": {"S": fakes.PRODUCT_CODE},
-        "created_at": {"S": datetime.now(UTC).isoformat(timespec="milliseconds")},
-        "expires_at": {"N": str(expires)},
+        "customer_pk": customer[contract.PK],
+        "product_code": {"S": buyer.product_code},
+        "created_at": {"S": now.isoformat(timespec="milliseconds")},
+        contract.EXPIRES_AT: {"N": str(int(now.timestamp()) + 3600)},
         "csrf_token": {"S": secrets.token_urlsafe(24)},
     }
-    customer = {
-        "pk": {"S": CUSTOMER_KEY},
-        "sk": {"S": "CUSTOMER"},
+    customer |= {
         "entity": {"S": "customer"},
-        "product_code": {"S": fakes.PRODUCT_CODE},
-        "customer_aws_account_id": {"S": fakes.ACCOUNT},
-        "license_arn": {"S": fakes.LICENSE_ARN},
+        "product_code": {"S": buyer.product_code},
+        "customer_aws_account_id": {"S": buyer.customer_aws_account_id},
+        "license_arn": {"S": str(buyer.license_arn)},
         "registration_count": {"N": "1"},
     }
     return [("customers", session), ("customers", customer)]
-
-
-def _lifecycle_customer() -> dict[str, Any]:
-    from tests.lifecycle_events import ACCOUNT, LICENSE_ARN, LICENSE_PK, PRODUCT
-
-    return {
-        "pk": {"S": LICENSE_PK},
-        "sk": {"S": "CUSTOMER"},
-        "entity": {"S": "customer"},
-        "product_code": {"S": PRODUCT},
-        "customer_aws_account_id": {"S": ACCOUNT},
-        "license_arn": {"S": LICENSE_ARN},
-    }
 
 
 def functions() -> list[Function]:
     """Every entry point with a real-shaped first request (the test suite's event fixtures)."""
     from tests.events import form_post, rest_event
     from tests.handoff_events import registration_request
+    from tests.lifecycle_events import PRODUCT, sqs_event
     from tests.lifecycle_events import event as lifecycle_event
-    from tests.lifecycle_events import sqs_event as lifecycle_sqs
     from tests.registration_events import stream_event
 
+    assert PRODUCT == fakes.PRODUCT_CODE, "the fixtures' product is the stand-in buyers' product"
+    buyer = fakes.BUYER
     signup = rest_event(method="GET", body=None, content_type=None)
     signup["path"] = signup["resource"] = "/signup"
     signup["queryStringParameters"] = {"registration": SESSION_ID}
@@ -260,100 +259,91 @@ def functions() -> list[Function]:
     parked = {
         "version": 1,
         "registration_id": secrets.token_urlsafe(24),
-        "product_code": fakes.PRODUCT_CODE,
-        "customer_aws_account_id": fakes.ACCOUNT,
-        "license_arn": fakes.LICENSE_ARN,
+        "product_code": buyer.product_code,
+        "customer_aws_account_id": buyer.customer_aws_account_id,
+        "license_arn": buyer.license_arn,
         "customer_identifier": None,
-        "agreement_id": fakes.AGREEMENT_ID,
+        "agreement_id": buyer.agreement_id,
         "session_expires_at": int(datetime.now(UTC).timestamp()) + 3600,
         "csrf_token": secrets.token_urlsafe(24),
         "registered_at": datetime.now(UTC).isoformat(),
         "request_id": "bench-parked",
     }
-    found = [
+
+    def module(handler: str) -> str:
+        return handler.rsplit(".", 1)[0]
+
+    return [
         Function(
             "fulfillment (api)",
-            _module(contract.FULFILLMENT_HANDLER),
+            module(contract.FULFILLMENT_HANDLER),
             ("dynamodb", "meteringmarketplace"),
-            [form_post("bench-first-registration-token")],
+            [form_post(FIRST_TOKEN)],
+            tokens=[(FIRST_TOKEN, buyer.name)],
         ),
-        Function(
-            "signup", _module(contract.SIGNUP_HANDLER), ("dynamodb",), [signup], _session_items()
-        ),
+        Function("signup", module(contract.SIGNUP_HANDLER), ("dynamodb",), [signup], _items()),
         Function(
             "handoff",
-            _module(contract.HANDOFF_HANDLER),
+            module(contract.HANDOFF_HANDLER),
             ("dynamodb",),
             [registration_request(SESSION_ID)],
-            _session_items(),
+            _items(),
         ),
         Function(
             "publisher",
-            _module(contract.PUBLISHER_HANDLER),
+            module(contract.PUBLISHER_HANDLER),
             ("events", "sqs"),
             [stream_event("first_registration")],
         ),
         Function(
             "lifecycle",
-            _module(contract.LIFECYCLE_HANDLER),
+            module(contract.LIFECYCLE_HANDLER),
             ("dynamodb", "marketplace-entitlement"),
-            [lifecycle_sqs(lifecycle_event("license_updated_manufacturer"))],
-            [("customers", _lifecycle_customer())],
+            [sqs_event(lifecycle_event("license_updated_manufacturer"))],
+            _items()[1:],
         ),
         Function(
             "recovery",
-            _module(contract.RECOVERY_HANDLER),
+            module(contract.RECOVERY_HANDLER),
             ("dynamodb",),
-            [lifecycle_sqs(json.dumps(parked))],
+            [sqs_event(json.dumps(parked))],
         ),
     ]
-    return found
 
 
-def _module(handler: str) -> str:
-    return handler.rsplit(".", 1)[0]
+def child_environment(extra: Mapping[str, str]) -> dict[str, str]:
+    """A benchmark child's environment: ``bench.fakes.function_environment`` plus ``extra``."""
+    return {**fakes.function_environment(dict(os.environ)), **extra}
 
 
-def function_environment(extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """A benchmark child's environment: ``bench.fakes.function_environment``, with the
-    lifecycle fixtures' product allowed too (a notification for another product is ignored,
-    and answers "0 failed" all the same), plus ``extra``."""
-    from tests.lifecycle_events import PRODUCT
-
-    environment = fakes.function_environment(dict(os.environ))
-    environment["PRODUCT_CODES"] = f"{fakes.PRODUCT_CODE},{PRODUCT}"
-    return {**environment, **(extra or {})}
-
-
-def _config(
-    function: Function, mode: str, paths: list[str], out: Path | None = None
-) -> dict[str, Any]:
+def _config(function: Function, mode: str, paths: list[str]) -> dict[str, Any]:
     return {
         "mode": mode,
         "module": function.module,
         "clients": list(function.clients),
         "events": function.events,
         "items": [list(item) for item in function.items],
+        "tokens": [list(token) for token in function.tokens],
         "paths": paths,
-        "out": str(out) if out else None,
     }
 
 
-def _fakes_dir(root: Path) -> Path:
-    """bench/fakes.py as a top-level module, compiled beforehand like everything else."""
-    target = root / "fakes"
-    target.mkdir(exist_ok=True)
+def _copy_fakes(target: Path) -> Path:
+    """bench/fakes.py as the top-level module ``bench_fakes``, with the stand-in it imports."""
+    target.mkdir(parents=True, exist_ok=True)
     shutil.copy(Path(fakes.__file__), target / f"{FAKES_MODULE}.py")
+    for name in fakes.SHARED_FILES:
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / name, target / name)
     return target
 
 
 def _run_venv_child(config: dict[str, Any], work: Path) -> dict[str, Any]:
     out = work / "result.json"
     out.unlink(missing_ok=True)
-    config = {**config, "out": str(out)}
     done = subprocess.run(  # noqa: S603
         [sys.executable, "-c", CHILD],
-        env=function_environment({"BENCH_COLD": json.dumps(config)}),
+        env=child_environment({"BENCH_COLD": json.dumps({**config, "out": str(out)})}),
         cwd=work,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -364,7 +354,7 @@ def _run_venv_child(config: dict[str, Any], work: Path) -> dict[str, Any]:
     if done.returncode != 0 or not out.exists():
         raise RuntimeError(f"cold-start child failed ({config['mode']}):\n{done.stderr[-3000:]}")
     result: dict[str, Any] = json.loads(out.read_text())
-    return result
+    return {"ok": True, "result": result}
 
 
 @dataclass
@@ -395,39 +385,64 @@ class Runs:
         return ratios[int(0.05 * resamples)], ratios[int(0.95 * resamples) - 1]
 
 
+@dataclass
+class Measured:
+    """Every function's runs (floor and handler), and the functions whose runs failed."""
+
+    runs: dict[str, Runs] = field(default_factory=dict)
+    failures: dict[str, str] = field(default_factory=dict)
+
+
+def _measured(
+    function_list: list[Function],
+    schedule: list[tuple[str, Function]],
+    answers: list[dict[str, Any]],
+) -> Measured:
+    """The answers of ``schedule``'s processes, in order, as each function's runs."""
+    result = Measured()
+    floors: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    handlers: dict[str, list[dict[str, Any]]] = {}
+    for (mode, function), answer in zip(schedule, answers, strict=True):
+        if not answer["ok"]:
+            # A failed floor leaves every function with those clients without its floor.
+            hit = [f for f in function_list if f.clients == function.clients]
+            error = f"{mode} failed: {answer['error']}\n" + "\n".join(answer["stderr"])
+            for each in [function] if mode == "handler" else hit:
+                result.failures.setdefault(each.name, error)
+        elif mode == "floor":
+            floors.setdefault(function.clients, []).append(answer["result"])
+        else:
+            handlers.setdefault(function.name, []).append(answer["result"])
+    for function in function_list:
+        if function.name not in result.failures:
+            result.runs[function.name] = Runs(floors[function.clients], handlers[function.name])
+    return result
+
+
 def measure_venv(
     function_list: list[Function], runs: int, work: Path
 ) -> tuple[dict[str, Runs], list[str]]:
-    """``runs`` rounds of ``_schedule``: every handler and one floor per client tuple (shared
-    by the functions with those clients) per round, in a shuffled order."""
-    fakes_dir = _fakes_dir(work)
-    py_compile.compile(str(fakes_dir / f"{FAKES_MODULE}.py"), doraise=True)
+    """``runs`` rounds of ``_schedule`` from ``.venv``, one process after the other."""
+    fakes_dir = _copy_fakes(work / "fakes")
+    compileall.compile_dir(fakes_dir, quiet=1)
     paths = [str(REPO_ROOT / "lambda"), str(fakes_dir)]  # the floor's too (module docstring)
-    floors: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    handlers: dict[str, list[dict[str, Any]]] = {}
-    for mode, function in _schedule(function_list, runs):
-        result = _run_venv_child(_config(function, mode, paths), work)
-        if mode == "floor":
-            floors.setdefault(function.clients, []).append(result)
-        else:
-            handlers.setdefault(function.name, []).append(result)
-    results = {
-        function.name: Runs(floor=floors[function.clients], handler=handlers[function.name])
-        for function in function_list
-    }
+    schedule = _schedule(function_list, runs)
+    answers = [_run_venv_child(_config(function, mode, paths), work) for mode, function in schedule]
+    measured = _measured(function_list, schedule, answers).runs
     problems = []
-    for name, measured in results.items():
-        statuses = {json.dumps(run["statuses"]) for run in measured.handler}
+    for name, each in measured.items():
+        statuses = {json.dumps(run["statuses"]) for run in each.handler}
         if len(statuses) != 1:
             problems.append(f"{name}: first answers differ between runs: {statuses}")
-    return results, problems
+    return measured, problems
 
 
 def _runtime_stand_in(root: Path) -> Path:
+    """What the python3.13 runtime brings (boto3 and its dependencies, from .venv), an ssl
+    stand-in, and the benchmark's fakes."""
     import importlib.util
 
-    runtime = root / "runtime"
-    runtime.mkdir()
+    runtime = _copy_fakes(root / "runtime")
     for name in RUNTIME_PACKAGES:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.origin is None:
@@ -435,24 +450,12 @@ def _runtime_stand_in(root: Path) -> Path:
         origin = Path(spec.origin)
         source = origin.parent if origin.name == "__init__.py" else origin
         if source.is_dir():
-            shutil.copytree(
-                source, runtime / source.name, ignore=shutil.ignore_patterns("__pycache__")
-            )
+            ignore = shutil.ignore_patterns("__pycache__")
+            shutil.copytree(source, runtime / source.name, ignore=ignore)
         else:
             shutil.copy(source, runtime / source.name)
     (runtime / "ssl.py").write_text(SSL_STAND_IN)
-    shutil.copy(Path(fakes.__file__), runtime / f"{FAKES_MODULE}.py")
     return runtime
-
-
-@dataclass
-class ArtifactRuns:
-    """Every function's runs from the artifact under Pyodide, and the functions that failed."""
-
-    python: str
-    compiled: bool
-    measured: dict[str, Runs] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
 
 
 def _schedule(function_list: list[Function], runs: int) -> list[tuple[str, Function]]:
@@ -491,15 +494,18 @@ def _run_pyodide(jobs: list[dict[str, Any]], work: Path) -> list[dict[str, Any]]
     return answers
 
 
-def measure_artifact_pyodide(function_list: list[Function], runs: int, work: Path) -> ArtifactRuns:
+def measure_artifact_pyodide(
+    function_list: list[Function], runs: int, work: Path
+) -> tuple[str, Measured]:
     """The shipped artifact's cold path under CPython 3.13 (Pyodide), beside its floor, for
-    every function: one artifact build, one runtime stand-in compiled once, one Node process."""
+    every function: one artifact build, one runtime stand-in compiled once, one Node process.
+    Returns Pyodide's Python version and the runs."""
     from bench import size
 
     artifact = size.fresh_artifact()
     runtime = _runtime_stand_in(work)
     mounts = sorted({str(work), str(artifact.directory)})
-    env = function_environment({"AWS_DATA_PATH": str(artifact.directory / "botocore-data")})
+    env = child_environment({"AWS_DATA_PATH": str(artifact.directory / "botocore-data")})
     paths = [str(artifact.directory), str(runtime)]  # the floor's too (module docstring)
     schedule = _schedule(function_list, runs)
     jobs: list[dict[str, Any]] = [
@@ -510,55 +516,26 @@ def measure_artifact_pyodide(function_list: list[Function], runs: int, work: Pat
         }
     ]
     for mode, function in schedule:
-        config = _config(function, mode, paths)
-        config["shipped"] = str(artifact.directory) + "/"
+        config = {**_config(function, mode, paths), "shipped": str(artifact.directory) + "/"}
         env_job = {**env, "BENCH_COLD": json.dumps(config)}
         jobs.append({"env": env_job, "mounts": mounts, "code": CHILD})
-    compile_answer, *answers = _run_pyodide(jobs, work)
-    if not compile_answer["ok"]:
-        raise RuntimeError(f"Pyodide could not compile the runtime stand-in: {compile_answer}")
-    compiled = compile_answer["result"]
-    result = ArtifactRuns(python=compiled["python"], compiled=bool(compiled["ok"]))
-    floors: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-    handlers: dict[str, list[dict[str, Any]]] = {}
-    for (mode, function), answer in zip(schedule, answers, strict=True):
-        if not answer["ok"]:
-            # A failed floor leaves every function with those clients without its floor.
-            hit = (
-                [function]
-                if mode == "handler"
-                else [f for f in function_list if f.clients == function.clients]
-            )
-            error = f"{mode} failed: {answer['error']}\n" + "\n".join(answer["stderr"])
-            for each in hit:
-                result.failures.setdefault(each.name, error)
-        elif mode == "floor":
-            floors.setdefault(function.clients, []).append(answer["result"])
-        else:
-            handlers.setdefault(function.name, []).append(answer["result"])
-    for function in function_list:
-        if function.name not in result.failures:
-            result.measured[function.name] = Runs(
-                floor=floors[function.clients], handler=handlers[function.name]
-            )
-    return result
+    compiled, *answers = _run_pyodide(jobs, work)
+    if not compiled["ok"] or not compiled["result"]["ok"]:
+        raise RuntimeError(f"Pyodide could not compile the runtime stand-in: {compiled}")
+    return compiled["result"]["python"], _measured(function_list, schedule, answers)
 
 
-def _median_import(measured: Runs) -> float:
-    return float(statistics.median(run["imported"] for run in measured.handler))
-
-
-def _mib(value: float | None) -> str:
-    return "n/a" if value is None else f"{value / 2**20:.0f}"
-
-
-def _ratio(measured: Runs) -> str:
+def _figures(measured: Runs) -> list[str]:
+    """floor ms, handler ms, of which import ms, ratio (interval), verdict."""
     low, high = measured.ratio_interval()
-    return f"{measured.ratio:.2f} ({low:.2f}-{high:.2f})"
-
-
-def _verdict(ratio: float) -> str:
-    return "pass" if ratio <= BUDGET_RATIO else "**fail**"
+    imported = statistics.median(run["imported"] for run in measured.handler)
+    return [
+        f"{measured.median('floor') * 1000:.0f}",
+        f"{measured.median('handler') * 1000:.0f}",
+        f"{imported * 1000:.0f}",
+        f"{measured.ratio:.2f} ({low:.2f}-{high:.2f})",
+        "pass" if measured.ratio <= BUDGET_RATIO else "**fail**",
+    ]
 
 
 def _answers(run: dict[str, Any]) -> str:
@@ -573,13 +550,11 @@ def _shipped_pyc(measured: Runs) -> tuple[int, int]:
 
 
 def _artifact_section(
-    function_list: list[Function], artifact: ArtifactRuns, venv: dict[str, Runs]
+    function_list: list[Function], python: str, artifact: Measured, venv: dict[str, Runs]
 ) -> tuple[list[str], list[str]]:
     """The artifact table (one row per function) and what it shows wrong: a failed function,
     first answers unlike the .venv's, an artifact module imported without its shipped .pyc."""
     problems: list[str] = []
-    if not artifact.compiled:
-        problems.append("artifact: compiling the runtime stand-in to 3.13 .pyc failed")
     rows: list[list[str]] = []
     pyc: list[str] = []
     for function in function_list:
@@ -588,18 +563,8 @@ def _artifact_section(
             problems.append(f"{function.name}: artifact under Pyodide: {failure}"[:2000])
             rows.append([function.name, *["failed"] * 6])
             continue
-        measured = artifact.measured[function.name]
-        rows.append(
-            [
-                function.name,
-                f"{measured.median('floor') * 1000:.0f}",
-                f"{measured.median('handler') * 1000:.0f}",
-                f"{_median_import(measured) * 1000:.0f}",
-                _ratio(measured),
-                _verdict(measured.ratio),
-                _answers(measured.handler[0]),
-            ]
-        )
+        measured = artifact.runs[function.name]
+        rows.append([function.name, *_figures(measured), _answers(measured.handler[0])])
         statuses = {json.dumps(run["statuses"]) for run in measured.handler}
         expected = json.dumps(venv[function.name].handler[0]["statuses"])
         if statuses != {expected}:
@@ -619,7 +584,7 @@ def _artifact_section(
         "",
         "**From the packaged artifact** (one fresh `infra.packaging` build on `sys.path`, its "
         "3.13 .pyc as shipped, run by Pyodide = CPython "
-        f"{artifact.python} in WebAssembly; boto3/botocore from `.venv` compiled to 3.13 "
+        f"{python} in WebAssembly; boto3/botocore from `.venv` compiled to 3.13 "
         "beforehand stand for the runtime's; artifact modules imported that came from a shipped "
         f".pyc: {'; '.join(pyc) or 'none measured'}). WebAssembly is several times slower than "
         "Lambda: read the ratio, not the milliseconds.",
@@ -653,16 +618,13 @@ def run(args: argparse.Namespace) -> Report:
         rows = []
         for function in function_list:
             measured = venv[function.name]
+            rss = statistics.median(run["rss"] or 0 for run in measured.handler) / 2**20
             rows.append(
                 [
                     function.name,
                     " + ".join(function.clients),
-                    f"{measured.median('floor') * 1000:.0f}",
-                    f"{measured.median('handler') * 1000:.0f}",
-                    f"{_median_import(measured) * 1000:.0f}",
-                    _ratio(measured),
-                    _verdict(measured.ratio),
-                    _mib(statistics.median(run["rss"] for run in measured.handler)),
+                    *_figures(measured),
+                    f"{rss:.0f}" if rss else "n/a",
                     _answers(measured.handler[0]),
                 ]
             )
@@ -704,11 +666,11 @@ def run(args: argparse.Namespace) -> Report:
             lines += ["", "Artifact under Pyodide: skipped (--no-pyodide)."]
         else:
             try:
-                artifact = measure_artifact_pyodide(function_list, runs, work)
+                python, artifact = measure_artifact_pyodide(function_list, runs, work)
             except (RuntimeError, subprocess.TimeoutExpired) as error:
                 problems.append(str(error)[:2000])
             else:
-                found_lines, found = _artifact_section(function_list, artifact, venv)
+                found_lines, found = _artifact_section(function_list, python, artifact, venv)
                 lines += found_lines
                 problems += found
     return Report(
@@ -745,10 +707,3 @@ SECTION = Section(
     add_arguments=add_arguments,
     run=run,
 )
-
-
-def section() -> str:
-    """The section's markdown with default options (for callers without argparse)."""
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return run(parser.parse_args([])).markdown

@@ -1,12 +1,15 @@
-"""In-process AWS for the benchmark: a fake HTTP layer under real botocore clients.
+"""In-process AWS for the benchmark: real botocore clients, answered without a socket.
 
-``FakeAws.install(session)`` registers a ``before-send`` handler that answers each request with
-canned bytes shaped like the real service's answer, so botocore still validates, serializes,
-signs and parses as in production; only the socket is missing. A ``CallClock`` times every
-client call (``provide-client-params`` to ``after-call``) and counts operations and attempts.
+``FakeAws.install(session)`` registers a ``before-send`` handler, so botocore still validates,
+serializes, signs and parses as in production; only the socket is missing. Marketplace calls
+are answered by the local stand-in (local/marketplace.py, the one `make run` and the tests
+use); DynamoDB, EventBridge and SQS from memory here, shaped like the real services' answers
+(moto cannot run in the cold start's Pyodide child, and its own time would be measured). A
+``CallClock`` times every client call (``provide-client-params`` to ``after-call``) and counts
+operations and attempts.
 
-Self-contained (standard library + botocore): the cold-start children load this file by path
-from an isolated interpreter (the packaged artifact, or Pyodide), never through ``bench``.
+The cold-start children load this file by path, as ``bench_fakes`` beside a copy of the
+stand-in (``SHARED_FILES``), from an isolated interpreter, never through ``bench``.
 """
 
 from __future__ import annotations
@@ -22,18 +25,16 @@ from typing import Any
 
 from botocore.awsrequest import AWSResponse
 
-PRODUCT_CODE = "prod-bench0001"
-ACCOUNT = "123456789012"
-LICENSE_ARN = f"arn:aws:license-manager::{ACCOUNT}:license:l-0123456789abcdef0123456789abcdef"
-AGREEMENT_ID = "agmt-0123456789abcdef0123456789"
+from fulfillment import contract
+from local.marketplace import MarketplaceStandIn, default_customers
 
-# ResolveCustomer outcomes: HTTP status and the JSON 1.1 error type, as marketplace-facts.md.
-RESOLVE_ERRORS: dict[str, tuple[int, str]] = {
-    "invalid": (400, "InvalidTokenException"),
-    "expired": (400, "ExpiredTokenException"),
-    "throttled": (400, "ThrottlingException"),
-    "disabled": (400, "DisabledApiException"),
-}
+# The test fixtures' product (tests/lifecycle_events.py): the stand-in's "new-style" buyer of it
+# is the lifecycle fixtures' customer, so every function's first request finds its data.
+PRODUCT_CODE = "prod-integration1"
+BUYER = default_customers(PRODUCT_CODE)[0]
+# What a cold-start child imports besides this file (paths under the repository root).
+SHARED_FILES = ("local/__init__.py", "local/server.py", "local/marketplace.py")
+_MARKETPLACE_TARGETS = ("AWSMPMeteringService.", "AWSMPEntitlementService.")
 _SET_ASSIGNMENT = re.compile(r"(#?\w+)\s*=\s*(:\w+)")
 
 
@@ -52,29 +53,32 @@ def _key(table: str, key: dict[str, Any]) -> tuple[str, str]:
 
 
 class FakeAws:
-    """Answers DynamoDB, ResolveCustomer, GetEntitlements, PutEvents and SQS in memory.
+    """Answers Marketplace (through the stand-in), DynamoDB, PutEvents and SQS in memory.
 
-    ``resolve`` selects ResolveCustomer's answer: "ok", "unknown-product" or a RESOLVE_ERRORS
-    key. DynamoDB keeps items per table and honours the conditional puts the function makes
-    (the idempotency record, returned with ReturnValuesOnConditionCheckFailure=ALL_OLD as
-    DynamoDB does, and attribute_not_exists(pk) on sessions).
+    ``tokens`` are (token, customer name) pairs the stand-in accepts, e.g. a fixture's token.
+    DynamoDB keeps items per table and honours the conditional puts the functions make (the
+    idempotency record, returned with ReturnValuesOnConditionCheckFailure=ALL_OLD as DynamoDB
+    does, and attribute_not_exists(pk) on sessions).
     """
 
     def __init__(
         self,
         *,
         items: Iterable[tuple[str, dict[str, Any]]] = (),
-        key_names: tuple[str, ...] = ("pk", "sk", "id"),
+        tokens: Iterable[tuple[str, str]] = (),
     ) -> None:
-        self.resolve = "ok"
+        self.marketplace = MarketplaceStandIn(default_customers(PRODUCT_CODE))
+        for token, customer in tokens:
+            self.marketplace.issue_token(customer, token)
         self.attempts: Counter[str] = Counter()
         self._items: dict[tuple[str, str], dict[str, Any]] = {}
-        self._key_names = key_names
         for table, item in items:
             self._items[_key(table, self._key_of(item))] = item
 
-    def _key_of(self, item: dict[str, Any]) -> dict[str, Any]:
-        return {name: item[name] for name in self._key_names if name in item}
+    @staticmethod
+    def _key_of(item: dict[str, Any]) -> dict[str, Any]:
+        names = (contract.PK, contract.SK, contract.IDEMPOTENCY.partition_key)
+        return {name: item[name] for name in names if name in item}
 
     def install(self, session: Any) -> None:
         """Answer every request of clients created from ``session`` from now on."""
@@ -82,49 +86,25 @@ class FakeAws:
 
     def send(self, request: Any, **_: Any) -> AWSResponse:
         target = request.headers.get("X-Amz-Target", b"")
-        operation = (target.decode() if isinstance(target, bytes) else target).rsplit(".", 1)[-1]
+        target = target.decode() if isinstance(target, bytes) else str(target)
+        operation = target.rsplit(".", 1)[-1]
         self.attempts[operation] += 1
-        body = json.loads(request.body or b"{}")
-        status, answer = getattr(self, "_" + operation, self._empty)(body)
-        headers = {
-            "x-amzn-requestid": str(uuid.uuid4()),
-            "content-type": "application/x-amz-json-1.0",
-        }
-        return AWSResponse(request.url, status, headers, _Raw(json.dumps(answer).encode()))
+        if target.startswith(_MARKETPLACE_TARGETS):
+            status, answer = self.marketplace.call(target, request.body or b"")
+            content_type = "application/x-amz-json-1.1"
+        else:
+            handler = getattr(self, "_" + operation, self._empty)
+            status, answer = handler(json.loads(request.body or b"{}"))
+            content_type = "application/x-amz-json-1.0"
+        headers = {"x-amzn-requestid": str(uuid.uuid4()), "content-type": content_type}
+        raw = _Raw(json.dumps(answer).encode())
+        # A plain dict, which AWSResponse wraps in its HeadersDict (the stubs ask for the
+        # http.client message botocore's own HTTP layer hands it).
+        return AWSResponse(request.url, status, headers, raw)  # type: ignore[arg-type]
 
     @staticmethod
     def _empty(_: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return 200, {}
-
-    # --- Marketplace ------------------------------------------------------------------------
-
-    def _ResolveCustomer(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        if self.resolve in RESOLVE_ERRORS:
-            status, error = RESOLVE_ERRORS[self.resolve]
-            return status, {"__type": error, "message": f"bench: {error}"}
-        product = PRODUCT_CODE if self.resolve == "ok" else "prod-someoneelse"
-        return 200, {
-            # New-style answers: an empty CustomerIdentifier, the license and the agreement.
-            "CustomerIdentifier": "",
-            "CustomerAWSAccountId": ACCOUNT,
-            "ProductCode": product,
-            "LicenseArn": LICENSE_ARN,
-            "Metadata": {"AgreementId": AGREEMENT_ID},
-        }
-
-    def _GetEntitlements(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        return 200, {
-            "Entitlements": [
-                {
-                    "ProductCode": body.get("ProductCode", PRODUCT_CODE),
-                    "Dimension": "users",
-                    "CustomerAWSAccountId": ACCOUNT,
-                    "LicenseArn": LICENSE_ARN,
-                    "Value": {"IntegerValue": 10},
-                    "ExpirationDate": int(time.time()) + 30 * 86400,
-                }
-            ]
-        }
 
     # --- EventBridge and SQS ----------------------------------------------------------------
 
@@ -260,7 +240,7 @@ class Context:
     function_name = "fulfillment-bench"
     function_version = "$LATEST"
     memory_limit_in_mb = 512
-    invoked_function_arn = f"arn:aws:lambda:us-east-1:{ACCOUNT}:function:fulfillment-bench"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:fulfillment-bench"
     log_group_name = "/aws/lambda/fulfillment-bench"
     log_stream_name = "bench"
 
@@ -271,10 +251,11 @@ class Context:
         return 20_000
 
 
-# The function's environment in every benchmark child: no credentials file, no instance
-# metadata, no endpoint overrides, so nothing can reach for the network.
 def function_environment(base: dict[str, str]) -> dict[str, str]:
+    """The function's environment in every benchmark child: no credentials file, no instance
+    metadata, no endpoint overrides, so nothing can reach for the network."""
     keep = {k: v for k, v in base.items() if k in {"PATH", "HOME", "LANG", "TMPDIR"}}
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/"
     return {
         **keep,
         "AWS_ACCESS_KEY_ID": "AKIABENCHBENCHBENCH0",
@@ -285,13 +266,13 @@ def function_environment(base: dict[str, str]) -> dict[str, str]:
         "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_LAMBDA_FUNCTION_NAME": "fulfillment-bench",
-        "POWERTOOLS_SERVICE_NAME": "fulfillment",
-        "POWERTOOLS_METRICS_NAMESPACE": "FulfillmentBench",
-        "CUSTOMERS_TABLE_NAME": "customers",
-        "CONTACTS_TABLE_NAME": "contacts",
-        "IDEMPOTENCY_TABLE_NAME": "idempotency",
-        "PRODUCT_CODES": PRODUCT_CODE,
-        "RECOVERY_QUEUE_URL": f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/recovery",
-        "EVENT_BUS_NAME": "registrations",
-        "PUBLISH_RETRY_QUEUE_URL": f"https://sqs.us-east-1.amazonaws.com/{ACCOUNT}/retry",
+        contract.POWERTOOLS_SERVICE_NAME: contract.DEFAULT_SERVICE_NAME,
+        contract.POWERTOOLS_METRICS_NAMESPACE: "FulfillmentBench",
+        contract.CUSTOMERS_TABLE_NAME: "customers",
+        contract.CONTACTS_TABLE_NAME: "contacts",
+        contract.IDEMPOTENCY_TABLE_NAME: "idempotency",
+        contract.PRODUCT_CODES: PRODUCT_CODE,
+        contract.RECOVERY_QUEUE_URL: queue + "recovery",
+        contract.EVENT_BUS_NAME: "registrations",
+        contract.PUBLISH_RETRY_QUEUE_URL: queue + "retry",
     }

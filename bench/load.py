@@ -26,11 +26,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlencode, urljoin, urlsplit
 
 from bench import REPO_ROOT, Report, Section
 from bench.report import machine, markdown_table, percentile
+from fulfillment import contract
+from local.lifecycle import customer_key
 from local.marketplace import generated_customer
 from local.run import LocalStack, start_local_stack
 
@@ -238,7 +239,7 @@ def measure(stack: LocalStack, settings: LoadSettings) -> LoadResult:
     stand_in = stack.marketplace
     if stand_in is None:
         raise ValueError("the load run needs the stack's own Marketplace stand-in")
-    product_code = stack.function_environment["PRODUCT_CODES"].split(",")[0].strip()
+    product_code = stack.function_environment[contract.PRODUCT_CODES].split(",")[0].strip()
     # Given a crowd of distinct new-style buyers, one fresh token each
     stand_in.reset()
     first = sum(1 for c in stand_in.customers if c.name.startswith("generated-"))
@@ -246,7 +247,7 @@ def measure(stack: LocalStack, settings: LoadSettings) -> LoadResult:
     for customer in crowd:
         stand_in.add_customer(customer)
     tokens = [stand_in.issue_token(customer.name) for customer in crowd]
-    pks = [f"LICENSE#{customer.license_arn}" for customer in crowd]
+    pks = [customer_key(customer)[contract.PK]["S"] for customer in crowd]
     stand_in.set_latency(settings.marketplace_latency_seconds)
     stand_in.set_throttle_rate(settings.throttle_rate, seed=settings.seed)
 
@@ -289,10 +290,10 @@ def _stored(stack: LocalStack, pks: set[str]) -> Stored:
     paginator = client.get_paginator("scan")
     for page in paginator.paginate(TableName=stack.customers_table, ConsistentRead=True):
         for item in page["Items"]:
-            kind, pk = item["sk"].get("S"), item["pk"].get("S", "")
-            if kind == "CUSTOMER" and pk in pks:
+            kind, pk = item[contract.SK].get("S"), item[contract.PK].get("S", "")
+            if kind == contract.CUSTOMER_SK and pk in pks:
                 counts[pk] = int(item.get("registration_count", {}).get("N", "0"))
-            elif kind == "SESSION":
+            elif kind == contract.SESSION_SK:
                 owner = item.get("customer_pk", {}).get("S", "")
                 if owner in pks:
                     sessions[owner] += 1
@@ -547,7 +548,7 @@ def run(args: argparse.Namespace) -> Report:
         f"workers; stack output goes to {LOG_FILE.relative_to(REPO_ROOT)}",
         flush=True,
     )
-    environ: dict[str, Any] = {"PRODUCT_CODES": PRODUCT_CODE, "POWERTOOLS_LOG_LEVEL": "WARNING"}
+    environ = {contract.PRODUCT_CODES: PRODUCT_CODE, "POWERTOOLS_LOG_LEVEL": "WARNING"}
     with _output_to(LOG_FILE):
         started = time.perf_counter()
         stack = start_local_stack(port=0, environ=environ, workers=workers)

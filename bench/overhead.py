@@ -1,5 +1,6 @@
 """Warm overhead: time in the project's own code per request (handler time minus the time
-inside AWS client calls, from botocore's events), p50 and p99, against ``bench.fakes``.
+inside AWS client calls, from botocore's events), p50 and p99, against ``bench.fakes``
+(the Marketplace stand-in and in-memory DynamoDB, EventBridge and SQS).
 
 Each entry point runs in a child process of its own (the function's environment, ``lambda/``
 on ``sys.path``), as in an execution environment of its own: nothing else in the benchmark
@@ -33,9 +34,11 @@ from typing import TYPE_CHECKING, Any
 
 from bench import REPO_ROOT, Report, Section, fakes
 from bench.report import machine, markdown_table, percentile, speed_reference
+from fulfillment import contract
 
 if TYPE_CHECKING:
     from bench.coldstart import Function
+    from local.marketplace import MarketplaceStandIn
 
 Event = dict[str, Any]
 
@@ -50,34 +53,42 @@ PROFILED = "first registration"
 
 
 # --- Requests (built in the child, before any timing) -----------------------------------------
+# Each builder gets the entry point's first request, how many, and the Marketplace stand-in
+# (whose tokens a registration must carry).
+Requests = Callable[[Event, int, "MarketplaceStandIn"], list[Event]]
+RESUBMITTED_TOKEN = "bench-resubmitted-token"
 
 
-def _first_registrations(_first: Event, count: int) -> list[Event]:
+def _first_registrations(_: Event, count: int, marketplace: MarketplaceStandIn) -> list[Event]:
     from tests.events import form_post
 
-    return [form_post(f"bench-{uuid.uuid4().hex}") for _ in range(count)]
+    return [form_post(marketplace.issue_token(fakes.BUYER.name)) for _ in range(count)]
 
 
-def _resubmissions(_first: Event, count: int) -> list[Event]:
+def _resubmissions(_: Event, count: int, marketplace: MarketplaceStandIn) -> list[Event]:
     from tests.events import form_post
 
-    return [form_post("bench-resubmitted-token") for _ in range(count)]
+    token = marketplace.issue_token(fakes.BUYER.name, RESUBMITTED_TOKEN)
+    return [form_post(token) for _ in range(count)]
 
 
-def _malformed_tokens(_first: Event, count: int) -> list[Event]:
+def _malformed_tokens(_: Event, count: int, __: MarketplaceStandIn) -> list[Event]:
     from tests.events import form_post
 
     return [form_post("bench bad\ttoken") for _ in range(count)]
 
 
-def _landing_page_gets(_first: Event, count: int) -> list[Event]:
+def _landing_page_gets(_: Event, count: int, __: MarketplaceStandIn) -> list[Event]:
     from tests.events import rest_event
 
     return [rest_event(method="GET", body=None, content_type=None) for _ in range(count)]
 
 
 def _deliveries(
-    first: Event, count: int, body: Callable[[dict[str, Any], int], None] | None = None
+    first: Event,
+    count: int,
+    _: MarketplaceStandIn | None = None,
+    body: Callable[[dict[str, Any], int], None] | None = None,
 ) -> list[Event]:
     """``count`` copies of ``first``, each delivered on its own: a new API Gateway request id,
     stream record id or SQS message id. ``body(message, n)`` changes the n-th copy's SQS
@@ -115,12 +126,12 @@ def _new_parked_registration(message: dict[str, Any], _: int) -> None:
     message["registration_id"] = secrets.token_urlsafe(24)
 
 
-def _new_notifications(first: Event, count: int) -> list[Event]:
-    return _deliveries(first, count, _new_notification)
+def _new_notifications(first: Event, count: int, _: MarketplaceStandIn) -> list[Event]:
+    return _deliveries(first, count, body=_new_notification)
 
 
-def _new_parked_registrations(first: Event, count: int) -> list[Event]:
-    return _deliveries(first, count, _new_parked_registration)
+def _new_parked_registrations(first: Event, count: int, _: MarketplaceStandIn) -> list[Event]:
+    return _deliveries(first, count, body=_new_parked_registration)
 
 
 @dataclass(frozen=True)
@@ -131,7 +142,7 @@ class Scenario:
     # The entry point, by its name in bench.coldstart.functions().
     function: str
     # ``count`` requests from the entry point's first request there.
-    requests: Callable[[Event, int], list[Event]]
+    requests: Requests
     # The handler's answer to each: its HTTP status, "N failed" (N batchItemFailures), or
     # "done" (recovery: one message per invocation, no partial batch response).
     healthy: str
@@ -181,7 +192,7 @@ def run_child(task: str, options: dict[str, Any], timeout: float = 300) -> dict[
 
     with tempfile.TemporaryDirectory(prefix="bench-warm-") as directory:
         out = Path(directory) / "result.json"
-        child_environment = coldstart.function_environment(
+        child_environment = coldstart.child_environment(
             {
                 "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "lambda"), str(REPO_ROOT)]),
                 "BENCH_WARM": json.dumps({**options, "task": task, "out": str(out)}),
@@ -218,13 +229,14 @@ class Harness:
 
     def __init__(
         self,
-        module: str = "fulfillment.api",
+        module: str = contract.FULFILLMENT_HANDLER.rsplit(".", 1)[0],
         items: Iterable[tuple[str, dict[str, Any]]] = (),
     ) -> None:
         from fulfillment.core import aws
 
         self.handler = importlib.import_module(module).lambda_handler
         self.fake = fakes.FakeAws(items=items)
+        self.marketplace = self.fake.marketplace
         self.clock = fakes.CallClock()
         self.fake.install(aws.session())
         self.clock.install(aws.session())
@@ -250,10 +262,10 @@ def _scenario(name: str) -> Scenario:
     return next(scenario for scenario in SCENARIOS if scenario.name == name)
 
 
-def scenario_events(name: str, count: int) -> list[Event]:
+def scenario_events(name: str, count: int, marketplace: MarketplaceStandIn) -> list[Event]:
     """``count`` real-shaped requests for a row, built before any timing."""
     scenario = _scenario(name)
-    return scenario.requests(_functions()[scenario.function].events[0], count)
+    return scenario.requests(_functions()[scenario.function].events[0], count, marketplace)
 
 
 def _overhead(options: dict[str, Any]) -> dict[str, Any]:
@@ -261,13 +273,14 @@ def _overhead(options: dict[str, Any]) -> dict[str, Any]:
     function = _functions()[options["function"]]
     harness = Harness(function.module, function.items)
     if function.name == API:
-        harness.serve(scenario_events("resubmission", 1)[0])  # the record resubmissions replay
+        # The record resubmissions replay.
+        harness.serve(scenario_events("resubmission", 1, harness.marketplace)[0])
     requests = int(options["requests"])
     results: dict[str, Any] = {}
     for scenario in SCENARIOS:
         if scenario.function != function.name:
             continue
-        events = scenario_events(scenario.name, WARM_UP + requests)
+        events = scenario_events(scenario.name, WARM_UP + requests, harness.marketplace)
         for event in events[:WARM_UP]:
             harness.serve(event)
         own, totals, statuses, calls = [], [], set(), set()
@@ -290,7 +303,7 @@ def _overhead(options: dict[str, Any]) -> dict[str, Any]:
 
 def _profile(harness: Harness, name: str, count: int) -> str:
     profiler = cProfile.Profile()
-    events = scenario_events(name, count)
+    events = scenario_events(name, count, harness.marketplace)
     profiler.enable()
     for event in events:
         harness.handler(event, fakes.Context())
@@ -435,9 +448,3 @@ SECTION = Section(
     add_arguments=add_arguments,
     run=run,
 )
-
-
-def section() -> str:
-    parser = argparse.ArgumentParser()
-    add_arguments(parser)
-    return run(parser.parse_args([])).markdown

@@ -33,11 +33,11 @@ from local.event_sources import (
     local_session,
 )
 from local.functions import FunctionSpec
+from local.pages import EVENTS_PATH
 from local.server import LocalRequest, LocalResponse
 
 __all__ = ["EVENTS_PATH", "LocalEvents", "lambda_sqs_record", "start_local_events"]
 
-EVENTS_PATH = "/_local/events"
 # What the deployed mappings use (infra/events.py).
 STREAM_BATCH_SIZE = 10
 STREAM_RETRY_ATTEMPTS = 3

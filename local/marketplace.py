@@ -1,29 +1,21 @@
 """Local stand-in for AWS Marketplace: the Metering and Entitlement APIs and the buyer page.
 
-Never deployed; the one stand-in that `make run`, the tests and `make bench` use. moto
-implements neither ResolveCustomer nor GetEntitlements. `MarketplaceStandIn.call` answers a
-JSON 1.1 request (its ``X-Amz-Target`` and body) exactly as the real endpoints do, errors as
-``{"__type": ..., "message": ...}`` with the real status codes: over HTTP at ``POST /`` (boto3
-works against it: AWS_ENDPOINT_URL_MARKETPLACE_METERING and
-AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE may both name the server), or in-process
-under botocore for the benchmark (bench/fakes.py).
+Never deployed; the one stand-in behind `make run`, the tests and `make bench` (moto has
+neither ResolveCustomer nor GetEntitlements). `MarketplaceStandIn.call` answers a JSON 1.1
+request (``X-Amz-Target`` and body) as the real endpoints do, errors as ``{"__type",
+"message"}`` with their status codes: over HTTP at ``POST /`` (AWS_ENDPOINT_URL_MARKETPLACE_
+METERING and ..._ENTITLEMENT_SERVICE may both name the server), or in-process (bench/fakes.py).
+``GET /marketplace`` is a page whose buttons post a fresh registration token to the
+fulfillment URL, as Marketplace does after a buyer subscribes; connected to a lifecycle queue
+it also sends each customer's lifecycle notifications (real-shaped EventBridge events, or
+legacy SNS envelopes) and shows their status. ``/_admin/*`` lets other processes issue tokens,
+set faults, send notifications and reset. Standalone, from the repository root:
 
-``GET /marketplace`` renders a page whose buttons post a fresh registration token to the
-fulfillment URL, as Marketplace does after a buyer subscribes. With a notification sink
-(`connect_lifecycle`) the page also has lifecycle buttons per customer (subscribe,
-unsubscribe, license updated, deprovisioned, duplicate, out of order) that emit real-shaped
-EventBridge events or legacy SNS envelopes (what SQS would hold as the body), and shows each
-customer's status. ``/_admin/*`` lets other processes issue tokens, set faults, send
-notifications and reset.
-
-Run standalone from the repository root:
-    python -m local.marketplace --port 8001 --product-code prod-xxx \
-        --fulfillment-url http://127.0.0.1:8000/
+    python -m local.marketplace --port 8001 --fulfillment-url http://127.0.0.1:8000/
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import dataclasses
 import hashlib
@@ -31,7 +23,6 @@ import html
 import json
 import random
 import secrets
-import signal
 import sys
 import threading
 import time
@@ -294,12 +285,12 @@ class MarketplaceStandIn:
         fixes its value instead (a fixture's)."""
         with self._lock:
             customer = self._customers[customer_name]
-            while token is None or token in self._tokens:
-                # 49 random bytes -> 68 base64 chars ending in "==". Draw again until both "+"
-                # and "/" occur, so every token exercises form-encoding of all three.
-                token = base64.b64encode(secrets.token_bytes(49)).decode("ascii")
-                if "+" not in token or "/" not in token:
-                    token = None
+            if token is None:
+                token = ""
+                while "+" not in token or "/" not in token or token in self._tokens:
+                    # 49 random bytes -> 68 base64 chars ending in "==". Draw again until "+"
+                    # and "/" occur, so every token exercises form-encoding of all three.
+                    token = base64.b64encode(secrets.token_bytes(49)).decode("ascii")
             self._tokens[token] = _IssuedToken(customer, time.monotonic())
             return token
 
@@ -878,6 +869,9 @@ def start_server(
 
 
 def main(argv: list[str] | None = None) -> None:
+    import argparse
+    import signal
+
     parser = argparse.ArgumentParser(prog="python -m local.marketplace", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)

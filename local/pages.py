@@ -17,13 +17,20 @@ import json
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fulfillment import contract
 from local.server import LocalRequest, LocalResponse
+
+if TYPE_CHECKING:
+    from local.run import LocalStack
+
+INDEX_PATH = "/_local/"
+REGISTRATION_PATH = "/_local/registration"
+EVENTS_PATH = "/_local/events"
+MARKETPLACE_REDIRECT_PATH = "/_local/marketplace"
 
 REGISTRATION_PARAMETER = "registration"
 OFFER_PARAMETER = "offer"
@@ -53,21 +60,6 @@ _HEADERS: dict[str, str] = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
 }
-
-
-@dataclass(frozen=True)
-class PageLinks:
-    """Where the local stack's parts live, as shown on the index page."""
-
-    fulfillment_url: str
-    signup_url: str
-    standin_registration_url: str
-    registration_url: str | None
-    trial_registration_url: str | None
-    marketplace_page_url: str | None
-    marketplace_endpoint: str
-    dynamodb_endpoint: str
-    events_url: str | None = None
 
 
 def _e(value: object) -> str:
@@ -106,54 +98,50 @@ def _definition_list(rows: Iterable[tuple[str, str, str]]) -> str:
 # --------------------------------------------------------------------------- index
 
 
-def index_page(links: PageLinks) -> Callable[[LocalRequest], LocalResponse]:
+def index_page(stack: LocalStack) -> Callable[[LocalRequest], LocalResponse]:
     """`/_local/`: where everything in the local stack is."""
 
-    def render(request: LocalRequest) -> LocalResponse:
-        def link(url: str) -> str:
-            return f'<a href="{_e(url)}">{_e(url)}</a>'
+    def link(url: str, anchor: str = "") -> str:
+        ident = f' id="{anchor}"' if anchor else ""
+        return f'<a{ident} href="{_e(url)}">{_e(url)}</a>'
 
-        items = [f"<li>Fulfillment URL (the function): {link(links.fulfillment_url)}</li>"]
-        if links.marketplace_page_url is not None:
-            items.append(
-                "<li>AWS Marketplace (stand-in): "
-                f'<a id="marketplace-link" href="{_e(links.marketplace_page_url)}">'
-                f"{_e(links.marketplace_page_url)}</a></li>"
-            )
-        if links.registration_url is None:
-            handed_to = (
-                f'<span id="signup-target">the built-in sign-up page, {_e(links.signup_url)}'
-                "?registration=&lt;id&gt;</span>"
-            )
+    def render(request: LocalRequest) -> LocalResponse:
+        marketplace = stack.marketplace_page_url
+        if stack.registration_url is None:
+            handed_to = f"the built-in sign-up page, {_e(stack.signup_url)}?registration=&lt;id&gt;"
         else:
-            handed_to = f'<span id="signup-target">{link(links.registration_url)}</span>'
-        items += [f"<li>Buyers are handed to: {handed_to}</li>"]
-        if links.trial_registration_url is not None:
-            items.append(
-                f"<li>Free-trial buyers are handed to: {link(links.trial_registration_url)}</li>"
-            )
-        items += [
-            "<li>Stand-in seller sign-up page (try it with "
-            "<code>REGISTRATION_URL=/_local/registration make run</code>): "
-            f"<code>{_e(links.standin_registration_url)}</code></li>",
-            "<li>Marketplace Metering endpoint: "
-            f"<code>{_e(links.marketplace_endpoint)}</code></li>",
-            f"<li>DynamoDB endpoint: <code>{_e(links.dynamodb_endpoint)}</code></li>",
+            handed_to = link(stack.registration_url)
+        items = [
+            f"Fulfillment URL (the function): {link(stack.fulfillment_url)}",
+            *(
+                [f"AWS Marketplace (stand-in): {link(marketplace, 'marketplace-link')}"]
+                if marketplace
+                else []
+            ),
+            f'Buyers are handed to: <span id="signup-target">{handed_to}</span>',
+            *(
+                [f"Free-trial buyers are handed to: {link(stack.trial_registration_url)}"]
+                if stack.trial_registration_url
+                else []
+            ),
+            "Stand-in seller sign-up page (try it with <code>REGISTRATION_URL=/_local/registration"
+            f" make run</code>): <code>{_e(stack.standin_registration_url)}</code>",
+            f"Marketplace Metering endpoint: <code>{_e(stack.marketplace_url)}</code>",
+            f"DynamoDB endpoint: <code>{_e(stack.dynamodb_url)}</code>",
+            *(
+                [f"Published registration events: {link(stack.url + EVENTS_PATH, 'events-link')}"]
+                if stack.events
+                else []
+            ),
         ]
-        if links.events_url is not None:
-            items.append(
-                "<li>Published registration events: "
-                f'<a id="events-link" href="{_e(links.events_url)}">{_e(links.events_url)}</a></li>'
-            )
-        start = ""
-        if links.marketplace_page_url is not None:
-            start = (
-                f'<p><a id="signup-flow-link" href="{_e(links.marketplace_page_url)}">'
-                "Try the sign-up flow</a>: pick a test buyer on the Marketplace page and choose "
-                '"Set up your account".</p>'
-            )
+        start = (
+            f'<p><a id="signup-flow-link" href="{_e(marketplace)}">Try the sign-up flow</a>: '
+            'pick a test buyer on the Marketplace page and choose "Set up your account".</p>'
+            if marketplace
+            else ""
+        )
         body = (
-            f"{start}<ul>{''.join(items)}</ul>"
+            f"{start}<ul>{''.join(f'<li>{item}</li>' for item in items)}</ul>"
             '<p class="note">Open the Marketplace page and choose "Set up your account" to run '
             "the whole registration and sign-up flow against the local functions.</p>"
         )

@@ -32,7 +32,7 @@ from fulfillment import contract
 from local import pages
 from local.dynamodb import create_tables, start_dynamodb
 from local.event_sources import QueueFunction
-from local.events import EVENTS_PATH, LocalEvents, start_local_events
+from local.events import LocalEvents, start_local_events
 from local.functions import LAMBDA_ROOT
 from local.gateway import Route, start_gateway
 from local.lifecycle import LocalLifecycle
@@ -56,9 +56,6 @@ ROUTES = [
     Route("POST", SIGNUP_PATH, handler=contract.SIGNUP_HANDLER),
     Route("GET", "/registrations/{id}", handler=contract.HANDOFF_HANDLER, iam_auth=True),
 ]
-REGISTRATION_PATH = "/_local/registration"
-INDEX_PATH = "/_local/"
-MARKETPLACE_REDIRECT_PATH = "/_local/marketplace"
 
 DEFAULTS = {
     contract.PRODUCT_CODES: "prod-localexample1",
@@ -90,9 +87,6 @@ class LocalStack:
     """A running local stack: URLs, the stand-in (None when external) and how to stop it."""
 
     url: str
-    # None: buyers go to the built-in sign-up page (signup_url), the product's default.
-    registration_url: str | None
-    trial_registration_url: str | None
     marketplace_url: str
     marketplace_page_url: str | None
     marketplace: MarketplaceStandIn | None
@@ -101,12 +95,12 @@ class LocalStack:
     idempotency_table: str
     contacts_table: str
     function_environment: dict[str, str]
-    _gateway: RunningGateway = field(repr=False)
     # The publisher and the lifecycle queue need moto's stream and SQS: None when DynamoDB is
     # external. The recovery queue is moto's or AWS_ENDPOINT_URL_SQS's.
     events: LocalEvents | None = None
     lifecycle: LocalLifecycle | None = None
     recovery: QueueFunction | None = None
+    _gateway: RunningGateway | None = field(default=None, repr=False)
     _stop_callbacks: list[Callable[[], None]] = field(default_factory=list, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -116,8 +110,17 @@ class LocalStack:
         return self.url + "/"
 
     @property
+    def registration_url(self) -> str | None:
+        """None: buyers go to the built-in sign-up page (signup_url), the product's default."""
+        return self.function_environment.get(contract.REGISTRATION_URL)
+
+    @property
+    def trial_registration_url(self) -> str | None:
+        return self.function_environment.get(contract.TRIAL_REGISTRATION_URL)
+
+    @property
     def index_url(self) -> str:
-        return self.url + INDEX_PATH
+        return self.url + pages.INDEX_PATH
 
     @property
     def signup_url(self) -> str:
@@ -127,10 +130,11 @@ class LocalStack:
     @property
     def standin_registration_url(self) -> str:
         """The stand-in seller page, for trying REGISTRATION_URL=/_local/registration."""
-        return self.url + REGISTRATION_PATH
+        return self.url + pages.REGISTRATION_PATH
 
     def warm_up(self) -> set[int]:
         """Start every function worker and import the handler in each; returns their pids."""
+        assert self._gateway is not None
         return self._gateway.warm_up()
 
     def dynamodb_client(self) -> DynamoDBClient:
@@ -142,12 +146,6 @@ class LocalStack:
         with self._lock:
             callbacks, self._stop_callbacks = self._stop_callbacks, []
         _run_all(callbacks)
-
-    def __enter__(self) -> LocalStack:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def _run_all(callbacks: list[Callable[[], None]]) -> None:
@@ -332,38 +330,8 @@ def _start(
         if stand_in is not None:
             stand_in.connect_lifecycle(lifecycle.send, lifecycle.status_of)
 
-    links = pages.PageLinks(
-        fulfillment_url=base_url + "/",
-        signup_url=base_url + SIGNUP_PATH,
-        standin_registration_url=base_url + REGISTRATION_PATH,
-        registration_url=urls.get(contract.REGISTRATION_URL),
-        trial_registration_url=urls.get(contract.TRIAL_REGISTRATION_URL),
-        marketplace_page_url=marketplace_page_url,
-        marketplace_endpoint=marketplace_url,
-        dynamodb_endpoint=dynamodb_url,
-        events_url=base_url + EVENTS_PATH if events is not None else None,
-    )
-    local_pages = {
-        "/_local": pages.redirect_page(base_url + INDEX_PATH),
-        INDEX_PATH: pages.index_page(links),
-        REGISTRATION_PATH: pages.registration_page(client, customers_table),
-        MARKETPLACE_REDIRECT_PATH: pages.redirect_page(marketplace_page_url),
-        **({EVENTS_PATH: events.page} if events is not None else {}),
-    }
-    gateway = start_gateway(
-        handler=HANDLER,
-        routes=ROUTES,
-        host=host,
-        port=gateway_port,
-        workers=workers,
-        environment=function_environment,
-        local_pages=local_pages,
-    )
-    stop_callbacks.append(gateway.stop)
-    return LocalStack(
+    stack = LocalStack(
         url=base_url,
-        registration_url=links.registration_url,
-        trial_registration_url=links.trial_registration_url,
         marketplace_url=marketplace_url,
         marketplace_page_url=marketplace_page_url,
         marketplace=stand_in,
@@ -372,12 +340,29 @@ def _start(
         idempotency_table=tables[contract.IDEMPOTENCY_TABLE_NAME],
         contacts_table=tables[contract.CONTACTS_TABLE_NAME],
         function_environment=function_environment,
-        _gateway=gateway,
         events=events,
         lifecycle=lifecycle,
         recovery=recovery,
         _stop_callbacks=stop_callbacks,
     )
+    local_pages = {
+        "/_local": pages.redirect_page(stack.index_url),
+        pages.INDEX_PATH: pages.index_page(stack),
+        pages.REGISTRATION_PATH: pages.registration_page(client, customers_table),
+        pages.MARKETPLACE_REDIRECT_PATH: pages.redirect_page(marketplace_page_url),
+        **({pages.EVENTS_PATH: events.page} if events is not None else {}),
+    }
+    stack._gateway = start_gateway(
+        handler=HANDLER,
+        routes=ROUTES,
+        host=host,
+        port=gateway_port,
+        workers=workers,
+        environment=function_environment,
+        local_pages=local_pages,
+    )
+    stop_callbacks.append(stack._gateway.stop)
+    return stack
 
 
 def _banner(stack: LocalStack) -> str:
@@ -393,7 +378,7 @@ def _banner(stack: LocalStack) -> str:
         ("DynamoDB", stack.dynamodb_url),
     ]
     if stack.events is not None:
-        rows.append(("Published events", stack.url + EVENTS_PATH))
+        rows.append(("Published events", stack.url + pages.EVENTS_PATH))
     if stack.lifecycle is not None:
         rows.append(("Lifecycle queue", stack.lifecycle.queue_url))
     if stack.recovery is not None:
