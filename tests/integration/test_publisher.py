@@ -15,8 +15,8 @@ import pytest
 from botocore.stub import Stubber
 
 from fulfillment.core import aws
-from fulfillment.events import handler as publisher
-from fulfillment.events.settings import get_publisher_settings
+from fulfillment.events.delivery import EventBridgeBus, SqsRetryQueue
+from fulfillment.events.handler import Publisher, UndeliveredError, lambda_handler
 from local.dynamodb import RunningDynamoDB
 from local.events import EVENTS_PATH, LocalEvents, start_local_events
 from local.gateway import LambdaContext, LocalRequest
@@ -27,31 +27,25 @@ from tests.registration_events import CUSTOMER_PK, sqs_event, stream_event, stre
 CONTACT_FIELDS = ("email", "company", "contact_name", "contactName", "phone")
 
 
-def _reset_publisher_caches() -> None:
-    for cached in (
-        aws.session,
-        aws.events,
-        aws.sqs,
-        publisher._bus,
-        publisher._retry_queue,
-        get_publisher_settings,
-    ):
-        cached.cache_clear()
-
-
 @dataclass
 class Pipeline:
+    events: Any
     sqs: Any
     bus_name: str
     retry_queue_url: str
     inspection_url: str
-    monkeypatch: pytest.MonkeyPatch
+    publisher: Publisher | None = None
 
     def configure(self, *, bus: str | None = None, retry_queue_url: str | None = None) -> None:
         """Point the function at ``bus`` / ``retry_queue_url`` (default: the working ones)."""
-        self.monkeypatch.setenv("EVENT_BUS_NAME", bus or self.bus_name)
-        self.monkeypatch.setenv("PUBLISH_RETRY_QUEUE_URL", retry_queue_url or self.retry_queue_url)
-        _reset_publisher_caches()
+        self.publisher = Publisher(
+            bus=EventBridgeBus(self.events, bus or self.bus_name),
+            retry_queue=SqsRetryQueue(self.sqs, retry_queue_url or self.retry_queue_url),
+        )
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """The real handler, as Lambda invokes it, with this pipeline's publisher."""
+        return lambda_handler(event, context, publisher=self.publisher)
 
     def _drain(self, url: str) -> list[dict[str, Any]]:
         messages = []
@@ -73,13 +67,12 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(
-    dynamodb_server: RunningDynamoDB, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[Pipeline]:
+def pipeline(dynamodb_server: RunningDynamoDB) -> Pipeline:
     suffix = uuid.uuid4().hex[:8]
+    # Real clients on moto's server, configured as the function's own (fulfillment.core.aws).
     session = boto3.session.Session(region_name="us-east-1")
-    events = session.client("events", endpoint_url=dynamodb_server.url)
-    sqs = session.client("sqs", endpoint_url=dynamodb_server.url)
+    events = session.client("events", endpoint_url=dynamodb_server.url, config=aws.QUEUE_CONFIG)
+    sqs = session.client("sqs", endpoint_url=dynamodb_server.url, config=aws.QUEUE_CONFIG)
     bus = f"registrations-{suffix}"
     events.create_event_bus(Name=bus)
     retry_url = sqs.create_queue(
@@ -97,12 +90,9 @@ def pipeline(
     events.put_targets(
         Rule="inspect", EventBusName=bus, Targets=[{"Id": "q", "Arn": inspection_arn}]
     )
-    monkeypatch.setenv("AWS_ENDPOINT_URL_EVENTBRIDGE", dynamodb_server.url)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SQS", dynamodb_server.url)
-    pipeline = Pipeline(sqs, bus, retry_url, inspection_url, monkeypatch)
+    pipeline = Pipeline(events, sqs, bus, retry_url, inspection_url)
     pipeline.configure()
-    yield pipeline
-    _reset_publisher_caches()
+    return pipeline
 
 
 @pytest.fixture
@@ -128,7 +118,7 @@ def test_customer_changes_reach_the_bus_as_registration_events(
     )
 
     # When the publisher handles it
-    response = publisher.lambda_handler(event, context)
+    response = pipeline.handle(event, context)
 
     # Then nothing is retried and four events are on the bus, in order
     assert response == {"batchItemFailures": []}
@@ -158,8 +148,8 @@ def test_customer_changes_reach_the_bus_as_registration_events(
 def test_a_redelivered_record_publishes_the_same_event_id(
     pipeline: Pipeline, context: LambdaContext
 ) -> None:
-    publisher.lambda_handler(stream_event("first_registration"), context)
-    publisher.lambda_handler(stream_event("first_registration"), context)
+    pipeline.handle(stream_event("first_registration"), context)
+    pipeline.handle(stream_event("first_registration"), context)
 
     first, again = pipeline.published()
     assert first["detail"]["eventId"] == again["detail"]["eventId"]
@@ -172,7 +162,7 @@ def test_a_bus_failure_parks_the_event_and_the_retry_queue_publishes_it_later(
     pipeline.configure(bus=f"missing-{uuid.uuid4().hex[:8]}")
 
     # When a registration's record is handled
-    response = publisher.lambda_handler(stream_event("first_registration"), context)
+    response = pipeline.handle(stream_event("first_registration"), context)
 
     # Then the record succeeds, nothing is on the bus and the event waits on the retry queue
     assert response == {"batchItemFailures": []}
@@ -184,7 +174,7 @@ def test_a_bus_failure_parks_the_event_and_the_retry_queue_publishes_it_later(
     pipeline.configure()
     retry = sqs_event(message["Body"])
     retry["Records"][0]["messageId"] = message["MessageId"]
-    response = publisher.lambda_handler(retry, context)
+    response = pipeline.handle(retry, context)
 
     # Then it is published, with the id it would have had the first time
     assert response == {"batchItemFailures": []}
@@ -197,7 +187,7 @@ def test_only_the_entry_eventbridge_refuses_goes_to_the_retry_queue(
     pipeline: Pipeline, context: LambdaContext
 ) -> None:
     # Given EventBridge accepts the first entry and refuses the second (FailedEntryCount 1)
-    with Stubber(aws.events()) as stub:
+    with Stubber(pipeline.events) as stub:
         stub.add_response(
             "put_events",
             {
@@ -209,9 +199,7 @@ def test_only_the_entry_eventbridge_refuses_goes_to_the_retry_queue(
             },
         )
         # When a registration and a sign-up are handled in one batch
-        response = publisher.lambda_handler(
-            stream_event("first_registration", "signed_up"), context
-        )
+        response = pipeline.handle(stream_event("first_registration", "signed_up"), context)
 
     # Then only the refused sign-up waits on the retry queue
     assert response == {"batchItemFailures": []}
@@ -229,14 +217,14 @@ def test_when_the_retry_queue_fails_too_the_stream_record_is_retried(
     )
 
     # When a batch with a registration and a change that announces nothing is handled
-    response = publisher.lambda_handler(stream_event("first_registration", "removed"), context)
+    response = pipeline.handle(stream_event("first_registration", "removed"), context)
 
     # Then Lambda is told to deliver the registration's record again (and only it)
     assert response == {"batchItemFailures": [{"itemIdentifier": _sequence("first_registration")}]}
 
     # And a batch where every record failed fails as a whole (Lambda retries it, and bisects)
-    with pytest.raises(publisher.UndeliveredError):
-        publisher.lambda_handler(stream_event("first_registration"), context)
+    with pytest.raises(UndeliveredError):
+        pipeline.handle(stream_event("first_registration"), context)
 
 
 def test_retry_messages_the_bus_refuses_or_that_are_not_events_stay_on_the_queue(
@@ -244,19 +232,19 @@ def test_retry_messages_the_bus_refuses_or_that_are_not_events_stay_on_the_queue
 ) -> None:
     # Given an event parked on the retry queue, and a message there that is not an event
     pipeline.configure(bus=f"missing-{uuid.uuid4().hex[:8]}")
-    publisher.lambda_handler(stream_event("signed_up"), context)
+    pipeline.handle(stream_event("signed_up"), context)
     (message,) = pipeline.parked()
     batch = sqs_event(message["Body"], "not an event")
     batch["Records"][0]["messageId"] = message["MessageId"]
     junk = batch["Records"][1]["messageId"]
 
     # When the bus still refuses, the whole batch fails (both stay; DLQ after 5 receives)
-    with pytest.raises(publisher.UndeliveredError):
-        publisher.lambda_handler(batch, context)
+    with pytest.raises(UndeliveredError):
+        pipeline.handle(batch, context)
 
     # When the bus is back, the event is published and only the junk is reported
     pipeline.configure()
-    response = publisher.lambda_handler(batch, context)
+    response = pipeline.handle(batch, context)
 
     assert response == {"batchItemFailures": [{"itemIdentifier": junk}]}
     assert [e["detail-type"] for e in pipeline.published()] == ["Customer Signed Up"]
@@ -270,7 +258,7 @@ def test_binary_attributes_in_an_image_do_not_fail_the_batch(
     record["dynamodb"]["NewImage"]["blob"] = {"B": "AAEC"}
     record["dynamodb"]["NewImage"]["blobs"] = {"BS": ["AAEC", "AQID"]}
 
-    response = publisher.lambda_handler({"Records": [record]}, context)
+    response = pipeline.handle({"Records": [record]}, context)
 
     # Then its event is published like any other
     assert response == {"batchItemFailures": []}
@@ -284,7 +272,7 @@ def test_session_records_are_ignored_even_without_the_mapping_filter(
     record["dynamodb"]["Keys"]["sk"] = {"S": "SESSION"}
     record["dynamodb"]["NewImage"]["sk"] = {"S": "SESSION"}
 
-    response = publisher.lambda_handler({"Records": [record]}, context)
+    response = pipeline.handle({"Records": [record]}, context)
 
     assert response == {"batchItemFailures": []}
     assert pipeline.published() == []
