@@ -82,8 +82,6 @@ class Stack:
 
 def _reset_function_caches() -> None:
     from fulfillment.core import aws
-    from fulfillment.recovery import handler as recovery
-    from fulfillment.recovery.settings import get_recovery_settings
     from fulfillment.registration import handler as registration_handler
     from fulfillment.registration.settings import get_settings
 
@@ -93,9 +91,7 @@ def _reset_function_caches() -> None:
         aws.metering,
         aws.recovery_sqs,
         registration_handler._registrar,
-        recovery._store,
         get_settings,
-        get_recovery_settings,
     ):
         cached.cache_clear()
 

@@ -28,6 +28,7 @@ from botocore.exceptions import ConnectTimeoutError
 from fulfillment.core import aws
 from fulfillment.core.errors import StorageUnavailableError
 from fulfillment.customers.models import MalformedParkedRegistrationError
+from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.recovery import handler as recovery
 from fulfillment.registration.handler import lambda_handler
 from local.dynamodb import RunningDynamoDB
@@ -138,8 +139,12 @@ def _assert_deferred_page(response: dict[str, Any], token: str) -> str:
 
 
 def _replay(stack: Stack, message: dict[str, Any]) -> None:
-    """Deliver ``message`` to the recovery processor as its event source does: alone."""
-    recovery.lambda_handler(_sqs_event(stack, [message]), _recovery_context())
+    """Deliver ``message`` to the recovery processor as its event source does: alone. The
+    processor writes through the function's DynamoDB client, where ``failing`` injects faults."""
+    processor = recovery.RecoveryProcessor(
+        customers=DynamoDBCustomerStore(aws.dynamodb(), stack.customers_table)
+    )
+    recovery.lambda_handler(_sqs_event(stack, [message]), _recovery_context(), processor=processor)
 
 
 def _replay_all(stack: Stack) -> None:

@@ -1,24 +1,25 @@
 """The real lifecycle handler against moto's DynamoDB server, with real-shaped SQS events;
-GetEntitlements through botocore's Stubber on the function's own client (moto lacks the
-service)."""
+GetEntitlements through botocore's Stubber on a real client (moto lacks the service)."""
 
 from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
 from botocore.stub import Stubber
 
 from fulfillment.core import aws
 from fulfillment.events import handler as publisher
-from fulfillment.events.derivation import CustomerChange, derive_events
+from fulfillment.events.derivation import DomainEvent
 from fulfillment.lifecycle import handler as lifecycle
-from fulfillment.lifecycle.settings import get_lifecycle_settings
+from fulfillment.lifecycle.entitlements import ENTITLEMENT_REGION, MarketplaceEntitlements
+from fulfillment.lifecycle.store import DynamoDBLifecycleStore
 from fulfillment.registration.handler import lambda_handler as api_handler
 from local.gateway import LambdaContext
 from tests.events import form_post
@@ -39,24 +40,19 @@ from tests.lifecycle_events import (
 NO_FAILURES: dict[str, Any] = {"batchItemFailures": []}
 
 
-def _reset() -> None:
-    for cached in (
-        aws.entitlement,
-        lifecycle._store,
-        lifecycle._entitlements,
-        get_lifecycle_settings,
-    ):
-        cached.cache_clear()
-
-
 @dataclass
 class Lifecycle:
     stack: Stack
     stub: Stubber
     context: LambdaContext
+    processor: lifecycle.LifecycleProcessor
 
     def handle(self, *payloads: dict[str, Any] | str) -> dict[str, Any]:
-        return lifecycle.lambda_handler(sqs_event(*payloads), self.context)
+        return self.handle_batch(sqs_event(*payloads))
+
+    def handle_batch(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """The real handler, as Lambda invokes it, with this flow's processor."""
+        return lifecycle.lambda_handler(batch, self.context, processor=self.processor)
 
     def entitlements(self, *pages: list[dict[str, Any]], filters: dict[str, Any]) -> None:
         for number, page in enumerate(pages):
@@ -84,12 +80,18 @@ class Lifecycle:
 
 @pytest.fixture
 def flow(stack: Stack, lambda_context: LambdaContext) -> Iterator[Lifecycle]:
-    _reset()
-    client = aws.entitlement("us-east-1")
+    # The stack's tables through the test's DynamoDB client; a real entitlement client, stubbed.
+    client = boto3.client(
+        "marketplace-entitlement", region_name=ENTITLEMENT_REGION, config=aws.QUEUE_CONFIG
+    )
+    processor = lifecycle.LifecycleProcessor(
+        store=DynamoDBLifecycleStore(stack.dynamodb, stack.customers_table),
+        entitlements=MarketplaceEntitlements(client),
+        product_codes=frozenset({PRODUCT}),
+    )
     with Stubber(client) as stub:
-        yield Lifecycle(stack, stub, lambda_context)
+        yield Lifecycle(stack, stub, lambda_context, processor)
         stub.assert_no_pending_responses()
-    _reset()
 
 
 LICENSE_FILTER = {"LICENSE_ARN": [LICENSE_ARN]}
@@ -158,7 +160,7 @@ def test_a_poison_message_fails_alone_and_is_logged_without_its_body(
     )
 
     # When the handler processes it
-    response = lifecycle.lambda_handler(batch, flow.context)
+    response = flow.handle_batch(batch)
 
     # Then only the poison record is reported, so SQS retries it alone (then the DLQ)
     assert response == {"batchItemFailures": [{"itemIdentifier": batch["Records"][1]["messageId"]}]}
@@ -262,7 +264,7 @@ def test_throttled_entitlements_fail_the_record_and_write_nothing(flow: Lifecycl
     flow.stub.add_client_error("get_entitlements", "ThrottlingException", http_status_code=400)
     batch = sqs_event(event("license_updated_manufacturer"), sns_envelope("subscribe_success"))
 
-    response = lifecycle.lambda_handler(batch, flow.context)
+    response = flow.handle_batch(batch)
 
     assert response == {"batchItemFailures": [{"itemIdentifier": batch["Records"][0]["messageId"]}]}
     assert flow.stack.customer(LICENSE_PK) is None
@@ -280,30 +282,50 @@ def test_other_products_are_ignored(flow: Lifecycle, capsys: pytest.CaptureFixtu
     )
 
 
+class _RecordingBus:
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+
+    def put(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
+        self.events += events
+        return []
+
+
+class _NoRetryQueue:
+    def keep(self, events: Sequence[DomainEvent]) -> list[DomainEvent]:
+        raise AssertionError("the bus refused nothing")
+
+
 def test_a_stored_status_change_is_published_as_customer_status_changed(
     flow: Lifecycle,
 ) -> None:
-    # Given a subscribed customer and the stream image of its change to unsubscribed
+    # Given a subscribed customer and the stream record of its change to unsubscribed
     flow.entitlements([SEATS], filters=LICENSE_FILTER)
     flow.handle(event("license_updated_manufacturer"))
     before = flow.item(LICENSE_PK)
     flow.handle(event("agreement_ended_manufacturer"))
     after = flow.item(LICENSE_PK)
+    record = {
+        "eventID": "1",
+        "eventName": "MODIFY",
+        "eventSource": publisher.STREAM_SOURCE,
+        "dynamodb": {
+            "Keys": {"pk": after["pk"], "sk": after["sk"]},
+            "OldImage": before,
+            "NewImage": after,
+            "SequenceNumber": "100000000000000000001",
+            "StreamViewType": "NEW_AND_OLD_IMAGES",
+        },
+    }
 
-    # When the publisher's rules see the change (as the stream delivers it, deserialized)
-    from boto3.dynamodb.types import TypeDeserializer
-
-    plain = TypeDeserializer()
-    change = CustomerChange(
-        LICENSE_PK,
-        {k: plain.deserialize(v) for k, v in before.items()},
-        {k: plain.deserialize(v) for k, v in after.items()},
-    )
-    events = [e for e in derive_events(change) if e.detail_type == "Customer Status Changed"]
+    # When the publisher handles that record
+    bus = _RecordingBus()
+    wired = publisher.Publisher(bus=bus, retry_queue=_NoRetryQueue())
+    response = publisher.lambda_handler({"Records": [record]}, flow.context, publisher=wired)
 
     # Then exactly one status change is announced, at the notification's time
-    (announced,) = events
+    assert response == NO_FAILURES
+    (announced,) = [e for e in bus.events if e.detail_type == "Customer Status Changed"]
     assert announced.detail["previousStatus"] == "subscribed"
     assert announced.detail["status"] == "unsubscribed"
     assert announced.detail["statusChangedAt"] == "2026-12-01T12:00:00.000+00:00"
-    assert publisher.STREAM_SOURCE == "aws:dynamodb"

@@ -12,7 +12,6 @@ from typing import Any
 
 import boto3
 import pytest
-from botocore.stub import Stubber
 
 from fulfillment.core import aws
 from fulfillment.events.delivery import EventBridgeBus, SqsRetryQueue
@@ -145,16 +144,6 @@ def test_customer_changes_reach_the_bus_as_registration_events(
     assert pipeline.parked() == []
 
 
-def test_a_redelivered_record_publishes_the_same_event_id(
-    pipeline: Pipeline, context: LambdaContext
-) -> None:
-    pipeline.handle(stream_event("first_registration"), context)
-    pipeline.handle(stream_event("first_registration"), context)
-
-    first, again = pipeline.published()
-    assert first["detail"]["eventId"] == again["detail"]["eventId"]
-
-
 def test_a_bus_failure_parks_the_event_and_the_retry_queue_publishes_it_later(
     pipeline: Pipeline, context: LambdaContext
 ) -> None:
@@ -181,30 +170,6 @@ def test_a_bus_failure_parks_the_event_and_the_retry_queue_publishes_it_later(
     (published,) = pipeline.published()
     assert published["detail-type"] == "Customer Registered"
     assert published["detail"]["eventId"] == json.loads(message["Body"])["detail"]["eventId"]
-
-
-def test_only_the_entry_eventbridge_refuses_goes_to_the_retry_queue(
-    pipeline: Pipeline, context: LambdaContext
-) -> None:
-    # Given EventBridge accepts the first entry and refuses the second (FailedEntryCount 1)
-    with Stubber(pipeline.events) as stub:
-        stub.add_response(
-            "put_events",
-            {
-                "FailedEntryCount": 1,
-                "Entries": [
-                    {"EventId": str(uuid.uuid4())},
-                    {"ErrorCode": "InternalFailure", "ErrorMessage": "Internal error"},
-                ],
-            },
-        )
-        # When a registration and a sign-up are handled in one batch
-        response = pipeline.handle(stream_event("first_registration", "signed_up"), context)
-
-    # Then only the refused sign-up waits on the retry queue
-    assert response == {"batchItemFailures": []}
-    (message,) = pipeline.parked()
-    assert json.loads(message["Body"])["detailType"] == "Customer Signed Up"
 
 
 def test_when_the_retry_queue_fails_too_the_stream_record_is_retried(

@@ -94,17 +94,6 @@ def test_entries_the_bus_refuses_are_kept_on_the_retry_queue() -> None:
     assert [e.detail["registrationId"] for e in queue.kept] == ["reg-1"]
 
 
-def test_a_bus_outage_parks_every_event() -> None:
-    bus, queue = FakeBus(down=True), FakeQueue()
-
-    undelivered = deliver(
-        {"a": _registration(0), "b": _registration(1)}, bus=bus, retry_queue=queue
-    )
-
-    assert undelivered == set()
-    assert len(queue.kept) == 2
-
-
 def test_when_the_retry_queue_fails_too_the_record_is_reported_undelivered() -> None:
     # Given a bus that refuses one customer's event and a retry queue that is down
     bus, queue = FakeBus(refuse={"reg-1"}), FakeQueue(down=True)

@@ -1,4 +1,5 @@
-"""Parking a resolved registration whose writes failed, and replaying it, against fakes."""
+"""Parking a resolved registration whose writes failed, and the parked message, against fakes
+(the replay itself: tests/integration/test_fault_injection.py, against real conditional writes)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from fulfillment.customers.models import (
     ParkedRegistration,
     ResolvedCustomer,
 )
-from fulfillment.recovery.replay import replay
 from fulfillment.registration.errors import RecoveryUnavailableError
 from fulfillment.registration.use_case import register
 from tests.unit.fakes import FakeCustomerStore, FakeMarketplace, FakeRecoveryQueue
@@ -23,7 +23,6 @@ TOKEN = "tok+en/secret=="
 CUSTOMER = ResolvedCustomer(
     PRODUCT, "111122223333", "arn:aws:license-manager::1:license:l-1", None, "agmt-1"
 )
-KEY = CUSTOMER.customer_key
 
 
 def _register(store: FakeCustomerStore, queue: FakeRecoveryQueue):  # type: ignore[no-untyped-def]
@@ -63,22 +62,6 @@ def test_when_the_queue_refuses_too_registration_raises() -> None:
 
     with pytest.raises(RecoveryUnavailableError):
         _register(store, queue)
-
-
-def test_replay_writes_session_and_customer_once_however_often_it_runs() -> None:
-    # Given a registration parked after its session write succeeded and its customer write failed
-    store, queue = FakeCustomerStore(failing={"customer"}), FakeRecoveryQueue()
-    outcome = _register(store, queue)
-    (parked,) = queue.parked
-    store.failing.clear()
-
-    # When the processor replays it three times (duplicate deliveries)
-    results = [replay(parked, customers=store) for _ in range(3)]
-
-    # Then the customer is counted once and the session is the one the buyer was given
-    assert results == [True, False, False]
-    assert store.registrations[KEY] == 1
-    assert store.sessions[outcome.session_id][0] == KEY
 
 
 def test_parked_message_round_trips_and_strangers_are_refused() -> None:

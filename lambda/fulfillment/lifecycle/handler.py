@@ -5,6 +5,10 @@ Each record is parsed, applied to its customer and counted by event type and out
 record that fails (a body that is not a notification, DynamoDB or GetEntitlements unavailable)
 fails alone: Powertools reports it as a batch item failure, SQS delivers it again, and after
 the queue's maxReceiveCount it moves to the dead-letter queue.
+
+`LifecycleProcessor` holds the dependencies. Lambda passes none, so `lambda_handler` uses
+`default_processor()`, built from the environment on first use, once per execution
+environment; tests pass their own (`lambda_handler(event, context, processor=...)`).
 """
 
 from __future__ import annotations
@@ -42,19 +46,11 @@ from fulfillment.lifecycle.settings import get_lifecycle_settings
 from fulfillment.lifecycle.store import DynamoDBLifecycleStore
 from fulfillment.lifecycle.subscriptions import (
     CustomerNotIdentifiableError,
+    Entitlements,
     EntitlementsUnavailableError,
+    LifecycleStore,
     apply_notification,
 )
-
-
-@cache
-def _store() -> DynamoDBLifecycleStore:
-    return DynamoDBLifecycleStore(aws.dynamodb(), get_lifecycle_settings().customers_table_name)
-
-
-@cache
-def _entitlements() -> MarketplaceEntitlements:
-    return MarketplaceEntitlements(aws.entitlement(ENTITLEMENT_REGION))
 
 
 def _count(event_type: str, outcome: LifecycleOutcome) -> None:
@@ -79,70 +75,108 @@ def _safe_fields(notification: LifecycleNotification) -> dict[str, Any]:
     }
 
 
-def _handle(record: SQSRecord) -> None:
-    try:
-        notification = parse_notification(record.body)
-    except MalformedNotificationError as error:
-        # Never the body: only what identifies the message and why it was refused.
-        logger.error(
-            "lifecycle message is not a notification",
-            extra={
-                "message_id": record.message_id,
-                "reason": str(error.reason),
-                "field": error.field,
-                "body_length": len(record.body),
-                "receive_count": record.attributes.approximate_receive_count,
-            },
-        )
-        _count(UNKNOWN_EVENT_TYPE, LifecycleOutcome.FAILED)
-        raise
-    settings = get_lifecycle_settings()
-    try:
-        outcome = apply_notification(
-            notification,
-            store=_store(),
-            entitlements=_entitlements(),
+class LifecycleProcessor:
+    """The lifecycle use case wired to its store, the entitlements and the products served."""
+
+    def __init__(
+        self, *, store: LifecycleStore, entitlements: Entitlements, product_codes: frozenset[str]
+    ) -> None:
+        self.store = store
+        self.entitlements = entitlements
+        self.product_codes = product_codes
+
+    @classmethod
+    def from_environment(cls) -> LifecycleProcessor:
+        """The deployed wiring: the settings' table and products, the shared boto3 clients."""
+        settings = get_lifecycle_settings()
+        return cls(
+            store=DynamoDBLifecycleStore(aws.dynamodb(), settings.customers_table_name),
+            entitlements=MarketplaceEntitlements(aws.entitlement(ENTITLEMENT_REGION)),
             product_codes=settings.product_codes,
-            now=datetime.now(UTC),
         )
-    except (StorageUnavailableError, EntitlementsUnavailableError) as error:
-        logger.error(
-            "lifecycle notification not recorded, SQS will deliver it again",
-            extra={
-                **_safe_fields(notification),
-                "message_id": record.message_id,
-                "error": type(error).__name__,
-                "error_code": str(error),
-                "receive_count": record.attributes.approximate_receive_count,
-            },
+
+    def handle(self, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        """Apply every record of an SQS batch; the answer names the records that failed."""
+        return dict(
+            process_partial_response(
+                event=event,
+                record_handler=self.apply,
+                processor=BatchProcessor(event_type=EventType.SQS),
+                context=context,
+            )
         )
-        _count(notification.event_type, LifecycleOutcome.FAILED)
-        raise
-    except CustomerNotIdentifiableError:
-        logger.error(
-            "lifecycle notification names no customer",
-            extra={**_safe_fields(notification), "message_id": record.message_id},
+
+    def apply(self, record: SQSRecord) -> None:
+        """Apply one record's notification; an exception fails this record alone."""
+        try:
+            notification = parse_notification(record.body)
+        except MalformedNotificationError as error:
+            # Never the body: only what identifies the message and why it was refused.
+            logger.error(
+                "lifecycle message is not a notification",
+                extra={
+                    "message_id": record.message_id,
+                    "reason": str(error.reason),
+                    "field": error.field,
+                    "body_length": len(record.body),
+                    "receive_count": record.attributes.approximate_receive_count,
+                },
+            )
+            _count(UNKNOWN_EVENT_TYPE, LifecycleOutcome.FAILED)
+            raise
+        try:
+            outcome = apply_notification(
+                notification,
+                store=self.store,
+                entitlements=self.entitlements,
+                product_codes=self.product_codes,
+                now=datetime.now(UTC),
+            )
+        except (StorageUnavailableError, EntitlementsUnavailableError) as error:
+            logger.error(
+                "lifecycle notification not recorded, SQS will deliver it again",
+                extra={
+                    **_safe_fields(notification),
+                    "message_id": record.message_id,
+                    "error": type(error).__name__,
+                    "error_code": str(error),
+                    "receive_count": record.attributes.approximate_receive_count,
+                },
+            )
+            _count(notification.event_type, LifecycleOutcome.FAILED)
+            raise
+        except CustomerNotIdentifiableError:
+            logger.error(
+                "lifecycle notification names no customer",
+                extra={**_safe_fields(notification), "message_id": record.message_id},
+            )
+            _count(notification.event_type, LifecycleOutcome.FAILED)
+            raise
+        _count(notification.event_type, outcome)
+        logger.info(
+            "lifecycle notification handled",
+            extra={**_safe_fields(notification), "outcome": str(outcome)},
         )
-        _count(notification.event_type, LifecycleOutcome.FAILED)
-        raise
-    _count(notification.event_type, outcome)
-    logger.info(
-        "lifecycle notification handled",
-        extra={**_safe_fields(notification), "outcome": str(outcome)},
-    )
 
 
-@logger.inject_lambda_context(clear_state=True)
+@cache
+def default_processor() -> LifecycleProcessor:
+    """The processor Lambda's invocations use: built on first use, once per container."""
+    return LifecycleProcessor.from_environment()
+
+
+# log_event=False explicitly, as on every handler: POWERTOOLS_LOGGER_LOG_EVENT=true would
+# otherwise log whole batches (the stack never sets it).
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return dict(
-        process_partial_response(
-            event=event,
-            record_handler=_handle,
-            processor=BatchProcessor(event_type=EventType.SQS),
-            context=context,
-        )
-    )
+def lambda_handler(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    processor: LifecycleProcessor | None = None,
+) -> dict[str, Any]:
+    """Process one SQS batch with ``processor`` (default: ``default_processor()``)."""
+    return (processor or default_processor()).handle(event, context)
 
 
 startup.imports_done()

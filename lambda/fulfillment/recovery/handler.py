@@ -6,9 +6,13 @@ changes nothing). The event source delivers one message per invocation (infra/re
 so a message that fails (DynamoDB still unavailable, a message that is not a parked
 registration) fails its invocation alone: SQS delivers it again, and after the queue's
 maxReceiveCount it moves to the dead-letter queue, which is alarmed: a paying customer is
-not recorded until someone redrives it. One message per invocation needs no partial batch
-response, so this function does without Powertools' batch utility and its ~20 ms of cold
-start (docs/decisions.md).
+not recorded until someone redrives it. The failure is raised, not reported as a batch item
+failure: the mapping does not report batch item failures, so it would delete a message that
+a partial batch response (Powertools' batch utility) names as failed (docs/decisions.md).
+
+`RecoveryProcessor` holds the dependency (the customers table). Lambda passes none, so
+`lambda_handler` uses `default_processor()`, built from the environment on first use, once per
+execution environment; tests pass their own (`lambda_handler(event, context, processor=...)`).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent, SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from fulfillment.contract import MetricName
@@ -25,59 +30,81 @@ from fulfillment.core.ids import pseudonym
 from fulfillment.core.observability import count, logger, metrics
 from fulfillment.customers.models import MalformedParkedRegistrationError, ParkedRegistration
 from fulfillment.customers.store import DynamoDBCustomerStore
-from fulfillment.recovery.replay import replay
+from fulfillment.recovery.replay import RecoveryStore, replay
 from fulfillment.recovery.settings import get_recovery_settings
 
 
+class RecoveryProcessor:
+    """The replay use case wired to the customers table it writes."""
+
+    def __init__(self, *, customers: RecoveryStore) -> None:
+        self.customers = customers
+
+    @classmethod
+    def from_environment(cls) -> RecoveryProcessor:
+        """The deployed wiring: the settings' table through the shared DynamoDB client."""
+        table = get_recovery_settings().customers_table_name
+        return cls(customers=DynamoDBCustomerStore(aws.dynamodb(), table))
+
+    def handle(self, event: dict[str, Any]) -> None:
+        """Replay the event's parked registration; an exception fails the invocation, so SQS
+        delivers the message again. Were a batch ever larger than one message, a failure would
+        deliver all of it again, which replays harmlessly: each write applies at most once."""
+        for record in SQSEvent(event).records:
+            self.replay(record)
+
+    def replay(self, record: SQSRecord) -> None:
+        """Write one message's parked registration; raise when it is not recorded."""
+        receive_count = int(record.attributes.approximate_receive_count)
+        try:
+            parked = ParkedRegistration.from_message(record.body)
+        except MalformedParkedRegistrationError as error:
+            # Never the body: only what identifies the message and why it was refused.
+            logger.error(
+                "recovery message is not a parked registration",
+                extra={
+                    "message_id": record.message_id,
+                    "problem": str(error),
+                    "receive_count": receive_count,
+                },
+            )
+            raise
+        log = {
+            "message_id": record.message_id,
+            "customer_ref": pseudonym(parked.customer.customer_key),
+            "product_code": parked.product_code,
+            "registered_by_request": parked.request_id,
+            "receive_count": receive_count,
+        }
+        try:
+            applied = replay(parked, customers=self.customers)
+        except StorageUnavailableError as error:
+            logger.error(
+                "parked registration not recorded yet, SQS will deliver it again",
+                extra={**log, "error_code": str(error)},
+            )
+            raise
+        if applied:
+            count(MetricName.REGISTRATION_RECOVERED)
+        logger.info("parked registration recorded", extra={**log, "already_applied": not applied})
+
+
 @cache
-def _store() -> DynamoDBCustomerStore:
-    return DynamoDBCustomerStore(aws.dynamodb(), get_recovery_settings().customers_table_name)
-
-
-def _replay(record: dict[str, Any]) -> None:
-    message_id = record["messageId"]
-    receive_count = int(record["attributes"]["ApproximateReceiveCount"])
-    try:
-        parked = ParkedRegistration.from_message(record["body"])
-    except MalformedParkedRegistrationError as error:
-        # Never the body: only what identifies the message and why it was refused.
-        logger.error(
-            "recovery message is not a parked registration",
-            extra={
-                "message_id": message_id,
-                "problem": str(error),
-                "receive_count": receive_count,
-            },
-        )
-        raise
-    log = {
-        "message_id": message_id,
-        "customer_ref": pseudonym(parked.customer.customer_key),
-        "product_code": parked.product_code,
-        "registered_by_request": parked.request_id,
-        "receive_count": receive_count,
-    }
-    try:
-        applied = replay(parked, customers=_store())
-    except StorageUnavailableError as error:
-        logger.error(
-            "parked registration not recorded yet, SQS will deliver it again",
-            extra={**log, "error_code": str(error)},
-        )
-        raise
-    if applied:
-        count(MetricName.REGISTRATION_RECOVERED)
-    logger.info("parked registration recorded", extra={**log, "already_applied": not applied})
+def default_processor() -> RecoveryProcessor:
+    """The processor Lambda's invocations use: built on first use, once per container."""
+    return RecoveryProcessor.from_environment()
 
 
 @logger.inject_lambda_context(clear_state=True, log_event=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
-    """Replay the event's parked registration; an exception fails the invocation, so SQS
-    delivers the message again. Were a batch ever larger than one message, a failure would
-    deliver all of it again, which replays harmlessly: each write applies at most once."""
-    for record in event["Records"]:
-        _replay(record)
+def lambda_handler(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    processor: RecoveryProcessor | None = None,
+) -> None:
+    """Replay one SQS message with ``processor`` (default: ``default_processor()``)."""
+    (processor or default_processor()).handle(event)
 
 
 startup.imports_done()
