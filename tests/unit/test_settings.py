@@ -5,6 +5,7 @@ from typing import ClassVar
 
 import pytest
 
+from fulfillment import contract
 from fulfillment.core.errors import ConfigurationError
 from fulfillment.events.settings import load_publisher_settings
 from fulfillment.handoff.settings import load_handoff_settings
@@ -119,12 +120,12 @@ class _Recording(Mapping[str, str]):
 @pytest.mark.parametrize(
     ("handler", "load"),
     [
-        ("fulfillment.api.lambda_handler", load_settings),
-        ("fulfillment.signup.handler.lambda_handler", load_signup_settings),
-        ("fulfillment.handoff.handler.lambda_handler", load_handoff_settings),
-        ("fulfillment.events.handler.lambda_handler", load_publisher_settings),
-        ("fulfillment.lifecycle.handler.lambda_handler", load_lifecycle_settings),
-        ("fulfillment.recovery.handler.lambda_handler", load_recovery_settings),
+        (contract.FULFILLMENT_HANDLER, load_settings),
+        (contract.SIGNUP_HANDLER, load_signup_settings),
+        (contract.HANDOFF_HANDLER, load_handoff_settings),
+        (contract.PUBLISHER_HANDLER, load_publisher_settings),
+        (contract.LIFECYCLE_HANDLER, load_lifecycle_settings),
+        (contract.RECOVERY_HANDLER, load_recovery_settings),
     ],
 )
 def test_each_function_reads_exactly_its_environment_keys(
