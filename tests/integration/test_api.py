@@ -23,6 +23,7 @@ from tests.integration.conftest import (
     all_logs,
     registrar,
 )
+from tests.secrets_registry import TOKEN
 
 NEW_STYLE_PK = (
     "LICENSE#arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
@@ -296,6 +297,7 @@ def test_invalid_token_is_400_and_nothing_is_stored(
     assert stack.items() == []
 
 
+@pytest.mark.handles_secrets(TOKEN)
 def test_logging_the_event_cannot_be_switched_on_by_environment(
     stack: Stack,
     lambda_context: LambdaContext,
@@ -395,6 +397,7 @@ def test_resubmission_after_the_session_expired_opens_a_new_session(
     assert stack.customer(NEW_STYLE_PK)["registration_count"] == {"N": "1"}
 
 
+@pytest.mark.handles_secrets(TOKEN)
 def test_the_token_is_in_no_log_line_and_no_stored_item(
     stack: Stack,
     lambda_context: LambdaContext,

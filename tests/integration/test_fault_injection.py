@@ -45,6 +45,7 @@ from tests.integration.conftest import (
     all_logs,
     local_function_environment,
 )
+from tests.secrets_registry import TOKEN
 
 CUSTOMER_PK = (
     "LICENSE#arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
@@ -495,6 +496,7 @@ def test_make_runs_recovery_poller_replays_each_parked_registration_in_its_own_i
         local.stop()
 
 
+@pytest.mark.handles_secrets(TOKEN)
 def test_the_token_is_in_no_recovery_message_and_no_log_line_on_these_paths(
     stack: Stack,
     lambda_context: LambdaContext,

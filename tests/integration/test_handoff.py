@@ -18,6 +18,7 @@ from local.gateway import LambdaContext
 from tests.events import form_post
 from tests.handoff_events import CALLER_ARN, registration_request
 from tests.integration.conftest import PRODUCT, FunctionClients, Handler, Stack
+from tests.secrets_registry import TOKEN
 
 NEW_STYLE_LICENSE = (
     "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
@@ -81,6 +82,7 @@ def test_legacy_customer_carries_its_customer_identifier(
     assert body["customer"]["agreementId"] is None
 
 
+@pytest.mark.handles_secrets(TOKEN)
 def test_completed_sign_up_shows_without_contact_details(
     stack: Stack, seller_handoff: Handler, lambda_context: LambdaContext, function_logs: io.StringIO
 ) -> None:

@@ -33,7 +33,7 @@ from tests.integration.conftest import (
     registrar,
     signup_with,
 )
-from tests.secrets_registry import registry
+from tests.secrets_registry import TOKEN, registry
 
 CONTACT = {
     "company": "Secure Widgets Ltd",
@@ -407,6 +407,7 @@ def test_the_signup_form_without_its_own_csrf_token_is_refused_and_nothing_store
 # --------------------------------------------------------------------------- the log scan
 
 
+@pytest.mark.handles_secrets(TOKEN)
 def test_the_suite_wide_log_scan_sees_this_functions_logs_and_its_token(
     stack: Stack, lambda_context: LambdaContext
 ) -> None:

@@ -26,6 +26,8 @@ from local.gateway import LambdaContext
 from tests.events import form_post, rest_event
 from tests.integration.conftest import FunctionClients, Handler, Stack, all_logs, signup_with
 from tests.retries import without_backoff
+from tests.secrets_registry import CONTACT as CONTACT_DETAIL
+from tests.secrets_registry import TOKEN
 
 NEW_STYLE_PK = (
     "LICENSE#arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
@@ -264,6 +266,7 @@ def test_get_without_registration_is_400(
 # --------------------------------------------------------------------------- POST
 
 
+@pytest.mark.handles_secrets(TOKEN, CONTACT_DETAIL)
 def test_valid_submission_stores_the_contact_apart_and_marks_the_sign_up_complete(
     signup: Stack,
     signup_page: Handler,
@@ -465,6 +468,7 @@ def test_signup_complete_url_redirects_with_only_the_registration_id(
     assert len(_contacts(signup)) == 1
 
 
+@pytest.mark.handles_secrets(TOKEN, CONTACT_DETAIL)
 def test_contact_details_never_reach_any_log_line(
     signup: Stack,
     signup_page: Handler,
