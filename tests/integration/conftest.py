@@ -8,7 +8,7 @@ import os
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property
 from typing import Any
 
 import boto3
@@ -147,30 +147,53 @@ def stack(
 
 # --------------------------------------------------------------------------- the surfaces
 # The three buyer-facing handlers with their dependencies injected (see each handler's
-# docstring): this stack's settings, and the functions' own clients.
+# docstring): this stack's settings, and the functions' own clients. Like the functions'
+# defaults, clients and adapters are built on first use, so a test pays only for what it
+# calls.
 
 Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
 
 
-@dataclass
 class FunctionClients:
     """The functions' own boto3 clients for this test (core/aws.py: their configuration and
-    the deadline hook), retrying as configured but without botocore's backoff sleeps."""
+    the deadline hook; fresh per test, as the stack resets them), each built on first use and
+    retrying as configured but without botocore's backoff sleeps (tests/retries.py)."""
 
-    dynamodb: Any
-    metering: Any
-    sqs: Any
+    @cached_property
+    def dynamodb(self) -> Any:
+        from fulfillment.core import aws
+
+        return without_backoff(aws.dynamodb())
+
+    @cached_property
+    def metering(self) -> Any:
+        from fulfillment.core import aws
+
+        return without_backoff(aws.metering("us-east-1"))
+
+    @cached_property
+    def sqs(self) -> Any:
+        from fulfillment.core import aws
+
+        return without_backoff(aws.recovery_sqs())
 
 
 @pytest.fixture
 def clients(stack: Stack) -> FunctionClients:
-    from fulfillment.core import aws
+    return FunctionClients()
 
-    return FunctionClients(
-        dynamodb=without_backoff(aws.dynamodb()),
-        metering=without_backoff(aws.metering("us-east-1")),
-        sqs=without_backoff(aws.recovery_sqs()),
-    )
+
+def injected(handler: Callable[..., dict[str, Any]], build: Callable[[], Any]) -> Handler:
+    """``handler`` called with the keyword dependencies ``build`` returns (a dict), built on
+    the first call and kept for the others."""
+    built: dict[str, Any] = {}
+
+    def call(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if not built:
+            built.update(build())
+        return handler(event, context, **built)
+
+    return call
 
 
 def registrar(clients: FunctionClients, **settings: Any) -> Any:
@@ -191,7 +214,7 @@ def fulfillment_url(clients: FunctionClients) -> Handler:
     """fulfillment.api.lambda_handler with this stack's Registrar."""
     from fulfillment.api import lambda_handler
 
-    return partial(lambda_handler, registrar=registrar(clients))
+    return injected(lambda_handler, lambda: {"registrar": registrar(clients)})
 
 
 def signup_with(clients: FunctionClients, **environment: str) -> Handler:
@@ -203,12 +226,13 @@ def signup_with(clients: FunctionClients, **environment: str) -> Handler:
 
     unset = {"SIGNUP_COMPLETE_URL": "", "SIGNUP_EXTRA_FIELDS": ""}
     settings = load_signup_settings({**os.environ, **unset, **environment})
-    store = DynamoDBCustomerStore(
-        clients.dynamodb,
-        settings.customers_table_name,
-        contacts_table_name=settings.contacts_table_name,
-    )
-    return partial(lambda_handler, settings=settings, store=store)
+
+    def store() -> dict[str, Any]:
+        tables = settings.customers_table_name, settings.contacts_table_name
+        adapter = DynamoDBCustomerStore(clients.dynamodb, tables[0], contacts_table_name=tables[1])
+        return {"settings": settings, "store": adapter}
+
+    return injected(lambda_handler, store)
 
 
 @pytest.fixture
@@ -223,8 +247,9 @@ def seller_handoff(stack: Stack, clients: FunctionClients) -> Handler:
     from fulfillment.customers.store import DynamoDBCustomerStore
     from fulfillment.handoff.handler import lambda_handler
 
-    return partial(
-        lambda_handler, store=DynamoDBCustomerStore(clients.dynamodb, stack.customers_table)
+    return injected(
+        lambda_handler,
+        lambda: {"store": DynamoDBCustomerStore(clients.dynamodb, stack.customers_table)},
     )
 
 

@@ -322,7 +322,7 @@ def test_dynamodb_failure_on_the_session_or_customer_write_is_202_and_the_proces
 
 
 def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(
-    stack: Stack, fulfillment_url: Handler
+    stack: Stack, fulfillment_url: Handler, clients: FunctionClients
 ) -> None:
     # Given an invocation whose deadline (4 s reserve) passes while ResolveCustomer answers:
     # 5.2 s left (deadline at 1.2 s, grace until 2.7 s), Marketplace takes 1.6 s (inside its
@@ -335,9 +335,9 @@ def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(
         log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
     )
     stack.marketplace.set_latency(1.6)
-    # The recovery queue's client is built ahead (``clients``, a warm environment): on a loaded
-    # test machine, building it inside the 1.1 s grace window would make this test about
-    # machine speed, not the deadline.
+    # Built ahead (a warm environment): on a loaded test machine, building the client inside
+    # the 1.1 s grace window would make this test about machine speed, not the deadline.
+    assert clients.sqs is not None
     token = stack.marketplace.issue_token("new-style")
 
     response = fulfillment_url(form_post(token), context)

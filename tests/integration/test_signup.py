@@ -10,7 +10,7 @@ import io
 import json
 import os
 import time
-from functools import partial
+from functools import cache, partial
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -51,17 +51,23 @@ def signup(stack: Stack) -> Stack:
     return stack
 
 
-def _with_dynamodb_unreachable() -> Handler:
-    """The sign-up handler with its store on a DynamoDB endpoint nothing listens on (retried
-    as configured, without the backoff sleeps)."""
-    settings = load_signup_settings(os.environ)
-    client = without_backoff(
-        boto3.session.Session().client(
-            "dynamodb", endpoint_url="http://127.0.0.1:9", config=aws.DYNAMODB_CONFIG
-        )
+@cache
+def _unreachable_dynamodb() -> Any:
+    """A client of the functions' configuration for an endpoint nothing listens on (retried as
+    configured, without the backoff sleeps); one for the module: building one costs."""
+    session = boto3.session.Session()
+    return without_backoff(
+        session.client("dynamodb", endpoint_url="http://127.0.0.1:9", config=aws.DYNAMODB_CONFIG)
     )
+
+
+def _with_dynamodb_unreachable() -> Handler:
+    """The sign-up handler with its store on a DynamoDB endpoint nothing listens on."""
+    settings = load_signup_settings(os.environ)
     store = DynamoDBCustomerStore(
-        client, settings.customers_table_name, contacts_table_name=settings.contacts_table_name
+        _unreachable_dynamodb(),
+        settings.customers_table_name,
+        contacts_table_name=settings.contacts_table_name,
     )
     return partial(signup_handler, settings=settings, store=store)
 
