@@ -13,7 +13,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from tests.secrets_registry import registry
+from tests.secrets_registry import CONTACT, KINDS, TOKEN, registry, unregistered
 
 # Set before any test module imports the function package, whose Logger and Metrics read
 # these at import time.
@@ -46,6 +46,27 @@ _NOT_FUNCTION_LOGGERS = ("moto", "werkzeug", "botocore.credentials")
 _captured: list[tuple[str, str]] = []
 _captured_lock = threading.Lock()
 _scan_findings: list[Any] = []
+# kind of secret -> ids of the tests that ran and certainly handle one (handles_secrets)
+_expected: dict[str, set[str]] = {}
+_unregistered: dict[str, list[str]] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "handles_secrets(*kinds): the test certainly handles secrets of these kinds "
+        f"({', '.join(sorted(KINDS))}); the log scan fails if none was registered",
+    )
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_call(item: pytest.Item) -> None:
+    for marker in item.iter_markers("handles_secrets"):
+        unknown = set(marker.args) - KINDS
+        if unknown or not marker.args:
+            raise pytest.UsageError(f"{item.nodeid}: handles_secrets takes kinds of {KINDS}")
+        for kind in marker.args:
+            _expected.setdefault(kind, set()).add(item.nodeid)
 
 
 def _keep(where: str, text: str) -> None:
@@ -102,13 +123,13 @@ def _log_scan() -> Iterator[None]:
 
     def issue_and_register(self: MarketplaceStandIn, *args: Any, **kwargs: Any) -> str:
         token = issue_token(self, *args, **kwargs)
-        registry.register("registration token", token)
+        registry.register(TOKEN, token)
         return token
 
     def validate_and_register(posted: Any, *args: Any, **kwargs: Any) -> Any:
         form = validate_contact(posted, *args, **kwargs)
         for value in form.values.values():
-            registry.register("contact detail", value)
+            registry.register(CONTACT, value)
         return form
 
     # The local stack runs the sign-up function in worker processes: its gateway (in this
@@ -144,7 +165,7 @@ def _register_posted_contact(event: dict[str, Any]) -> None:
     for name, values in parse_qs(body, keep_blank_values=True).items():
         if name not in ("registration", "csrf_token"):
             for value in values:
-                registry.register("contact detail", value)
+                registry.register(CONTACT, value)
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
@@ -154,11 +175,22 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     _scan_findings.extend(registry.scan(captured_output()))
-    if _scan_findings and session.exitstatus == pytest.ExitCode.OK:
+    _unregistered.update(unregistered(_expected, registry.secrets()))
+    if (_scan_findings or _unregistered) and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _unregistered:
+        terminalreporter.section("log scan: nothing to look for", sep="=", red=True)
+        for kind, tests in sorted(_unregistered.items()):
+            terminalreporter.write_line(
+                f"no {kind} was registered, yet {len(tests)} test(s) handling one ran (e.g. "
+                f"{tests[0]}): the registering hooks in tests/conftest.py no longer see them"
+            )
+        print(
+            f"log scan failed: no {' or '.join(sorted(_unregistered))} registered", file=sys.stderr
+        )
     secrets = registry.secrets()
     kinds = sorted(set(secrets.values()))
     counts = ", ".join(f"{sum(k == kind for k in secrets.values())} {kind}s" for kind in kinds)

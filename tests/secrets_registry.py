@@ -5,6 +5,12 @@ tests/conftest.py registers every token the Marketplace stand-in issues and ever
 into an allow-listed sign-up field, records everything written by logging and every test's
 captured stdout/stderr, and fails the session when any registered value shows up there.
 Tests that handle secrets the hooks cannot see call ``register_token`` / ``register_contact``.
+
+A scan with nothing registered would pass without looking, so a test that certainly handles
+a kind of secret says so (``@pytest.mark.handles_secrets(TOKEN, CONTACT)``): when such a
+test ran and the session ends with no secret of that kind registered, the hooks are broken
+and the session fails (``unregistered``). A selection without such tests (a single unit
+module, say) registers nothing and passes.
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from urllib.parse import quote, quote_plus
 
@@ -107,13 +113,28 @@ class SecretsRegistry:
 
 registry = SecretsRegistry()
 
+TOKEN = "registration token"
+CONTACT = "contact detail"
+KINDS = frozenset({TOKEN, CONTACT})
+
+
+def unregistered(
+    expected: Mapping[str, Iterable[str]], secrets: Mapping[str, str]
+) -> dict[str, list[str]]:
+    """Each kind some test that ran expects (``expected``: kind -> test ids) of which no secret
+    was registered (``secrets``: value -> kind), with the tests that expected it."""
+    registered = set(secrets.values())
+    return {
+        kind: sorted(tests) for kind, tests in expected.items() if kind not in registered and tests
+    }
+
 
 def register_token(token: str) -> None:
     """A registration token this test uses that the stand-in did not issue."""
-    registry.register("registration token", token)
+    registry.register(TOKEN, token)
 
 
 def register_contact(*values: str) -> None:
     """Contact details this test submits some way the sign-up hook does not see."""
     for value in values:
-        registry.register("contact detail", value)
+        registry.register(CONTACT, value)

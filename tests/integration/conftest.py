@@ -6,8 +6,9 @@ import io
 import logging
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import boto3
@@ -21,6 +22,7 @@ from local.marketplace import (
     default_customers,
     start_server,
 )
+from tests.retries import without_backoff
 
 PRODUCT = "prod-integration1"
 REGISTRATION_URL = "https://app.example.com/signup?source=aws"
@@ -81,17 +83,25 @@ class Stack:
 
 
 def _reset_function_caches() -> None:
+    """A new container's view for each test: clients and settings read afresh from the
+    environment this fixture sets (the handlers' own defaults are keyed on their settings)."""
     from fulfillment.core import aws
-    from fulfillment.registration import handler as registration_handler
+    from fulfillment.handoff.settings import get_handoff_settings
+    from fulfillment.recovery import handler as recovery
+    from fulfillment.recovery.settings import get_recovery_settings
     from fulfillment.registration.settings import get_settings
+    from fulfillment.signup.settings import get_signup_settings
 
     for cached in (
         aws.session,
         aws.dynamodb,
         aws.metering,
         aws.recovery_sqs,
-        registration_handler._registrar,
+        recovery.default_processor,
         get_settings,
+        get_signup_settings,
+        get_handoff_settings,
+        get_recovery_settings,
     ):
         cached.cache_clear()
 
@@ -133,6 +143,114 @@ def stack(
     _reset_function_caches()
     yield Stack(stand_in, client, customers, idempotency, contacts, sqs, recovery_url)
     _reset_function_caches()
+
+
+# --------------------------------------------------------------------------- the surfaces
+# The three buyer-facing handlers with their dependencies injected (see each handler's
+# docstring): this stack's settings, and the functions' own clients. Like the functions'
+# defaults, clients and adapters are built on first use, so a test pays only for what it
+# calls.
+
+Handler = Callable[[dict[str, Any], LambdaContext], dict[str, Any]]
+
+
+class FunctionClients:
+    """The functions' own boto3 clients for this test (core/aws.py: their configuration and
+    the deadline hook; fresh per test, as the stack resets them), each built on first use and
+    retrying as configured but without botocore's backoff sleeps (tests/retries.py)."""
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        from fulfillment.core import aws
+
+        return without_backoff(aws.dynamodb())
+
+    @cached_property
+    def metering(self) -> Any:
+        from fulfillment.core import aws
+
+        return without_backoff(aws.metering("us-east-1"))
+
+    @cached_property
+    def sqs(self) -> Any:
+        from fulfillment.core import aws
+
+        return without_backoff(aws.recovery_sqs())
+
+
+@pytest.fixture
+def clients(stack: Stack) -> FunctionClients:
+    return FunctionClients()
+
+
+def injected(handler: Callable[..., dict[str, Any]], build: Callable[[], Any]) -> Handler:
+    """``handler`` called with the keyword dependencies ``build`` returns (a dict), built on
+    the first call and kept for the others."""
+    built: dict[str, Any] = {}
+
+    def call(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+        if not built:
+            built.update(build())
+        return handler(event, context, **built)
+
+    return call
+
+
+def registrar(clients: FunctionClients, **settings: Any) -> Any:
+    """The fulfillment URL's Registrar for this stack's environment, ``settings`` changed."""
+    from fulfillment.registration.handler import Registrar
+    from fulfillment.registration.settings import load_settings
+
+    return Registrar(
+        load_settings(os.environ)._replace(**settings),
+        dynamodb=clients.dynamodb,
+        metering=clients.metering,
+        recovery_sqs=lambda: clients.sqs,
+    )
+
+
+@pytest.fixture
+def fulfillment_url(clients: FunctionClients) -> Handler:
+    """fulfillment.api.lambda_handler with this stack's Registrar."""
+    from fulfillment.api import lambda_handler
+
+    return injected(lambda_handler, lambda: {"registrar": registrar(clients)})
+
+
+def signup_with(clients: FunctionClients, **environment: str) -> Handler:
+    """fulfillment.signup's handler: settings from this stack's environment (SIGNUP_* unset,
+    ``environment`` added), its store on the functions' DynamoDB client."""
+    from fulfillment.customers.store import DynamoDBCustomerStore
+    from fulfillment.signup.handler import lambda_handler
+    from fulfillment.signup.settings import load_signup_settings
+
+    unset = {"SIGNUP_COMPLETE_URL": "", "SIGNUP_EXTRA_FIELDS": ""}
+    settings = load_signup_settings({**os.environ, **unset, **environment})
+
+    def store() -> dict[str, Any]:
+        tables = settings.customers_table_name, settings.contacts_table_name
+        adapter = DynamoDBCustomerStore(clients.dynamodb, tables[0], contacts_table_name=tables[1])
+        return {"settings": settings, "store": adapter}
+
+    return injected(lambda_handler, store)
+
+
+@pytest.fixture
+def signup_page(clients: FunctionClients) -> Handler:
+    """fulfillment.signup's handler for this stack, no SIGNUP_* configured."""
+    return signup_with(clients)
+
+
+@pytest.fixture
+def seller_handoff(stack: Stack, clients: FunctionClients) -> Handler:
+    """fulfillment.handoff's handler with its store on this stack's customers table."""
+    from fulfillment.customers.store import DynamoDBCustomerStore
+    from fulfillment.handoff.handler import lambda_handler
+
+    return injected(
+        lambda_handler,
+        lambda: {"store": DynamoDBCustomerStore(clients.dynamodb, stack.customers_table)},
+    )
 
 
 def local_function_environment(stack: Stack, **extra: str) -> dict[str, str]:

@@ -4,16 +4,26 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from fulfillment.core.pages import MARKETPLACE_SUBSCRIPTIONS_URL
 from fulfillment.registration.handler import lambda_handler
 from local.gateway import LambdaContext
 from tests.events import TOKEN_FIELD, form_post, rest_event
-from tests.integration.conftest import PRODUCT, REGISTRATION_URL, TRIAL_URL, Stack, all_logs
+from tests.integration.conftest import (
+    PRODUCT,
+    REGISTRATION_URL,
+    TRIAL_URL,
+    FunctionClients,
+    Handler,
+    Stack,
+    all_logs,
+    registrar,
+)
+from tests.secrets_registry import TOKEN
 
 NEW_STYLE_PK = (
     "LICENSE#arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
@@ -216,17 +226,14 @@ def test_free_trial_goes_to_the_trial_url(stack: Stack, lambda_context: LambdaCo
 
 
 def test_free_trial_without_a_trial_url_uses_the_registration_url(
-    stack: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, lambda_context: LambdaContext, clients: FunctionClients
 ) -> None:
-    from fulfillment.registration import handler as registration_handler
-    from fulfillment.registration.settings import get_settings
-
-    monkeypatch.delenv("TRIAL_REGISTRATION_URL")
-    get_settings.cache_clear()
-    registration_handler._registrar.cache_clear()
+    without_trial_url = registrar(clients, trial_registration_url=None)
     token = stack.marketplace.issue_token("free-trial")
 
-    response = lambda_handler(form_post(token, free_trial=True), lambda_context)
+    response = lambda_handler(
+        form_post(token, free_trial=True), lambda_context, registrar=without_trial_url
+    )
 
     assert response["headers"]["Location"].startswith(REGISTRATION_URL + "&registration=")
 
@@ -274,6 +281,8 @@ def test_expired_token_page(stack: Stack, lambda_context: LambdaContext) -> None
 
     assert response["statusCode"] == 400
     assert "return to AWS Marketplace and choose" in response["body"]
+    assert "Set up your account" in response["body"]
+    assert MARKETPLACE_SUBSCRIPTIONS_URL in response["body"]
     assert stack.customer(NEW_STYLE_PK) is None
 
 
@@ -288,26 +297,7 @@ def test_invalid_token_is_400_and_nothing_is_stored(
     assert stack.items() == []
 
 
-def test_markup_in_a_token_comes_back_inert_on_the_retry_page(
-    stack: Stack, lambda_context: LambdaContext
-) -> None:
-    # Given a token full of markup (well-formed: no whitespace) and a busy Marketplace
-    token = '"><script>alert(1)</script><img/src=x/onerror=alert(2)>'
-    stack.marketplace.throttle_next(10)
-
-    # When it is posted, the retry page echoes it into its form
-    response = lambda_handler(form_post(token), lambda_context)
-
-    # Then only as escaped text inside the value attribute
-    body = response["body"]
-    assert response["statusCode"] == 503
-    assert "<script" not in body and "<img" not in body
-    assert (
-        'value="&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;&lt;img/src=x/onerror=alert(2)&gt;"'
-        in body
-    )
-
-
+@pytest.mark.handles_secrets(TOKEN)
 def test_logging_the_event_cannot_be_switched_on_by_environment(
     stack: Stack,
     lambda_context: LambdaContext,
@@ -322,35 +312,6 @@ def test_logging_the_event_cannot_be_switched_on_by_environment(
     assert response["statusCode"] == 303
     assert token not in function_logs.getvalue()
     assert "x-amzn-marketplace-token" not in function_logs.getvalue()
-
-
-def test_a_slow_marketplace_gets_our_page_before_the_invocation_ends(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # Given an invocation with 6 s left and a Marketplace slower than the read timeout
-    short = LambdaContext(
-        function_name="fulfillment-api",
-        memory_limit_in_mb=512,
-        timeout_seconds=6,
-        log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
-    )
-    stack.marketplace.set_latency(2.5)
-    token = stack.marketplace.issue_token("new-style")
-
-    # When the buyer posts the token
-    response = lambda_handler(form_post(token), short)
-
-    # Then no further attempt starts after the deadline: the buyer gets a Try again page
-    # while the invocation still has its reserve left, and a retry can succeed later
-    assert response["statusCode"] == 503
-    assert "Try again" in response["body"]
-    assert short.get_remaining_time_in_millis() > 0
-    assert stack.items(stack.idempotency_table) == []
-    # The stand-in is still answering the abandoned attempt: let it finish inside this test.
-    waited = time.monotonic() + 5
-    while stack.marketplace.resolve_calls < 1 and time.monotonic() < waited:
-        time.sleep(0.05)
-    assert stack.marketplace.resolve_calls == 1  # one attempt only: none started late
 
 
 def test_unknown_product_is_403_and_nothing_is_stored(
@@ -368,48 +329,16 @@ def test_unknown_product_is_403_and_nothing_is_stored(
     assert any(b.get("Reason") == "UnknownProduct" for b in blobs)
 
 
-def test_throttling_beyond_retries_offers_a_resubmit_button(
-    stack: Stack,
-    lambda_context: LambdaContext,
-    capsys: pytest.CaptureFixture[str],
-) -> None:
-    stack.marketplace.throttle_next(10)
-    token = stack.marketplace.issue_token("new-style")
-
-    response = lambda_handler(form_post(token), lambda_context)
-
-    assert response["statusCode"] == 503
-    assert response["headers"]["Retry-After"] == "5"
-    body = response["body"]
-    assert '<form method="post">' in body
-    assert f'name="x-amzn-marketplace-token" value="{token}"' in body
-    assert token not in body.split("<form", 1)[0]  # only inside the form, never in a link
-    assert stack.marketplace.resolve_calls == 3  # botocore's standard mode: 3 attempts
-    blobs = _emf(capsys.readouterr().out)
-    assert any(b.get("ErrorCode") == "ThrottlingException" for b in blobs)
-
-    # And the same button succeeds once Marketplace recovers (the failure left no record)
-    stack.marketplace.throttle_next(0)
-    assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
-
-
 def test_throttling_within_retries_is_invisible_to_the_buyer(
-    stack: Stack, lambda_context: LambdaContext
+    stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler
 ) -> None:
     stack.marketplace.throttle_next(2)
+    token = stack.marketplace.issue_token("new-style")
 
-    response = lambda_handler(form_post(stack.marketplace.issue_token("new-style")), lambda_context)
+    response = fulfillment_url(form_post(token), lambda_context)
 
     assert response["statusCode"] == 303
-
-
-def test_internal_error_beyond_retries_is_503(stack: Stack, lambda_context: LambdaContext) -> None:
-    stack.marketplace.internal_error_next(10)
-
-    response = lambda_handler(form_post(stack.marketplace.issue_token("new-style")), lambda_context)
-
-    assert response["statusCode"] == 503
-    assert "Try again" in response["body"]
+    assert stack.marketplace.resolve_calls_for(token) == 3  # the third attempt got through
 
 
 def test_disabled_api_is_503_and_logged_as_a_configuration_fault(
@@ -453,75 +382,26 @@ def test_missing_configuration_is_500_with_an_error_log_naming_the_variable(
     assert "PRODUCT_CODES" in errors[0]["message"]
 
 
-def test_unexpected_failure_is_500_with_the_request_id_and_no_detail(
-    stack: Stack,
-    lambda_context: LambdaContext,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from fulfillment.registration import handler as registration_handler
-
-    def explode(*args: object, **kwargs: object) -> None:
-        raise RuntimeError("internal detail /var/task/fulfillment")
-
-    monkeypatch.setattr(registration_handler.Registrar, "registration_for", explode)
-    event = form_post(stack.marketplace.issue_token("new-style"), request_id="req-boom-1")
-
-    response = lambda_handler(event, lambda_context)
-
-    assert response["statusCode"] == 500
-    assert "req-boom-1" in response["body"]
-    assert "internal detail" not in response["body"] and "Traceback" not in response["body"]
-
-
-def test_storage_failure_is_503_and_a_later_retry_succeeds(
-    stack: Stack,
-    lambda_context: LambdaContext,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from fulfillment.registration import handler as registration_handler
-    from fulfillment.registration.settings import get_settings
-
-    # Given the idempotency table cannot be written (a customers-table failure after
-    # ResolveCustomer is parked instead: tests/integration/test_fault_injection.py)
-    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", "no-such-table")
-    token = stack.marketplace.issue_token("new-style")
-
-    response = lambda_handler(form_post(token), lambda_context)
-
-    # Then the buyer gets a retry page, nothing is stored, and the retry succeeds
-    assert response["statusCode"] == 503
-    assert stack.items() == []
-    assert stack.marketplace.resolve_calls_for(token) == 0
-    monkeypatch.setenv("IDEMPOTENCY_TABLE_NAME", stack.idempotency_table)
-    get_settings.cache_clear()
-    registration_handler._registrar.cache_clear()
-    assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
-
-
 def test_resubmission_after_the_session_expired_opens_a_new_session(
-    stack: Stack,
-    lambda_context: LambdaContext,
-    monkeypatch: pytest.MonkeyPatch,
+    stack: Stack, lambda_context: LambdaContext, clients: FunctionClients
 ) -> None:
-    from fulfillment.registration import handler as registration_handler
-    from fulfillment.registration.settings import get_settings
-
-    monkeypatch.setenv("SESSION_TTL_SECONDS", "60")  # inside the refresh margin at once
-    get_settings.cache_clear()
-    registration_handler._registrar.cache_clear()
+    short_sessions = registrar(clients, session_ttl_seconds=60)  # inside the refresh margin
     token = stack.marketplace.issue_token("new-style")
 
-    first = _session_id(lambda_handler(form_post(token), lambda_context))
-    second = _session_id(lambda_handler(form_post(token), lambda_context))
+    first = _session_id(lambda_handler(form_post(token), lambda_context, registrar=short_sessions))
+    again = lambda_handler(form_post(token), lambda_context, registrar=short_sessions)
+    second = _session_id(again)
 
     assert first != second
     assert stack.marketplace.resolve_calls_for(token) == 1
     assert stack.customer(NEW_STYLE_PK)["registration_count"] == {"N": "1"}
 
 
+@pytest.mark.handles_secrets(TOKEN)
 def test_the_token_is_in_no_log_line_and_no_stored_item(
     stack: Stack,
     lambda_context: LambdaContext,
+    fulfillment_url: Handler,
     function_logs: io.StringIO,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
@@ -541,11 +421,11 @@ def test_the_token_is_in_no_log_line_and_no_stored_item(
             stack.marketplace.set_disabled(True)
         elif fault == "expired":
             stack.marketplace.set_expire_after(0)
-        lambda_handler(form_post(token), lambda_context)
-        lambda_handler(form_post(token), lambda_context)
+        fulfillment_url(form_post(token), lambda_context)
+        fulfillment_url(form_post(token), lambda_context)
     invalid = "Invalid+Token/Value=="
     tokens.append(invalid)
-    lambda_handler(form_post(invalid), lambda_context)
+    fulfillment_url(form_post(invalid), lambda_context)
 
     # Then no log line at any level, no metric and no stored item holds any of them
     captured = all_logs(function_logs, caplog) + capsys.readouterr().out

@@ -2,10 +2,13 @@
 moto's DynamoDB and SQS server, the Marketplace stand-in over HTTP.
 
 Marketplace faults come from the stand-in itself. moto cannot fail on demand, so DynamoDB and
-SQS faults are injected with a botocore ``before-send`` hook on the function's cached client
+SQS faults are injected with a botocore ``before-send`` hook on the function's client
 (``failing`` below): it answers a chosen operation with an AWS error response (which botocore
-retries as it would a real one) or a connection timeout, N times. docs/reliability.md lists
-each fault with the test that proves it.
+retries as it would a real one) or a connection timeout, N times. The fulfillment URL gets
+its Registrar injected (``fulfillment_url``) on the functions' own clients, whose retries make
+every configured attempt without botocore's backoff sleeps (tests/retries.py); the recovery
+processor runs as deployed, on the same clients. docs/reliability.md lists each fault with
+the test that proves it.
 """
 
 from __future__ import annotations
@@ -30,7 +33,6 @@ from fulfillment.core.errors import StorageUnavailableError
 from fulfillment.customers.models import MalformedParkedRegistrationError
 from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.recovery import handler as recovery
-from fulfillment.registration.handler import lambda_handler
 from local.dynamodb import RunningDynamoDB
 from local.events import lambda_sqs_record
 from local.gateway import LambdaContext
@@ -39,10 +41,13 @@ from tests.events import form_post
 from tests.integration.conftest import (
     PRODUCT,
     REGISTRATION_URL,
+    FunctionClients,
+    Handler,
     Stack,
     all_logs,
     local_function_environment,
 )
+from tests.secrets_registry import TOKEN
 
 CUSTOMER_PK = (
     "LICENSE#arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
@@ -121,6 +126,15 @@ def _metric_names(stdout: str) -> list[str]:
     ]
 
 
+def _error_codes(stdout: str) -> list[str]:
+    """The ErrorCode of every MarketplaceError metric in ``stdout``."""
+    return [
+        json.loads(line)["ErrorCode"]
+        for line in stdout.splitlines()
+        if line.startswith('{"_aws"') and '"ErrorCode"' in line
+    ]
+
+
 def _continue_href(response: dict[str, Any]) -> str:
     (href,) = re.findall(r'<a class="button" href="([^"]+)">Continue</a>', response["body"])
     return html.unescape(href)
@@ -158,43 +172,54 @@ def _replay_all(stack: Stack) -> None:
 
 
 def test_marketplace_throttling_beyond_retries_is_503_and_a_resubmit_works_later(
-    stack: Stack, lambda_context: LambdaContext
+    stack: Stack,
+    lambda_context: LambdaContext,
+    fulfillment_url: Handler,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given Marketplace throttles every attempt botocore makes
     stack.marketplace.throttle_next(10)
     token = stack.marketplace.issue_token("new-style")
 
     # When the buyer posts the token, then the Try again page, nothing stored, nothing parked
-    response = lambda_handler(form_post(token), lambda_context)
+    response = fulfillment_url(form_post(token), lambda_context)
     assert response["statusCode"] == 503
-    assert "Try again" in response["body"]
-    assert stack.marketplace.resolve_calls == 3
+    assert response["headers"]["Retry-After"] == "5"
+    assert stack.marketplace.resolve_calls == 3  # botocore's standard mode: 3 attempts
     assert stack.items() == [] and stack.items(stack.idempotency_table) == []
     assert stack.recovery_messages() == []
+    # And its Try again button re-posts the token (only in the form, never in a link)
+    body = response["body"]
+    assert '<form method="post">' in body and "Try again" in body
+    assert f'name="x-amzn-marketplace-token" value="{token}"' in body
+    assert token not in body.split("<form", 1)[0]
+    assert "ThrottlingException" in _error_codes(capsys.readouterr().out)
 
     # When Marketplace recovers and the buyer presses Try again, then it registers
     stack.marketplace.throttle_next(0)
-    assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
+    assert fulfillment_url(form_post(token), lambda_context)["statusCode"] == 303
     assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
 
 
 def test_marketplace_500_beyond_retries_is_503_and_a_resubmit_works_later(
-    stack: Stack, lambda_context: LambdaContext
+    stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler
 ) -> None:
     stack.marketplace.internal_error_next(10)
     token = stack.marketplace.issue_token("new-style")
 
-    response = lambda_handler(form_post(token), lambda_context)
+    response = fulfillment_url(form_post(token), lambda_context)
 
     assert response["statusCode"] == 503
     assert response["headers"]["Retry-After"] == "5"
+    assert "Try again" in response["body"]
+    assert stack.marketplace.resolve_calls == 3
     assert stack.items() == [] and stack.items(stack.idempotency_table) == []
     stack.marketplace.internal_error_next(0)
-    assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
+    assert fulfillment_url(form_post(token), lambda_context)["statusCode"] == 303
 
 
 def test_marketplace_timeout_is_503_before_the_invocation_ends_and_a_resubmit_works(
-    stack: Stack, lambda_context: LambdaContext
+    stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler
 ) -> None:
     # Given an invocation with 6 s left and a stand-in slower than the 2 s read timeout
     short = LambdaContext(
@@ -206,30 +231,37 @@ def test_marketplace_timeout_is_503_before_the_invocation_ends_and_a_resubmit_wo
     stack.marketplace.set_latency(2.5)
     token = stack.marketplace.issue_token("new-style")
 
-    response = lambda_handler(form_post(token), short)
+    response = fulfillment_url(form_post(token), short)
 
-    # Then our 503 page, with time left in the invocation, and nothing stored or parked
+    # Then our Try again page, with time left in the invocation, nothing stored or parked
     assert response["statusCode"] == 503
+    assert "Try again" in response["body"]
     assert short.get_remaining_time_in_millis() > 0
     assert stack.items() == [] and stack.items(stack.idempotency_table) == []
     assert stack.recovery_messages() == []
-    # Let the stand-in finish the abandoned attempt, then the resubmit succeeds
+    # And no further attempt started after the deadline: the stand-in, still answering the
+    # abandoned one, counts one call in all
     stack.marketplace.set_latency(0)
+    waited = time.monotonic() + 5
+    while stack.marketplace.resolve_calls < 1 and time.monotonic() < waited:
+        time.sleep(0.05)
     time.sleep(0.6)
-    assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
+    assert stack.marketplace.resolve_calls == 1
+    # And the resubmit succeeds
+    assert fulfillment_url(form_post(token), lambda_context)["statusCode"] == 303
 
 
 # -- DynamoDB ---------------------------------------------------------------------------------
 
 
 def test_dynamodb_failure_on_the_idempotency_write_is_503_nothing_stored_and_retry_works(
-    stack: Stack, lambda_context: LambdaContext
+    stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler, clients: FunctionClients
 ) -> None:
     token = stack.marketplace.issue_token("new-style")
 
     # Given the idempotency table throttles every attempt of the claim (PutItem)
-    with failing(aws.dynamodb(), "PutItem", table=stack.idempotency_table, times=10) as served:
-        response = lambda_handler(form_post(token), lambda_context)
+    with failing(clients.dynamodb, "PutItem", table=stack.idempotency_table, times=10) as served:
+        response = fulfillment_url(form_post(token), lambda_context)
 
     # Then the Try again page; Marketplace was not even asked; nothing stored, nothing parked
     assert served[0] == 3  # botocore's three attempts, each refused
@@ -239,7 +271,7 @@ def test_dynamodb_failure_on_the_idempotency_write_is_503_nothing_stored_and_ret
     assert stack.items() == [] and stack.items(stack.idempotency_table) == []
     assert stack.recovery_messages() == []
     # And the buyer's retry registers normally
-    assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
+    assert fulfillment_url(form_post(token), lambda_context)["statusCode"] == 303
 
 
 @pytest.mark.parametrize(
@@ -253,14 +285,16 @@ def test_dynamodb_failure_on_the_session_or_customer_write_is_202_and_the_proces
     capsys: pytest.CaptureFixture[str],
     operation: str,
     written_before_replay: str,
+    fulfillment_url: Handler,
+    clients: FunctionClients,
 ) -> None:
     token = stack.marketplace.issue_token("new-style")
 
     # Given the customers table refuses the session (PutItem) or customer (UpdateItem) write
-    with failing(aws.dynamodb(), operation, table=stack.customers_table, times=10):
-        response = lambda_handler(form_post(token), lambda_context)
+    with failing(clients.dynamodb, operation, table=stack.customers_table, times=10):
+        response = fulfillment_url(form_post(token), lambda_context)
         # And a resubmission while DynamoDB is still down replays the same answer
-        again = lambda_handler(form_post(token), lambda_context)
+        again = fulfillment_url(form_post(token), lambda_context)
 
     # Then the buyer is told the truth (202) with a Continue link to the sign-up target
     registration = _assert_deferred_page(response, token)
@@ -294,7 +328,7 @@ def test_dynamodb_failure_on_the_session_or_customer_write_is_202_and_the_proces
 
 
 def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(
-    stack: Stack,
+    stack: Stack, fulfillment_url: Handler, clients: FunctionClients
 ) -> None:
     # Given an invocation whose deadline (4 s reserve) passes while ResolveCustomer answers:
     # 5.2 s left (deadline at 1.2 s, grace until 2.7 s), Marketplace takes 1.6 s (inside its
@@ -309,10 +343,10 @@ def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(
     stack.marketplace.set_latency(1.6)
     # Built ahead (a warm environment): on a loaded test machine, building the client inside
     # the 1.1 s grace window would make this test about machine speed, not the deadline.
-    aws.recovery_sqs()
+    assert clients.sqs is not None
     token = stack.marketplace.issue_token("new-style")
 
-    response = lambda_handler(form_post(token), context)
+    response = fulfillment_url(form_post(token), context)
 
     _assert_deferred_page(response, token)
     assert context.get_remaining_time_in_millis() > 0
@@ -322,16 +356,16 @@ def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(
 
 
 def test_dynamodb_failure_on_both_writes_and_sqs_down_is_503_no_idempotency_record_retry_works(
-    stack: Stack, lambda_context: LambdaContext
+    stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler, clients: FunctionClients
 ) -> None:
     token = stack.marketplace.issue_token("new-style")
 
     # Given the session write fails and the recovery queue cannot be reached either
     with (
-        failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=10),
-        failing(aws.recovery_sqs(), "SendMessage", times=10, timeout=True) as sends,
+        failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=10),
+        failing(clients.sqs, "SendMessage", times=10, timeout=True) as sends,
     ):
-        response = lambda_handler(form_post(token), lambda_context)
+        response = fulfillment_url(form_post(token), lambda_context)
 
     # Then the Try again page (nothing was promised), and no record blocks the retry
     assert sends[0] == 3
@@ -340,7 +374,7 @@ def test_dynamodb_failure_on_both_writes_and_sqs_down_is_503_no_idempotency_reco
     assert stack.items() == [] and stack.items(stack.idempotency_table) == []
     assert stack.recovery_messages() == []
     # And the retry, with everything healthy again, registers the customer once
-    assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 303
+    assert fulfillment_url(form_post(token), lambda_context)["statusCode"] == 303
     assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
 
 
@@ -348,12 +382,16 @@ def test_dynamodb_failure_on_both_writes_and_sqs_down_is_503_no_idempotency_reco
 
 
 def test_recovery_processor_replayed_twice_counts_the_registration_once(
-    stack: Stack, lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+    stack: Stack,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    fulfillment_url: Handler,
+    clients: FunctionClients,
 ) -> None:
     # Given a parked registration (customer write failed)
     token = stack.marketplace.issue_token("new-style")
-    with failing(aws.dynamodb(), "UpdateItem", table=stack.customers_table, times=10):
-        assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 202
+    with failing(clients.dynamodb, "UpdateItem", table=stack.customers_table, times=10):
+        assert fulfillment_url(form_post(token), lambda_context)["statusCode"] == 202
     (message,) = stack.recovery_messages()
     capsys.readouterr()
 
@@ -368,20 +406,20 @@ def test_recovery_processor_replayed_twice_counts_the_registration_once(
 
 
 def test_a_failed_replay_fails_its_own_invocation_so_sqs_delivers_it_again(
-    stack: Stack, lambda_context: LambdaContext
+    stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler, clients: FunctionClients
 ) -> None:
     # Given two parked registrations (two customers)
-    with failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=100):
+    with failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=100):
         for customer in ("new-style", "legacy"):
             token = stack.marketplace.issue_token(customer)
-            assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 202
+            assert fulfillment_url(form_post(token), lambda_context)["statusCode"] == 202
     messages = stack.recovery_messages()
     first = next(m for m in messages if "license-manager" in m["Body"])
     (second,) = [m for m in messages if m is not first]
 
     # When DynamoDB throttles every attempt of the first replay, and then recovers
     with (
-        failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=3),
+        failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=3),
         pytest.raises(StorageUnavailableError),
     ):
         _replay(stack, first)
@@ -425,7 +463,11 @@ def test_a_message_that_is_not_a_parked_registration_fails_and_its_body_is_not_l
 
 
 def test_make_runs_recovery_poller_replays_each_parked_registration_in_its_own_invocation(
-    stack: Stack, dynamodb_server: RunningDynamoDB, lambda_context: LambdaContext
+    stack: Stack,
+    dynamodb_server: RunningDynamoDB,
+    lambda_context: LambdaContext,
+    fulfillment_url: Handler,
+    clients: FunctionClients,
 ) -> None:
     # Given make run's recovery queue and processor (a spawned worker running the handler)
     local = start_local_recovery(
@@ -438,10 +480,10 @@ def test_make_runs_recovery_poller_replays_each_parked_registration_in_its_own_i
     )
     try:
         # And two registrations parked there (the customer write failed for both)
-        with failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=100):
+        with failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=100):
             for customer in ("new-style", "legacy"):
                 token = stack.marketplace.issue_token(customer)
-                assert lambda_handler(form_post(token), lambda_context)["statusCode"] == 202
+                assert fulfillment_url(form_post(token), lambda_context)["statusCode"] == 202
         for message in stack.recovery_messages():
             stack.sqs.send_message(QueueUrl=local.queue_url, MessageBody=message["Body"])
 
@@ -460,24 +502,27 @@ def test_make_runs_recovery_poller_replays_each_parked_registration_in_its_own_i
         local.stop()
 
 
+@pytest.mark.handles_secrets(TOKEN)
 def test_the_token_is_in_no_recovery_message_and_no_log_line_on_these_paths(
     stack: Stack,
     lambda_context: LambdaContext,
     function_logs: io.StringIO,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    fulfillment_url: Handler,
+    clients: FunctionClients,
 ) -> None:
     # Given every recovery path: session write parked, customer write parked, both + SQS down
     tokens = [stack.marketplace.issue_token("new-style") for _ in range(3)]
-    with failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=10):
-        lambda_handler(form_post(tokens[0]), lambda_context)
-    with failing(aws.dynamodb(), "UpdateItem", table=stack.customers_table, times=10):
-        lambda_handler(form_post(tokens[1]), lambda_context)
+    with failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=10):
+        fulfillment_url(form_post(tokens[0]), lambda_context)
+    with failing(clients.dynamodb, "UpdateItem", table=stack.customers_table, times=10):
+        fulfillment_url(form_post(tokens[1]), lambda_context)
     with (
-        failing(aws.dynamodb(), "PutItem", table=stack.customers_table, times=10),
-        failing(aws.recovery_sqs(), "SendMessage", times=10, timeout=True),
+        failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=10),
+        failing(clients.sqs, "SendMessage", times=10, timeout=True),
     ):
-        lambda_handler(form_post(tokens[2]), lambda_context)
+        fulfillment_url(form_post(tokens[2]), lambda_context)
     # And the processor replaying what was parked, twice
     messages = stack.recovery_messages()
     assert len(messages) == 2

@@ -4,40 +4,25 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from fulfillment.core import aws
 from fulfillment.customers.models import ContactDetails
 from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.handoff import handler as handoff
-from fulfillment.handoff.settings import get_handoff_settings
 from fulfillment.registration import handler as registration_handler
 from local.gateway import LambdaContext
 from tests.events import form_post
 from tests.handoff_events import CALLER_ARN, registration_request
-from tests.integration.conftest import PRODUCT, Stack
+from tests.integration.conftest import PRODUCT, FunctionClients, Handler, Stack
+from tests.secrets_registry import TOKEN
 
 NEW_STYLE_LICENSE = (
     "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
 )
-
-
-def _reset_handoff_caches() -> None:
-    handoff._store.cache_clear()
-    get_handoff_settings.cache_clear()
-
-
-@pytest.fixture
-def seller(stack: Stack) -> Iterator[Stack]:
-    """The stack with the hand-off function's caches pointing at this test's tables."""
-    _reset_handoff_caches()
-    yield stack
-    _reset_handoff_caches()
 
 
 def _register(stack: Stack, customer: str, context: LambdaContext) -> str:
@@ -47,21 +32,23 @@ def _register(stack: Stack, customer: str, context: LambdaContext) -> str:
     return parse_qs(urlsplit(response["headers"]["Location"]).query)["registration"][0]
 
 
-def _get(registration_id: str, context: LambdaContext) -> tuple[int, dict[str, Any]]:
-    response = handoff.lambda_handler(registration_request(registration_id), context)
+def _get(
+    handler: Handler, registration_id: str, context: LambdaContext
+) -> tuple[int, dict[str, Any]]:
+    response = handler(registration_request(registration_id), context)
     assert response["headers"]["Content-Type"] == "application/json"
     assert response["headers"]["Cache-Control"] == "no-store"
     return response["statusCode"], json.loads(response["body"])
 
 
 def test_seller_backend_gets_the_customer_of_a_fresh_registration(
-    seller: Stack, lambda_context: LambdaContext, function_logs: io.StringIO
+    stack: Stack, seller_handoff: Handler, lambda_context: LambdaContext, function_logs: io.StringIO
 ) -> None:
     # Given a buyer who just came through the fulfillment URL
-    registration_id = _register(seller, "new-style", lambda_context)
+    registration_id = _register(stack, "new-style", lambda_context)
 
     # When the seller's backend looks the id up
-    status, body = _get(registration_id, lambda_context)
+    status, body = _get(seller_handoff, registration_id, lambda_context)
 
     # Then it learns which Marketplace customer that is, and that sign-up is still open
     assert status == 200
@@ -83,11 +70,11 @@ def test_seller_backend_gets_the_customer_of_a_fresh_registration(
 
 
 def test_legacy_customer_carries_its_customer_identifier(
-    seller: Stack, lambda_context: LambdaContext
+    stack: Stack, seller_handoff: Handler, lambda_context: LambdaContext
 ) -> None:
-    registration_id = _register(seller, "legacy", lambda_context)
+    registration_id = _register(stack, "legacy", lambda_context)
 
-    status, body = _get(registration_id, lambda_context)
+    status, body = _get(seller_handoff, registration_id, lambda_context)
 
     assert status == 200
     assert body["customer"]["customerIdentifier"] == "Ab1Cd2Ef3Gh"
@@ -95,13 +82,14 @@ def test_legacy_customer_carries_its_customer_identifier(
     assert body["customer"]["agreementId"] is None
 
 
+@pytest.mark.handles_secrets(TOKEN)
 def test_completed_sign_up_shows_without_contact_details(
-    seller: Stack, lambda_context: LambdaContext, function_logs: io.StringIO
+    stack: Stack, seller_handoff: Handler, lambda_context: LambdaContext, function_logs: io.StringIO
 ) -> None:
     # Given a registration whose buyer completed the built-in sign-up
-    registration_id = _register(seller, "new-style", lambda_context)
+    registration_id = _register(stack, "new-style", lambda_context)
     store = DynamoDBCustomerStore(
-        aws.dynamodb(), seller.customers_table, contacts_table_name=seller.contacts_table
+        stack.dynamodb, stack.customers_table, contacts_table_name=stack.contacts_table
     )
     session = store.get_session(registration_id)
     assert session is not None
@@ -109,7 +97,7 @@ def test_completed_sign_up_shows_without_contact_details(
     store.complete_signup(session, contact, datetime.now(UTC))
 
     # When the seller's backend looks it up
-    status, body = _get(registration_id, lambda_context)
+    status, body = _get(seller_handoff, registration_id, lambda_context)
 
     # Then it sees the sign-up done, and no personal data in the answer or the logs
     assert status == 200
@@ -121,36 +109,46 @@ def test_completed_sign_up_shows_without_contact_details(
 
 
 def test_expired_registration_still_in_the_table_is_not_found(
-    seller: Stack, lambda_context: LambdaContext
+    stack: Stack, seller_handoff: Handler, lambda_context: LambdaContext
 ) -> None:
     # Given a session past its expiry that TTL has not deleted yet
-    registration_id = _register(seller, "new-style", lambda_context)
-    seller.dynamodb.update_item(
-        TableName=seller.customers_table,
+    registration_id = _register(stack, "new-style", lambda_context)
+    stack.dynamodb.update_item(
+        TableName=stack.customers_table,
         Key={"pk": {"S": f"SESSION#{registration_id}"}, "sk": {"S": "SESSION"}},
         UpdateExpression="SET expires_at = :past",
         ExpressionAttributeValues={":past": {"N": str(int(datetime.now(UTC).timestamp()) - 1)}},
     )
 
-    status, body = _get(registration_id, lambda_context)
+    status, body = _get(seller_handoff, registration_id, lambda_context)
 
     assert status == 404
     assert body["message"]
 
 
-def test_unknown_and_malformed_ids(seller: Stack, lambda_context: LambdaContext) -> None:
-    assert _get("A" * 32, lambda_context)[0] == 404
-    assert _get("not an id", lambda_context)[0] == 400
-
-
 def test_storage_failure_answers_503(
-    seller: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, clients: FunctionClients, lambda_context: LambdaContext
 ) -> None:
-    # Given the function pointed at a table DynamoDB does not have
-    monkeypatch.setenv("CUSTOMERS_TABLE_NAME", "no-such-table")
-    _reset_handoff_caches()
+    # Given the function's store on a table DynamoDB does not have
+    missing = DynamoDBCustomerStore(clients.dynamodb, "no-such-table")
 
-    response = handoff.lambda_handler(registration_request("A" * 32), lambda_context)
+    response = handoff.lambda_handler(registration_request("A" * 32), lambda_context, store=missing)
 
     assert response["statusCode"] == 503
     assert response["headers"]["Retry-After"] == "5"
+
+
+def test_missing_table_name_is_500_and_logs_the_variable(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    monkeypatch: pytest.MonkeyPatch,
+    function_logs: io.StringIO,
+) -> None:
+    # Given the deployed wiring (no store passed in) and no table name in its environment
+    monkeypatch.delenv("CUSTOMERS_TABLE_NAME")
+
+    response = handoff.lambda_handler(registration_request("A" * 32), lambda_context)
+
+    assert response["statusCode"] == 500
+    (line,) = [json.loads(x) for x in function_logs.getvalue().splitlines() if '"ERROR"' in x]
+    assert (line["outcome"], line["variable"]) == ("ConfigurationFault", "CUSTOMERS_TABLE_NAME")

@@ -7,26 +7,33 @@ in tests/infrastructure/test_stack.py; the log scan runs over the whole suite, t
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
 from fulfillment.core.errors import ConfigurationError
-from fulfillment.handoff import handler as handoff
-from fulfillment.handoff.settings import get_handoff_settings
 from fulfillment.registration import handler as registration_handler
-from fulfillment.registration.settings import get_settings, load_settings
-from fulfillment.signup import handler as signup
-from fulfillment.signup.settings import get_signup_settings, load_signup_settings
+from fulfillment.registration.settings import load_settings
+from fulfillment.signup.settings import load_signup_settings
 from local.gateway import LambdaContext
 from tests.conftest import captured_output
 from tests.events import TOKEN_FIELD, form_post, rest_event
 from tests.handoff_events import registration_request
-from tests.integration.conftest import REGISTRATION_URL, TRIAL_URL, Stack
-from tests.secrets_registry import registry
+from tests.integration.conftest import (
+    REGISTRATION_URL,
+    TRIAL_URL,
+    FunctionClients,
+    Handler,
+    Stack,
+    registrar,
+    signup_with,
+)
+from tests.secrets_registry import TOKEN, registry
 
 CONTACT = {
     "company": "Secure Widgets Ltd",
@@ -53,26 +60,26 @@ EXPECTED_HEADERS = {
 }
 
 
-def _reset_caches() -> None:
-    signup._store.cache_clear()
-    handoff._store.cache_clear()
-    get_signup_settings.cache_clear()
-    get_handoff_settings.cache_clear()
+@dataclass
+class Surfaces:
+    """This stack and the three buyer-facing handlers, their dependencies injected."""
+
+    stack: Stack
+    fulfillment_url: Handler
+    signup_page: Handler
+    seller_handoff: Handler
 
 
 @pytest.fixture
-def secured(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    monkeypatch.delenv("SIGNUP_EXTRA_FIELDS", raising=False)
-    monkeypatch.delenv("SIGNUP_COMPLETE_URL", raising=False)
-    _reset_caches()
-    yield stack
-    _reset_caches()
+def secured(
+    stack: Stack, fulfillment_url: Handler, signup_page: Handler, seller_handoff: Handler
+) -> Surfaces:
+    return Surfaces(stack, fulfillment_url, signup_page, seller_handoff)
 
 
-def _register(stack: Stack, context: LambdaContext) -> str:
-    response = registration_handler.lambda_handler(
-        form_post(stack.marketplace.issue_token("new-style")), context
-    )
+def _register(surfaces: Surfaces, context: LambdaContext) -> str:
+    token = surfaces.stack.marketplace.issue_token("new-style")
+    response = surfaces.fulfillment_url(form_post(token), context)
     assert response["statusCode"] == 303, response["body"]
     return parse_qs(urlsplit(response["headers"]["Location"]).query)["registration"][0]
 
@@ -105,88 +112,80 @@ def _signup_post(fields: dict[str, str] | list[tuple[str, str]]) -> dict[str, An
 
 # --------------------------------------------------------------------------- security headers
 
-Answer = Callable[[Stack, LambdaContext], dict[str, Any]]
+Answer = Callable[[Surfaces, LambdaContext], dict[str, Any]]
 
 
-def _fulfillment_landing(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return registration_handler.lambda_handler(
-        rest_event(method="GET", body=None, content_type=None), context
-    )
+def _fulfillment_landing(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    return s.fulfillment_url(rest_event(method="GET", body=None, content_type=None), context)
 
 
-def _fulfillment_redirect(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return registration_handler.lambda_handler(
-        form_post(stack.marketplace.issue_token("new-style")), context
-    )
+def _fulfillment_redirect(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    return s.fulfillment_url(form_post(s.stack.marketplace.issue_token("new-style")), context)
 
 
-def _fulfillment_resubmission(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    event = form_post(stack.marketplace.issue_token("new-style"))
-    registration_handler.lambda_handler(event, context)
-    return registration_handler.lambda_handler(event, context)
+def _fulfillment_resubmission(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    event = form_post(s.stack.marketplace.issue_token("new-style"))
+    s.fulfillment_url(event, context)
+    return s.fulfillment_url(event, context)
 
 
-def _fulfillment_malformed(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return registration_handler.lambda_handler(form_post("not a token"), context)
+def _fulfillment_malformed(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    return s.fulfillment_url(form_post("not a token"), context)
 
 
-def _fulfillment_oversized(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return registration_handler.lambda_handler(
-        rest_event(body=f"{TOKEN_FIELD}=" + "a" * 70_000), context
-    )
+def _fulfillment_oversized(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    return s.fulfillment_url(rest_event(body=f"{TOKEN_FIELD}=" + "a" * 70_000), context)
 
 
-def _fulfillment_invalid_token(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return registration_handler.lambda_handler(form_post("never-issued-token"), context)
+def _fulfillment_invalid_token(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    return s.fulfillment_url(form_post("never-issued-token"), context)
 
 
-def _fulfillment_throttled(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    token = stack.marketplace.issue_token("new-style")
-    stack.marketplace.throttle_next(10)
-    return registration_handler.lambda_handler(form_post(token), context)
+def _fulfillment_throttled(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    token = s.stack.marketplace.issue_token("new-style")
+    s.stack.marketplace.throttle_next(10)
+    return s.fulfillment_url(form_post(token), context)
 
 
-def _signup_form(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return signup.lambda_handler(_signup_get(_register(stack, context)), context)
+def _signup_form(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    return s.signup_page(_signup_get(_register(s, context)), context)
 
 
-def _signup_unknown(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return signup.lambda_handler(_signup_get("unknown_registration_0123456789ab"), context)
+def _signup_unknown(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    return s.signup_page(_signup_get("unknown_registration_0123456789ab"), context)
 
 
-def _signup_malformed(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return signup.lambda_handler(_signup_get("<script>"), context)
+def _signup_malformed(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    return s.signup_page(_signup_get("<script>"), context)
 
 
-def _signup_invalid(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    registration = _register(stack, context)
-    fields = {"registration": registration, "csrf_token": _csrf(stack, registration)}
-    return signup.lambda_handler(_signup_post({**fields, **CONTACT, "email": "nope"}), context)
+def _signup_invalid(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    registration = _register(s, context)
+    fields = {"registration": registration, "csrf_token": _csrf(s.stack, registration)}
+    return s.signup_page(_signup_post({**fields, **CONTACT, "email": "nope"}), context)
 
 
-def _signup_completed(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    registration = _register(stack, context)
-    fields = {"registration": registration, "csrf_token": _csrf(stack, registration)}
-    return signup.lambda_handler(_signup_post({**fields, **CONTACT}), context)
+def _signup_completed(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    registration = _register(s, context)
+    fields = {"registration": registration, "csrf_token": _csrf(s.stack, registration)}
+    return s.signup_page(_signup_post({**fields, **CONTACT}), context)
 
 
-def _signup_csrf_refused(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    registration = _register(stack, context)
-    return signup.lambda_handler(_signup_post({"registration": registration, **CONTACT}), context)
+def _signup_csrf_refused(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    registration = _register(s, context)
+    return s.signup_page(_signup_post({"registration": registration, **CONTACT}), context)
 
 
-def _handoff_found(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return handoff.lambda_handler(registration_request(_register(stack, context)), context)
+def _handoff_found(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    return s.seller_handoff(registration_request(_register(s, context)), context)
 
 
-def _handoff_not_found(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return handoff.lambda_handler(
-        registration_request("unknown_registration_0123456789ab"), context
-    )
+def _handoff_not_found(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    return s.seller_handoff(registration_request("unknown_registration_0123456789ab"), context)
 
 
-def _handoff_malformed(stack: Stack, context: LambdaContext) -> dict[str, Any]:
-    return handoff.lambda_handler(registration_request("<bad>"), context)
+def _handoff_malformed(s: Surfaces, context: LambdaContext) -> dict[str, Any]:
+    return s.seller_handoff(registration_request("<bad>"), context)
 
 
 @pytest.mark.parametrize(
@@ -212,7 +211,7 @@ def _handoff_malformed(stack: Stack, context: LambdaContext) -> dict[str, Any]:
     ids=lambda value: value.__name__.lstrip("_") if callable(value) else str(value),
 )
 def test_every_answer_carries_the_security_headers(
-    secured: Stack, lambda_context: LambdaContext, answer: Answer, status: int
+    secured: Surfaces, lambda_context: LambdaContext, answer: Answer, status: int
 ) -> None:
     # When
     response = answer(secured, lambda_context)
@@ -244,14 +243,14 @@ def _hostile(event: dict[str, Any], context_path: str) -> dict[str, Any]:
 @pytest.mark.parametrize("context_path", ["/prod/", "//evil.example/", "/\\evil.example/"])
 @pytest.mark.parametrize("free_trial", [False, True])
 def test_the_fulfillment_redirect_goes_to_the_configured_url_whatever_the_request_says(
-    secured: Stack, lambda_context: LambdaContext, context_path: str, free_trial: bool
+    secured: Surfaces, lambda_context: LambdaContext, context_path: str, free_trial: bool
 ) -> None:
     # Given a registration request with hostile host headers, query and path
-    token = secured.marketplace.issue_token("new-style")
+    token = secured.stack.marketplace.issue_token("new-style")
     event = _hostile(form_post(token, free_trial=free_trial), context_path)
 
     # When
-    response = registration_handler.lambda_handler(event, lambda_context)
+    response = secured.fulfillment_url(event, lambda_context)
 
     # Then
     assert response["statusCode"] == 303
@@ -263,19 +262,14 @@ def test_the_fulfillment_redirect_goes_to_the_configured_url_whatever_the_reques
 
 @pytest.mark.parametrize("context_path", ["/prod/", "//evil.example/", "/\\evil.example/"])
 def test_the_builtin_signup_redirect_stays_on_this_origin(
-    secured: Stack,
-    lambda_context: LambdaContext,
-    monkeypatch: pytest.MonkeyPatch,
-    context_path: str,
+    stack: Stack, clients: FunctionClients, lambda_context: LambdaContext, context_path: str
 ) -> None:
     # Given no REGISTRATION_URL: buyers go to the built-in sign-up page
-    monkeypatch.delenv("REGISTRATION_URL")
-    get_settings.cache_clear()
-    registration_handler._registrar.cache_clear()
-    event = _hostile(form_post(secured.marketplace.issue_token("new-style")), context_path)
+    builtin = registrar(clients, registration_url=None)
+    event = _hostile(form_post(stack.marketplace.issue_token("new-style")), context_path)
 
     # When
-    response = registration_handler.lambda_handler(event, lambda_context)
+    response = registration_handler.lambda_handler(event, lambda_context, registrar=builtin)
 
     # Then a path on this origin, never a scheme, host or protocol-relative reference
     location = response["headers"]["Location"]
@@ -285,20 +279,19 @@ def test_the_builtin_signup_redirect_stays_on_this_origin(
 
 
 def test_the_signup_redirect_goes_to_signup_complete_url_whatever_the_request_says(
-    secured: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+    secured: Surfaces, clients: FunctionClients, lambda_context: LambdaContext
 ) -> None:
     # Given SIGNUP_COMPLETE_URL and a completed form with hostile headers and query
-    monkeypatch.setenv("SIGNUP_COMPLETE_URL", COMPLETE_URL)
-    _reset_caches()
+    signup_page = signup_with(clients, SIGNUP_COMPLETE_URL=COMPLETE_URL)
     registration = _register(secured, lambda_context)
-    fields = {"registration": registration, "csrf_token": _csrf(secured, registration)}
+    fields = {"registration": registration, "csrf_token": _csrf(secured.stack, registration)}
     event = _signup_post({**fields, **CONTACT, "next": "https://evil.example/"})
     event["headers"].update(HOSTILE_HEADERS)
     event["queryStringParameters"] = {"next": "https://evil.example/"}
     event["multiValueQueryStringParameters"] = {"next": ["https://evil.example/"]}
 
     # When
-    response = signup.lambda_handler(event, lambda_context)
+    response = signup_page(event, lambda_context)
 
     # Then
     assert response["statusCode"] == 303
@@ -327,7 +320,7 @@ def test_the_signup_redirect_goes_to_signup_complete_url_whatever_the_request_sa
     ],
 )
 def test_configuration_refuses_redirect_targets_that_are_not_https(
-    secured: Stack, target: str, variable: str, load: Callable[[dict[str, str]], Any]
+    stack: Stack, target: str, variable: str, load: Callable[[dict[str, str]], Any]
 ) -> None:
     environ = {**os.environ, variable: target}
 
@@ -338,14 +331,13 @@ def test_configuration_refuses_redirect_targets_that_are_not_https(
 
 
 def test_a_non_https_registration_url_fails_closed_without_a_redirect(
-    secured: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # Given the deployed wiring (no registrar passed in), its environment naming an http URL
     monkeypatch.setenv("REGISTRATION_URL", "http://evil.example/signup")
-    get_settings.cache_clear()
-    registration_handler._registrar.cache_clear()
 
     response = registration_handler.lambda_handler(
-        form_post(secured.marketplace.issue_token("new-style")), lambda_context
+        form_post(stack.marketplace.issue_token("new-style")), lambda_context
     )
 
     assert response["statusCode"] == 500
@@ -359,14 +351,28 @@ def _contacts_stored(stack: Stack) -> list[dict[str, Any]]:
     return stack.items(stack.contacts_table)
 
 
+def _rejections(stdout: str) -> list[str]:
+    """The Reason of every SignupRejected metric in ``stdout``."""
+    return [
+        blob["Reason"]
+        for blob in map(json.loads, (x for x in stdout.splitlines() if x.startswith('{"_aws"')))
+        for directive in blob["_aws"]["CloudWatchMetrics"]
+        for metric in directive["Metrics"]
+        if metric["Name"] == "SignupRejected"
+    ]
+
+
 @pytest.mark.parametrize("case", ["missing", "wrong", "another registration's", "twice"])
 def test_the_signup_form_without_its_own_csrf_token_is_refused_and_nothing_stored(
-    secured: Stack, lambda_context: LambdaContext, case: str
+    secured: Surfaces,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
 ) -> None:
     # Given two registrations, each with its own sign-up session and CSRF token
     registration = _register(secured, lambda_context)
     other = _register(secured, lambda_context)
-    own, others = _csrf(secured, registration), _csrf(secured, other)
+    own, others = _csrf(secured.stack, registration), _csrf(secured.stack, other)
     assert own != others
     fields: list[tuple[str, str]] = [("registration", registration), *CONTACT.items()]
     if case == "wrong":
@@ -376,32 +382,37 @@ def test_the_signup_form_without_its_own_csrf_token_is_refused_and_nothing_store
     elif case == "twice":
         fields += [("csrf_token", own), ("csrf_token", others)]
 
-    # When
-    response = signup.lambda_handler(_signup_post(fields), lambda_context)
+    capsys.readouterr()
 
-    # Then
+    # When
+    response = secured.signup_page(_signup_post(fields), lambda_context)
+
+    # Then it is refused, and counted as such
     assert response["statusCode"] == 403
-    assert _contacts_stored(secured) == []
-    session = secured.dynamodb.get_item(
-        TableName=secured.customers_table,
+    assert "could not accept this form" in response["body"]
+    assert _rejections(capsys.readouterr().out) == ["CsrfMismatch"]
+    assert _contacts_stored(secured.stack) == []
+    session = secured.stack.dynamodb.get_item(
+        TableName=secured.stack.customers_table,
         Key={"pk": {"S": f"SESSION#{registration}"}, "sk": {"S": "SESSION"}},
         ConsistentRead=True,
     )["Item"]
     assert "completed_at" not in session
     # and the right token still works afterwards: the refusal spent nothing
     fields = [("registration", registration), ("csrf_token", own), *CONTACT.items()]
-    assert signup.lambda_handler(_signup_post(fields), lambda_context)["statusCode"] == 200
-    assert len(_contacts_stored(secured)) == 1
+    assert secured.signup_page(_signup_post(fields), lambda_context)["statusCode"] == 200
+    assert len(_contacts_stored(secured.stack)) == 1
 
 
 # --------------------------------------------------------------------------- the log scan
 
 
+@pytest.mark.handles_secrets(TOKEN)
 def test_the_suite_wide_log_scan_sees_this_functions_logs_and_its_token(
-    secured: Stack, lambda_context: LambdaContext
+    stack: Stack, lambda_context: LambdaContext
 ) -> None:
     # Given a token the stand-in issued, registered by the suite's hook
-    token = secured.marketplace.issue_token("new-style")
+    token = stack.marketplace.issue_token("new-style")
     assert registry.secrets().get(token) == "registration token"
     event = form_post(token)
     request_id = event["requestContext"]["requestId"]

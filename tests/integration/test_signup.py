@@ -8,18 +8,26 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import time
-from collections.abc import Iterator
+from functools import cache, partial
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import boto3
 import pytest
 
+from fulfillment.core import aws
+from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.registration.handler import lambda_handler as register_handler
 from fulfillment.signup.handler import lambda_handler as signup_handler
+from fulfillment.signup.settings import load_signup_settings
 from local.gateway import LambdaContext
 from tests.events import form_post, rest_event
-from tests.integration.conftest import Stack, all_logs
+from tests.integration.conftest import FunctionClients, Handler, Stack, all_logs, signup_with
+from tests.retries import without_backoff
+from tests.secrets_registry import CONTACT as CONTACT_DETAIL
+from tests.secrets_registry import TOKEN
 
 NEW_STYLE_PK = (
     "LICENSE#arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
@@ -38,22 +46,30 @@ EXTRA_FIELDS = json.dumps(
 )
 
 
-def _reset_signup_caches() -> None:
-    from fulfillment.signup import handler as signup
-    from fulfillment.signup.settings import get_signup_settings
-
-    signup._store.cache_clear()
-    get_signup_settings.cache_clear()
-
-
 @pytest.fixture
-def signup(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
-    """The stack, with the sign-up function's caches fresh and no SIGNUP_* set."""
-    monkeypatch.delenv("SIGNUP_COMPLETE_URL", raising=False)
-    monkeypatch.delenv("SIGNUP_EXTRA_FIELDS", raising=False)
-    _reset_signup_caches()
-    yield stack
-    _reset_signup_caches()
+def signup(stack: Stack) -> Stack:
+    return stack
+
+
+@cache
+def _unreachable_dynamodb() -> Any:
+    """A client of the functions' configuration for an endpoint nothing listens on (retried as
+    configured, without the backoff sleeps); one for the module: building one costs."""
+    session = boto3.session.Session()
+    return without_backoff(
+        session.client("dynamodb", endpoint_url="http://127.0.0.1:9", config=aws.DYNAMODB_CONFIG)
+    )
+
+
+def _with_dynamodb_unreachable() -> Handler:
+    """The sign-up handler with its store on a DynamoDB endpoint nothing listens on."""
+    settings = load_signup_settings(os.environ)
+    store = DynamoDBCustomerStore(
+        _unreachable_dynamodb(),
+        settings.customers_table_name,
+        contacts_table_name=settings.contacts_table_name,
+    )
+    return partial(signup_handler, settings=settings, store=store)
 
 
 def _register(stack: Stack, context: LambdaContext, customer: str = "new-style") -> str:
@@ -69,16 +85,19 @@ def _signup_event(method: str, **kwargs: Any) -> dict[str, Any]:
     return event
 
 
-def get(context: LambdaContext, registration: str | list[str]) -> dict[str, Any]:
+def get(page: Handler, context: LambdaContext, registration: str | list[str]) -> dict[str, Any]:
     values = registration if isinstance(registration, list) else [registration]
     event = _signup_event("GET", body=None, content_type=None, query={"registration": values})
-    return signup_handler(event, context)
+    return page(event, context)
 
 
 def post(
-    context: LambdaContext, fields: dict[str, str] | list[tuple[str, str]], **kwargs: Any
+    page: Handler,
+    context: LambdaContext,
+    fields: dict[str, str] | list[tuple[str, str]],
+    **kwargs: Any,
 ) -> dict[str, Any]:
-    return signup_handler(_signup_event("POST", body=urlencode(fields), **kwargs), context)
+    return page(_signup_event("POST", body=urlencode(fields), **kwargs), context)
 
 
 def _session(stack: Stack, registration: str) -> dict[str, Any]:
@@ -125,13 +144,13 @@ def _nothing_stored(stack: Stack, registration: str) -> bool:
 
 
 def test_form_carries_the_sessions_csrf_token_labels_and_the_registration(
-    signup: Stack, lambda_context: LambdaContext
+    signup: Stack, signup_page: Handler, lambda_context: LambdaContext
 ) -> None:
     # Given a buyer handed over from the fulfillment URL
     registration = _register(signup, lambda_context)
 
     # When their browser opens the sign-up link
-    response = get(lambda_context, registration)
+    response = get(signup_page, lambda_context, registration)
 
     # Then the form is shown, with the session's CSRF token and the registration hidden in it
     assert response["statusCode"] == 200
@@ -162,12 +181,12 @@ def test_form_carries_the_sessions_csrf_token_labels_and_the_registration(
 
 
 def test_configured_extra_fields_appear_in_the_form(
-    signup: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+    signup: Stack, lambda_context: LambdaContext, clients: FunctionClients
 ) -> None:
-    monkeypatch.setenv("SIGNUP_EXTRA_FIELDS", EXTRA_FIELDS)
+    signup_page = signup_with(clients, SIGNUP_EXTRA_FIELDS=EXTRA_FIELDS)
     registration = _register(signup, lambda_context)
 
-    body = get(lambda_context, registration)["body"]
+    body = get(signup_page, lambda_context, registration)["body"]
 
     assert '<label for="vat_number">VAT number</label>' in body
     assert '<label for="team_size">Team size (optional)</label>' in body
@@ -175,7 +194,10 @@ def test_configured_extra_fields_appear_in_the_form(
 
 
 def test_expired_registration_gets_a_gone_page_with_the_way_back_to_marketplace(
-    signup: Stack, lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+    signup: Stack,
+    signup_page: Handler,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given a registration whose session expired but was not yet deleted by TTL
     registration = _register(signup, lambda_context)
@@ -189,8 +211,8 @@ def test_expired_registration_gets_a_gone_page_with_the_way_back_to_marketplace(
     capsys.readouterr()
 
     # When the buyer opens the link, or posts the form they still have open
-    shown = get(lambda_context, registration)
-    posted = post(lambda_context, form)
+    shown = get(signup_page, lambda_context, registration)
+    posted = post(signup_page, lambda_context, form)
 
     # Then both answer 410 with a link to their Marketplace subscriptions, and nothing is stored
     for response in (shown, posted):
@@ -203,9 +225,12 @@ def test_expired_registration_gets_a_gone_page_with_the_way_back_to_marketplace(
 
 
 def test_unknown_registration_gets_the_same_gone_page(
-    signup: Stack, lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+    signup: Stack,
+    signup_page: Handler,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    response = get(lambda_context, "A" * 32)
+    response = get(signup_page, lambda_context, "A" * 32)
 
     assert response["statusCode"] == 410
     assert "has expired" in response["body"]
@@ -224,35 +249,35 @@ def test_unknown_registration_gets_the_same_gone_page(
     ],
 )
 def test_malformed_registration_id_is_refused_before_any_aws_call(
-    signup: Stack,
-    lambda_context: LambdaContext,
-    monkeypatch: pytest.MonkeyPatch,
-    registration: list[str],
+    signup: Stack, lambda_context: LambdaContext, registration: list[str]
 ) -> None:
     # Given DynamoDB is unreachable (any call would end in a 503, not a 400)
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
-    from fulfillment.core import aws
+    unreachable = _with_dynamodb_unreachable()
 
-    aws.dynamodb.cache_clear()
-
-    response = get(lambda_context, registration)
+    response = get(unreachable, lambda_context, registration)
 
     assert response["statusCode"] == 400
     assert "not valid" in response["body"]
     assert "<script" not in response["body"]
 
 
-def test_get_without_registration_is_400(signup: Stack, lambda_context: LambdaContext) -> None:
+def test_get_without_registration_is_400(
+    signup: Stack, signup_page: Handler, lambda_context: LambdaContext
+) -> None:
     event = _signup_event("GET", body=None, content_type=None)
 
-    assert signup_handler(event, lambda_context)["statusCode"] == 400
+    assert signup_page(event, lambda_context)["statusCode"] == 400
 
 
 # --------------------------------------------------------------------------- POST
 
 
+@pytest.mark.handles_secrets(TOKEN, CONTACT_DETAIL)
 def test_valid_submission_stores_the_contact_apart_and_marks_the_sign_up_complete(
-    signup: Stack, lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+    signup: Stack,
+    signup_page: Handler,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given a registered buyer with the form open
     registration = _register(signup, lambda_context)
@@ -260,7 +285,7 @@ def test_valid_submission_stores_the_contact_apart_and_marks_the_sign_up_complet
     capsys.readouterr()
 
     # When they submit it
-    response = post(lambda_context, form)
+    response = post(signup_page, lambda_context, form)
 
     # Then they see a confirmation
     assert response["statusCode"] == 200, response["body"]
@@ -292,20 +317,20 @@ def test_valid_submission_stores_the_contact_apart_and_marks_the_sign_up_complet
 
 
 def test_extra_fields_are_validated_and_stored_and_nothing_else_is_kept(
-    signup: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+    signup: Stack, lambda_context: LambdaContext, clients: FunctionClients
 ) -> None:
-    monkeypatch.setenv("SIGNUP_EXTRA_FIELDS", EXTRA_FIELDS)
+    signup_page = signup_with(clients, SIGNUP_EXTRA_FIELDS=EXTRA_FIELDS)
     registration = _register(signup, lambda_context)
 
     # When the required extra field is missing, the form comes back with its message
-    missing = post(lambda_context, _form(signup, registration))
+    missing = post(signup_page, lambda_context, _form(signup, registration))
     assert missing["statusCode"] == 400
     assert "VAT number is required" in missing["body"]
 
     # When it is given, along with fields the form never had
     form = _form(signup, registration, vat_number=" DE123456789 ", team_size="")
     smuggled = [*form.items(), ("status", "subscribed"), ("signed_up_at", "x"), ("pk", "X#1")]
-    response = post(lambda_context, smuggled)
+    response = post(signup_page, lambda_context, smuggled)
 
     # Then the extra value is stored with the contact, and the unknown fields nowhere
     assert response["statusCode"] == 200, response["body"]
@@ -321,17 +346,22 @@ def test_extra_fields_are_validated_and_stored_and_nothing_else_is_kept(
     assert customer["signed_up_at"]["S"] != "x"
 
 
-def test_base64_encoded_form_body_is_read(signup: Stack, lambda_context: LambdaContext) -> None:
+def test_base64_encoded_form_body_is_read(
+    signup: Stack, signup_page: Handler, lambda_context: LambdaContext
+) -> None:
     registration = _register(signup, lambda_context)
 
-    response = post(lambda_context, _form(signup, registration), base64_body=True)
+    response = post(signup_page, lambda_context, _form(signup, registration), base64_body=True)
 
     assert response["statusCode"] == 200
     assert len(_contacts(signup)) == 1
 
 
 def test_invalid_input_re_renders_the_form_with_messages_and_the_values_kept(
-    signup: Stack, lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+    signup: Stack,
+    signup_page: Handler,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     # Given a buyer who mistypes their email, leaves the name blank and types letters as phone
     registration = _register(signup, lambda_context)
@@ -346,7 +376,7 @@ def test_invalid_input_re_renders_the_form_with_messages_and_the_values_kept(
     capsys.readouterr()
 
     # When they submit
-    response = post(lambda_context, form)
+    response = post(signup_page, lambda_context, form)
 
     # Then the form comes back as 400, with a summary and each message tied to its field
     assert response["statusCode"] == 400
@@ -367,64 +397,27 @@ def test_invalid_input_re_renders_the_form_with_messages_and_the_values_kept(
     assert _rejections(capsys.readouterr().out) == ["InvalidInput"]
 
     # When they correct it, the same form goes through
-    corrected = post(lambda_context, _form(signup, registration))
+    corrected = post(signup_page, lambda_context, _form(signup, registration))
     assert corrected["statusCode"] == 200
 
 
-@pytest.mark.parametrize("csrf", [None, "", "wrong-token-0123456789abcdef0123", "other"])
-def test_missing_or_wrong_csrf_token_is_refused_and_nothing_is_stored(
+def test_second_submission_duplicates_nothing_and_says_it_is_done(
     signup: Stack,
+    signup_page: Handler,
     lambda_context: LambdaContext,
     capsys: pytest.CaptureFixture[str],
-    csrf: str | None,
-) -> None:
-    registration = _register(signup, lambda_context)
-    form = _form(signup, registration)
-    if csrf is None:
-        del form["csrf_token"]
-    else:
-        form["csrf_token"] = csrf
-    capsys.readouterr()
-
-    response = post(lambda_context, form)
-
-    assert response["statusCode"] == 403
-    assert "could not accept this form" in response["body"]
-    assert _nothing_stored(signup, registration)
-    assert _rejections(capsys.readouterr().out) == ["CsrfMismatch"]
-
-
-def test_csrf_token_of_another_registration_is_refused(
-    signup: Stack, lambda_context: LambdaContext
-) -> None:
-    # Given two buyers, each with their own form
-    mine = _register(signup, lambda_context)
-    theirs = _register(signup, lambda_context, "second-license")
-
-    # When one registration is posted with the other's CSRF token
-    form = _form(signup, mine)
-    form["csrf_token"] = _session(signup, theirs)["csrf_token"]["S"]
-    response = post(lambda_context, form)
-
-    # Then it is refused
-    assert response["statusCode"] == 403
-    assert _nothing_stored(signup, mine)
-
-
-def test_second_submission_duplicates_nothing_and_says_it_is_done(
-    signup: Stack, lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given a completed sign-up
     registration = _register(signup, lambda_context)
-    assert post(lambda_context, _form(signup, registration))["statusCode"] == 200
+    assert post(signup_page, lambda_context, _form(signup, registration))["statusCode"] == 200
     (first,) = _contacts(signup)
     signed_up_at = (signup.customer(NEW_STYLE_PK) or {})["signed_up_at"]
     capsys.readouterr()
 
     # When the form is sent again (back button, double click), with other values
-    again = post(lambda_context, _form(signup, registration, company="Other Corp"))
+    again = post(signup_page, lambda_context, _form(signup, registration, company="Other Corp"))
     # And the link is opened again
-    reopened = get(lambda_context, registration)
+    reopened = get(signup_page, lambda_context, registration)
 
     # Then both say the sign-up is done, without a form
     for response in (again, reopened):
@@ -439,9 +432,9 @@ def test_second_submission_duplicates_nothing_and_says_it_is_done(
 
 
 def test_markup_in_every_field_comes_back_inert(
-    signup: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+    signup: Stack, lambda_context: LambdaContext, clients: FunctionClients
 ) -> None:
-    monkeypatch.setenv("SIGNUP_EXTRA_FIELDS", EXTRA_FIELDS)
+    signup_page = signup_with(clients, SIGNUP_EXTRA_FIELDS=EXTRA_FIELDS)
     registration = _register(signup, lambda_context)
     markup = '"><script>alert(1)</script><img src=x onerror=alert(2)>'
     form = _form(
@@ -452,25 +445,27 @@ def test_markup_in_every_field_comes_back_inert(
     )
 
     for response in (
-        post(lambda_context, form),  # every field invalid or too long: all echoed back
-        post(lambda_context, {**form, "registration": markup}),
-        post(lambda_context, {**form, "csrf_token": markup}),
-        get(lambda_context, markup),
+        post(signup_page, lambda_context, form),  # every field invalid or too long: all echoed back
+        post(signup_page, lambda_context, {**form, "registration": markup}),
+        post(signup_page, lambda_context, {**form, "csrf_token": markup}),
+        get(signup_page, lambda_context, markup),
     ):
         body = response["body"]
         assert response["statusCode"] in (400, 403)
         assert "<script" not in body and "<img" not in body
-    echoed = post(lambda_context, form)["body"]
+    echoed = post(signup_page, lambda_context, form)["body"]
     assert echoed.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 5
 
 
 def test_signup_complete_url_redirects_with_only_the_registration_id(
-    signup: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+    signup: Stack, lambda_context: LambdaContext, clients: FunctionClients
 ) -> None:
-    monkeypatch.setenv("SIGNUP_COMPLETE_URL", "https://app.example.com/welcome?from=aws")
+    signup_page = signup_with(
+        clients, SIGNUP_COMPLETE_URL="https://app.example.com/welcome?from=aws"
+    )
     registration = _register(signup, lambda_context)
 
-    response = post(lambda_context, _form(signup, registration))
+    response = post(signup_page, lambda_context, _form(signup, registration))
 
     assert response["statusCode"] == 303
     location = response["headers"]["Location"]
@@ -479,8 +474,10 @@ def test_signup_complete_url_redirects_with_only_the_registration_id(
     assert len(_contacts(signup)) == 1
 
 
+@pytest.mark.handles_secrets(TOKEN, CONTACT_DETAIL)
 def test_contact_details_never_reach_any_log_line(
     signup: Stack,
+    signup_page: Handler,
     lambda_context: LambdaContext,
     function_logs: io.StringIO,
     caplog: pytest.LogCaptureFixture,
@@ -492,9 +489,9 @@ def test_contact_details_never_reach_any_log_line(
     right = _form(signup, registration)
 
     # When both are submitted (and the form re-submitted once more)
-    post(lambda_context, wrong)
-    post(lambda_context, right)
-    post(lambda_context, right)
+    post(signup_page, lambda_context, wrong)
+    post(signup_page, lambda_context, right)
+    post(signup_page, lambda_context, right)
 
     # Then no log line carries what they typed, but the outcome and a pseudonym are logged
     logs = all_logs(function_logs, caplog) + capsys.readouterr().out
@@ -509,30 +506,26 @@ def test_contact_details_never_reach_any_log_line(
 
 
 def test_unreadable_form_body_is_400_and_oversized_is_413(
-    signup: Stack, lambda_context: LambdaContext
+    signup: Stack, signup_page: Handler, lambda_context: LambdaContext
 ) -> None:
-    bad = signup_handler(_signup_event("POST", body="registration=%zz"), lambda_context)
-    huge = signup_handler(_signup_event("POST", body="a=" + "b" * 300_000), lambda_context)
+    bad = signup_page(_signup_event("POST", body="registration=%zz"), lambda_context)
+    huge = signup_page(_signup_event("POST", body="a=" + "b" * 300_000), lambda_context)
 
     assert bad["statusCode"] == 400
     assert huge["statusCode"] == 413
 
 
 def test_storage_outage_keeps_what_the_buyer_typed(
-    signup: Stack, lambda_context: LambdaContext, monkeypatch: pytest.MonkeyPatch
+    signup: Stack, lambda_context: LambdaContext
 ) -> None:
     registration = _register(signup, lambda_context)
     form = _form(signup, registration)
     # Given DynamoDB became unreachable
-    monkeypatch.setenv("AWS_ENDPOINT_URL_DYNAMODB", "http://127.0.0.1:9")
-    from fulfillment.core import aws
-
-    aws.dynamodb.cache_clear()
-    _reset_signup_caches()
+    unreachable = _with_dynamodb_unreachable()
 
     # When the buyer submits, or opens the link
-    posted = post(lambda_context, form)
-    shown = get(lambda_context, registration)
+    posted = post(unreachable, lambda_context, form)
+    shown = get(unreachable, lambda_context, registration)
 
     # Then the form comes back with their values and a Retry-After, and the page offers a retry
     assert posted["statusCode"] == 503

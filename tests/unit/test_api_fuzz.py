@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import string
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -130,19 +129,11 @@ def template_text() -> str:
     )
 
 
-@pytest.fixture(scope="module")
-def patch() -> Iterator[pytest.MonkeyPatch]:
-    # Module scope: hypothesis runs every example inside one test call.
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        yield monkeypatch
-
-
 def _invoke(
-    patch: pytest.MonkeyPatch, event: dict[str, Any], registration_url: str | None
+    event: dict[str, Any], registration_url: str | None
 ) -> tuple[dict[str, Any], FakeRegistrar]:
     registrar = FakeRegistrar(_settings(registration_url))
-    patch.setattr(registration_handler, "_registrar", lambda: registrar)
-    return registration_handler.lambda_handler(event, CONTEXT), registrar
+    return registration_handler.lambda_handler(event, CONTEXT, registrar=registrar), registrar
 
 
 # Tokens as Marketplace issues them, tokens that are only just legal or illegal, markup.
@@ -180,7 +171,6 @@ def _check_location(location: str, registration_url: str | None) -> None:
 @example(event=form_post('"><script>alert(1)</script>'), registration_url=None)
 @example(event=form_post("AbC+dEf/GhI+jKl/MnO=="), registration_url=REGISTRATION_URL)
 def test_any_request_gets_a_safe_answer_and_only_well_formed_tokens_are_registered(
-    patch: pytest.MonkeyPatch,
     template_text: str,
     event: dict[str, Any],
     registration_url: str | None,
@@ -190,7 +180,7 @@ def test_any_request_gets_a_safe_answer_and_only_well_formed_tokens_are_register
     values = reading.fields.get(TOKEN_FIELD, [])
 
     # When the handler answers it
-    response, registrar = _invoke(patch, event, registration_url)
+    response, registrar = _invoke(event, registration_url)
 
     # Then: a registration only for one well-formed token the request carried
     status, body = response["statusCode"], response["body"]
@@ -241,7 +231,6 @@ def test_any_request_gets_a_safe_answer_and_only_well_formed_tokens_are_register
 @example(token="t0k3n", context_path="/\t/evil.example/", path="/", host="x", query={})
 @example(token="t0k3n", context_path="https://evil.example/", path="/", host="x", query={})
 def test_redirects_go_only_to_configured_targets_or_this_origin(
-    patch: pytest.MonkeyPatch,
     token: str,
     context_path: str,
     path: str,
@@ -261,8 +250,7 @@ def test_redirects_go_only_to_configured_targets_or_this_origin(
             continue  # a second token value: covered above
 
         # When
-        with pytest.MonkeyPatch.context():
-            response, registrar = _invoke(patch, event, registration_url)
+        response, registrar = _invoke(event, registration_url)
 
         # Then the redirect goes where configuration says, whatever the request carried
         if registrar.raised or deferred_for(token):
@@ -279,12 +267,10 @@ def test_redirects_go_only_to_configured_targets_or_this_origin(
 @pytest.mark.parametrize(
     "charset", ["rot13", "base64", "zlib", "undefined", "utf-16", "cp037", "no-such"]
 )
-def test_a_charset_that_reads_no_ascii_is_taken_as_utf8(
-    patch: pytest.MonkeyPatch, charset: str
-) -> None:
+def test_a_charset_that_reads_no_ascii_is_taken_as_utf8(charset: str) -> None:
     event = form_post("AbC+dEf/GhI=", content_type=f"{FORM}; charset={charset}")
 
-    response, registrar = _invoke(patch, event, REGISTRATION_URL)
+    response, registrar = _invoke(event, REGISTRATION_URL)
 
     assert registrar.calls == ["AbC+dEf/GhI="]
     assert response["statusCode"] in (303, 202, 503)
@@ -298,25 +284,46 @@ def test_a_charset_that_reads_no_ascii_is_taken_as_utf8(
     ],
 )
 def test_a_lone_surrogate_is_a_malformed_request(
-    patch: pytest.MonkeyPatch, body: str | None, query: dict[str, list[str]] | None
+    body: str | None, query: dict[str, list[str]] | None
 ) -> None:
     event = form_post("x")
     event["body"] = body
     event["multiValueQueryStringParameters"] = query
     event["queryStringParameters"] = {k: v[-1] for k, v in (query or {}).items()} or None
 
-    response, registrar = _invoke(patch, event, REGISTRATION_URL)
+    response, registrar = _invoke(event, REGISTRATION_URL)
 
     assert response["statusCode"] == 400 and registrar.calls == []
 
 
 @pytest.mark.parametrize("context_path", ["//evil.example/", "/\\evil.example/", "/\t/x/"])
 def test_the_request_path_cannot_make_the_signup_redirect_leave_this_origin(
-    patch: pytest.MonkeyPatch, context_path: str
+    context_path: str,
 ) -> None:
     event = form_post("t0k3n-1")  # a registration that succeeds (see _bucket)
     event["requestContext"]["path"] = context_path
 
-    response, _ = _invoke(patch, event, None)
+    response, _ = _invoke(event, None)
 
     assert response["headers"]["Location"].startswith("/signup?registration=")
+
+
+def test_an_unexpected_failure_is_500_with_the_request_id_and_no_detail() -> None:
+    # Given a registrar that fails in a way no error table foresees
+    class Exploding(FakeRegistrar):
+        def registration_for(
+            self, token: str, request_id: str, context: LambdaContext
+        ) -> RegistrationOutcome:
+            raise RuntimeError("internal detail /var/task/fulfillment")
+
+    event = form_post("t0k3n-1", request_id="req-boom-1")
+
+    # When a buyer posts a token
+    response = registration_handler.lambda_handler(
+        event, CONTEXT, registrar=Exploding(_settings(REGISTRATION_URL))
+    )
+
+    # Then the 500 page with the reference, and nothing of the failure
+    assert response["statusCode"] == 500
+    assert "req-boom-1" in response["body"]
+    assert "internal detail" not in response["body"] and "Traceback" not in response["body"]

@@ -178,8 +178,9 @@ def _log_lines(stream: io.StringIO) -> list[dict[str, Any]]:
     return [json.loads(line) for line in stream.getvalue().splitlines() if line.startswith("{")]
 
 
-def _use(monkeypatch: pytest.MonkeyPatch, store: Any) -> None:
-    monkeypatch.setattr(handoff, "_store", lambda: store)
+def _lookup(event: dict[str, Any], context: LambdaContext, store: Any) -> dict[str, Any]:
+    """The handler with ``store`` and the clock at NOW injected."""
+    return handoff.lambda_handler(event, context, store=store, clock=lambda: NOW)
 
 
 def _answer(response: dict[str, Any]) -> dict[str, Any]:
@@ -193,15 +194,14 @@ def _answer(response: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_found_answers_200_with_the_customer_and_nothing_secret(
-    monkeypatch: pytest.MonkeyPatch, context: LambdaContext, logs: io.StringIO
+    context: LambdaContext, logs: io.StringIO
 ) -> None:
     # Given a live registration whose customer signed up on the built-in page
     customer = CUSTOMER._replace(status="subscribe-success", signed_up_at="2026-11-26T21:59:00Z")
-    session = SESSION._replace(expires_at=int(datetime.now(UTC).timestamp()) + 600, completed=True)
-    _use(monkeypatch, _store(session, customer))
+    session = SESSION._replace(completed=True)
 
     # When the seller's backend asks for it
-    response = handoff.lambda_handler(registration_request(SESSION_ID), context)
+    response = _lookup(registration_request(SESSION_ID), context, _store(session, customer))
 
     # Then it gets the Marketplace identity, with null where Marketplace gave nothing
     assert response["statusCode"] == 200
@@ -235,13 +235,12 @@ def test_found_answers_200_with_the_customer_and_nothing_secret(
 
 
 def test_caller_falls_back_to_the_caller_field_without_a_user_arn(
-    monkeypatch: pytest.MonkeyPatch, context: LambdaContext, logs: io.StringIO
+    context: LambdaContext, logs: io.StringIO
 ) -> None:
-    _use(monkeypatch, _store())
     event = registration_request("u" * 32)
     event["requestContext"]["identity"]["userArn"] = None
 
-    handoff.lambda_handler(event, context)
+    _lookup(event, context, _store())
 
     (line,) = _log_lines(logs)[-1:]
     assert line["caller"] == "AROAZZZZEXAMPLEROLEID:seller-backend"
@@ -250,12 +249,11 @@ def test_caller_falls_back_to_the_caller_field_without_a_user_arn(
 
 @pytest.mark.parametrize("registration_id", [None, "", "../../customers", "a" * 65, "<script>"])
 def test_malformed_id_answers_400_without_touching_storage(
-    monkeypatch: pytest.MonkeyPatch, context: LambdaContext, registration_id: str | None
+    context: LambdaContext, registration_id: str | None
 ) -> None:
     store = _store()
-    _use(monkeypatch, store)
 
-    response = handoff.lambda_handler(registration_request(registration_id), context)
+    response = _lookup(registration_request(registration_id), context, store)
 
     assert response["statusCode"] == 400
     assert _answer(response)["message"] == "The registration id is malformed."
@@ -267,22 +265,17 @@ def test_malformed_id_answers_400_without_touching_storage(
     ("store", "outcome"),
     [
         (_store(SESSION._replace(session_id="another-registration-0123")), "Unknown"),
-        (_store(SESSION._replace(expires_at=int(datetime.now(UTC).timestamp()))), "Expired"),
-        (_store(SESSION._replace(expires_at=2_000_000_000), None), "OrphanedRegistration"),
+        (_store(SESSION._replace(expires_at=int(NOW.timestamp()))), "Expired"),
+        (_store(customer=None), "OrphanedRegistration"),
     ],
     ids=["unknown", "expired", "orphaned"],
 )
 def test_unknown_expired_or_orphaned_answers_the_same_404(
-    monkeypatch: pytest.MonkeyPatch,
-    context: LambdaContext,
-    logs: io.StringIO,
-    store: Any,
-    outcome: str,
+    context: LambdaContext, logs: io.StringIO, store: Any, outcome: str
 ) -> None:
-    _use(monkeypatch, store)
     event = registration_request(SESSION_ID)
 
-    response = handoff.lambda_handler(event, context)
+    response = _lookup(event, context, store)
 
     # Then the caller cannot tell the cases apart; operations can, in the log
     assert response["statusCode"] == 404
@@ -295,14 +288,13 @@ def test_unknown_expired_or_orphaned_answers_the_same_404(
 
 
 def test_storage_failure_answers_503_with_retry_after(
-    monkeypatch: pytest.MonkeyPatch, context: LambdaContext, logs: io.StringIO
+    context: LambdaContext, logs: io.StringIO
 ) -> None:
     store = _store()
     store.error = StorageUnavailableError("ThrottlingException")
-    _use(monkeypatch, store)
     event = registration_request(SESSION_ID)
 
-    response = handoff.lambda_handler(event, context)
+    response = _lookup(event, context, store)
 
     assert response["statusCode"] == 503
     assert response["headers"]["Retry-After"] == "5"
@@ -315,30 +307,14 @@ def test_storage_failure_answers_503_with_retry_after(
     )
 
 
-def test_configuration_fault_answers_500_and_logs_the_variable(
-    monkeypatch: pytest.MonkeyPatch, context: LambdaContext, logs: io.StringIO
-) -> None:
-    def broken() -> Any:
-        raise ConfigurationError("CUSTOMERS_TABLE_NAME", "is not set")
-
-    monkeypatch.setattr(handoff, "_store", broken)
-
-    response = handoff.lambda_handler(registration_request(SESSION_ID), context)
-
-    assert response["statusCode"] == 500
-    line = _log_lines(logs)[-1]
-    assert (line["level"], line["variable"]) == ("ERROR", "CUSTOMERS_TABLE_NAME")
-
-
 def test_unexpected_error_answers_500_with_the_request_id_and_no_detail(
-    monkeypatch: pytest.MonkeyPatch, context: LambdaContext, logs: io.StringIO
+    context: LambdaContext, logs: io.StringIO
 ) -> None:
     store = _store()
     store.error = KeyError("customer_pk with a detail nobody outside should see")
-    _use(monkeypatch, store)
     event = registration_request(SESSION_ID)
 
-    response = handoff.lambda_handler(event, context)
+    response = _lookup(event, context, store)
 
     assert response["statusCode"] == 500
     assert _answer(response) == {
@@ -350,21 +326,36 @@ def test_unexpected_error_answers_500_with_the_request_id_and_no_detail(
     assert "KeyError" in line["exception"]
 
 
+REFUSED = "registration lookup refused"
+# The hand-off's table, row by row: status, outcome, then the log line (level, message, the
+# error's details) each error gets.
+ROWS = [
+    (MalformedRegistrationIdError("x"), 400, "MalformedId", "WARNING", REFUSED, {}),
+    (UnknownSignupSessionError("x"), 404, "Unknown", "INFO", REFUSED, {}),
+    (SignupSessionUnavailableError("x"), 404, "Expired", "INFO", REFUSED, {}),
+    (OrphanedRegistrationError("x"), 404, "OrphanedRegistration", "WARNING", REFUSED, {}),
+    (StorageUnavailableError("ThrottlingException"), 503, "StorageUnavailable", "ERROR", REFUSED,
+     {"error": "ThrottlingException"}),
+    (ConfigurationError("CUSTOMERS_TABLE_NAME", "is not set"), 500, "ConfigurationFault", "ERROR",
+     REFUSED, {"variable": "CUSTOMERS_TABLE_NAME"}),
+    (FulfillmentError("x"), 500, "Unexpected", "ERROR", "registration lookup failed unexpectedly",
+     {}),
+]  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    ("error", "status", "outcome", "level"),
-    [
-        (MalformedRegistrationIdError("x"), 400, "MalformedId", "WARNING"),
-        (UnknownSignupSessionError("x"), 404, "Unknown", "INFO"),
-        (SignupSessionUnavailableError("x"), 404, "Expired", "INFO"),
-        (OrphanedRegistrationError("x"), 404, "OrphanedRegistration", "WARNING"),
-        (StorageUnavailableError("ThrottlingException"), 503, "StorageUnavailable", "ERROR"),
-        (ConfigurationError("CUSTOMERS_TABLE_NAME", "not set"), 500, "ConfigurationFault", "ERROR"),
-        (FulfillmentError("x"), 500, "Unexpected", "ERROR"),
-    ],
-    ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else None,
+    ("error", "status", "outcome", "level", "message", "details"),
+    ROWS,
+    ids=[type(row[0]).__name__ for row in ROWS],
 )
-def test_error_table_gives_each_error_its_status_outcome_and_log_level(
-    capsys: pytest.CaptureFixture[str], error: Exception, status: int, outcome: str, level: str
+def test_error_table_gives_each_error_its_status_outcome_and_log_line(
+    capsys: pytest.CaptureFixture[str],
+    error: Exception,
+    status: int,
+    outcome: str,
+    level: str,
+    message: str,
+    details: dict[str, str],
 ) -> None:
     answer = handoff.answer_for(error)
 
@@ -372,7 +363,9 @@ def test_error_table_gives_each_error_its_status_outcome_and_log_level(
 
     assert answer.status == status
     (line,) = report.lines
-    assert (line["level"], line["caller"], line["outcome"]) == (level, "arn:c", outcome)
+    assert (line["level"], line["message"]) == (level, message)
+    assert report.fields(line) == {"caller": "arn:c", "outcome": outcome, **details}
+    assert ("exception" in line) == (outcome == "Unexpected")  # only the unforeseen
     assert report.metrics == []  # the hand-off counts nothing by error
 
 
@@ -388,13 +381,11 @@ def test_error_table_resolves_subclasses_to_the_most_specific_entry() -> None:
 # A fresh interpreter, as in a new Lambda container: pytest's own warning capture restores
 # the filters a module installs at import, so this cannot be observed in-process.
 _LOOKUP_IN_A_FRESH_PROCESS = """
-from datetime import UTC, datetime
 from fulfillment.handoff import handler as handoff
 from tests.handoff_events import registration_request
-from tests.unit.test_handoff import CUSTOMER, SESSION, SESSION_ID, _context, _store
-session = SESSION._replace(expires_at=int(datetime.now(UTC).timestamp()) + 600)
-handoff._store = lambda: _store(session, CUSTOMER)
-print(handoff.lambda_handler(registration_request(SESSION_ID), _context())["statusCode"])
+from tests.unit.test_handoff import NOW, SESSION_ID, _context, _store
+event, store = registration_request(SESSION_ID), _store()
+print(handoff.lambda_handler(event, _context(), store=store, clock=lambda: NOW)["statusCode"])
 """
 
 

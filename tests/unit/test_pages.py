@@ -16,7 +16,6 @@ from fulfillment.core.errors import (
     FulfillmentError,
     StorageUnavailableError,
 )
-from fulfillment.core.pages import MARKETPLACE_SUBSCRIPTIONS_URL
 from fulfillment.registration import pages
 from fulfillment.registration.errors import (
     ExpiredTokenError,
@@ -125,14 +124,6 @@ def test_each_error_has_its_status_headers_log_line_and_metrics(
     assert (line["level"], line["message"], report.fields(line)) == (level, message, extra)
     assert ("exception" in line) == isinstance(error, KeyError)  # only the unforeseen
     assert report.metrics == metrics
-
-
-def test_expired_page_tells_the_buyer_what_to_do() -> None:
-    body = pages.render(pages.answer_for(ExpiredTokenError("ExpiredTokenException")).page)["body"]
-
-    assert "return to AWS Marketplace and choose" in body
-    assert "Set up your account" in body
-    assert MARKETPLACE_SUBSCRIPTIONS_URL in body
 
 
 def test_unexpected_error_shows_the_reference_and_no_detail() -> None:

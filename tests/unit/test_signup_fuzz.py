@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import string
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -172,12 +171,6 @@ field_values = st.one_of(
 
 
 @pytest.fixture(scope="module")
-def patch() -> Iterator[pytest.MonkeyPatch]:
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        yield monkeypatch
-
-
-@pytest.fixture(scope="module")
 def template_text() -> str:
     from fulfillment.signup.contacts import field_rules
 
@@ -197,7 +190,7 @@ def template_text() -> str:
 
 
 def _invoke(
-    patch: pytest.MonkeyPatch, event: dict[str, Any], failing: bool, complete_url: str | None
+    event: dict[str, Any], failing: bool, complete_url: str | None
 ) -> tuple[dict[str, Any], FakeSignupStore]:
     store = FakeSignupStore(failing=failing)
     configured = SignupSettings(
@@ -206,11 +199,10 @@ def _invoke(
         signup_complete_url=complete_url,
         signup_extra_fields=EXTRA,
     )
-    patch.setattr(signup, "_store", lambda: store)
-    patch.setattr(signup, "get_signup_settings", lambda: configured)
     # Values drawn here are no secrets, and short ones would match log text by chance.
     with registry.paused():
-        return signup.lambda_handler(event, CONTEXT), store
+        response = signup.lambda_handler(event, CONTEXT, settings=configured, store=store)
+    return response, store
 
 
 def _posted(event: dict[str, Any]) -> dict[str, list[str]]:
@@ -230,14 +222,13 @@ def _posted(event: dict[str, Any]) -> dict[str, list[str]]:
     complete_url=st.sampled_from([None, COMPLETE_URL]),
 )
 def test_any_request_gets_a_safe_answer_and_only_valid_contacts_are_stored(
-    patch: pytest.MonkeyPatch,
     template_text: str,
     event: dict[str, Any],
     failing: bool,
     complete_url: str | None,
 ) -> None:
     # When the sign-up handler answers whatever arrived
-    response, store = _invoke(patch, event, failing, complete_url)
+    response, store = _invoke(event, failing, complete_url)
 
     # Then: no 5xx but the injected storage outage
     status, body = response["statusCode"], response["body"]
@@ -292,7 +283,7 @@ def _check_stored(contact: ContactDetails, posted: dict[str, list[str]]) -> None
     duplicate=st.booleans(),
 )
 def test_without_the_sessions_csrf_token_nothing_is_stored(
-    patch: pytest.MonkeyPatch, csrf: str | None, duplicate: bool
+    csrf: str | None, duplicate: bool
 ) -> None:
     # Given a valid form whose CSRF token is missing, wrong, or sent twice with a wrong one
     fields = [
@@ -311,7 +302,7 @@ def test_without_the_sessions_csrf_token_nothing_is_stored(
     event["resource"] = event["path"] = "/signup"
 
     # When
-    response, store = _invoke(patch, event, False, None)
+    response, store = _invoke(event, False, None)
 
     # Then
     assert response["statusCode"] == 403

@@ -3,12 +3,18 @@
 The seller's own sign-up site receives ``?registration=<id>``; its backend calls this with
 SigV4 to learn which AWS Marketplace customer the id belongs to. JSON in every answer,
 contact details never (they live in the contacts table, which this function cannot reach).
+
+Dependencies: ``lambda_handler(event, context, store=..., clock=...)`` takes a
+``RegistrationReader`` and a clock. Each one left out, as Lambda calls it, is the execution
+environment's own: the customers table (from the environment) on the shared DynamoDB client,
+built on the first request, once per container; the system clock.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any, NamedTuple
@@ -31,6 +37,7 @@ from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.handoff.lookup import (
     OrphanedRegistrationError,
     RegistrationLookup,
+    RegistrationReader,
     lookup_registration,
 )
 from fulfillment.handoff.settings import get_handoff_settings
@@ -98,9 +105,14 @@ def answer_for(error: BaseException) -> ErrorAnswer:
     return lookup(error, ERRORS, UNFORESEEN)
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Keyed on the table name: one store per container (whose settings never change).
 @cache
-def _store() -> DynamoDBCustomerStore:
-    return DynamoDBCustomerStore(aws.dynamodb(), get_handoff_settings().customers_table_name)
+def _store_for(customers_table_name: str) -> DynamoDBCustomerStore:
+    return DynamoDBCustomerStore(aws.dynamodb(), customers_table_name)
 
 
 # log_event=False explicitly: POWERTOOLS_LOGGER_LOG_EVENT=true would otherwise log the whole
@@ -109,13 +121,21 @@ def _store() -> DynamoDBCustomerStore:
     correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True, log_event=False
 )
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    store: RegistrationReader | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> dict[str, Any]:
     request_context = event.get("requestContext") or {}
     request_id = str(request_context.get("requestId") or context.aws_request_id)
     caller = _caller(request_context)
     registration_id = str((event.get("pathParameters") or {}).get(PATH_PARAMETER) or "")
     try:
-        found = lookup_registration(registration_id, _store(), datetime.now(UTC))
+        if store is None:
+            store = _store_for(get_handoff_settings().customers_table_name)
+        found = lookup_registration(registration_id, store, clock())
     except Exception as error:  # every failure becomes a JSON answer
         return _error(error, request_id, caller)
     logger.info(

@@ -2,13 +2,20 @@
 
 GET / without a token answers the page AWS checks; a token (form POST, or query string on
 GET and POST) is registered and answered with a 303 to the sign-up page.
+
+Dependencies: ``lambda_handler(event, context, registrar=...)`` takes any ``Registrations``
+(a ``Registrar`` built with its own settings, clients and clock, or a fake). Without one, as
+Lambda calls it, the handler uses the execution environment's own ``Registrar``, built on the
+first request that needs it from the environment's settings and the shared clients
+(core/aws.py), once per container.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -23,24 +30,64 @@ from fulfillment.registration.idempotency import OncePerToken
 from fulfillment.registration.intake import read_submission
 from fulfillment.registration.marketplace import MeteringMarketplace
 from fulfillment.registration.models import RegistrationOutcome, Submission
-from fulfillment.registration.parking import SqsRecoveryQueue
+from fulfillment.registration.parking import SqsRecoveryQueue, SqsSendClient
 from fulfillment.registration.settings import Settings, get_settings
 from fulfillment.registration.use_case import open_session, register
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_meteringmarketplace import MarketplaceMeteringClient
 
 # A replayed answer whose session expires sooner than this gets a fresh session.
 SESSION_REFRESH_MARGIN_SECONDS = 60
 
 
-class Registrar:
-    """The registration use case wired to its adapters, built once per execution environment."""
+def utc_now() -> datetime:
+    return datetime.now(UTC)
 
-    def __init__(self, settings: Settings) -> None:
+
+class Registrations(Protocol):
+    """What the handler needs of a registrar: its settings, and the outcome for a token."""
+
+    settings: Settings
+
+    def registration_for(
+        self, token: str, request_id: str, context: LambdaContext
+    ) -> RegistrationOutcome: ...
+
+
+class Registrar:
+    """The registration use case wired to its adapters.
+
+    ``recovery_sqs`` is a factory, called on the first parked registration only (no SQS
+    client on the cold path). ``from_settings`` wires it as the deployed function is.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        dynamodb: DynamoDBClient,
+        metering: MarketplaceMeteringClient,
+        recovery_sqs: Callable[[], SqsSendClient],
+        clock: Callable[[], datetime] = utc_now,
+    ) -> None:
         self.settings = settings
-        self.customers = DynamoDBCustomerStore(aws.dynamodb(), settings.customers_table_name)
-        self.marketplace = MeteringMarketplace(aws.metering(settings.marketplace_region))
-        # The client is built on the first parked registration only (aws.recovery_sqs).
-        self.recovery = SqsRecoveryQueue(aws.recovery_sqs, settings.recovery_queue_url)
-        self.once = OncePerToken(self._register, settings.idempotency_table_name, aws.dynamodb())
+        self.clock = clock
+        self.customers = DynamoDBCustomerStore(dynamodb, settings.customers_table_name)
+        self.marketplace = MeteringMarketplace(metering)
+        self.recovery = SqsRecoveryQueue(recovery_sqs, settings.recovery_queue_url)
+        self.once = OncePerToken(self._register, settings.idempotency_table_name, dynamodb)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Registrar:
+        """The registrar for ``settings`` with the execution environment's shared clients."""
+        return cls(
+            settings,
+            dynamodb=aws.dynamodb(),
+            metering=aws.metering(settings.marketplace_region),
+            recovery_sqs=aws.recovery_sqs,
+        )
 
     def _register(self, token: str, request_id: str) -> RegistrationOutcome:
         return register(
@@ -49,7 +96,7 @@ class Registrar:
             customers=self.customers,
             recovery=self.recovery,
             product_codes=self.settings.product_codes,
-            now=datetime.now(UTC),
+            now=self.clock(),
             session_ttl_seconds=self.settings.session_ttl_seconds,
             request_id=request_id,
         )
@@ -58,7 +105,7 @@ class Registrar:
         self, token: str, request_id: str, context: LambdaContext
     ) -> RegistrationOutcome:
         outcome = self.once.register(token, request_id, context)
-        now = datetime.now(UTC)
+        now = self.clock()
         replayed = outcome.registered_by_request != request_id
         if (
             replayed
@@ -78,9 +125,10 @@ class Registrar:
         return outcome
 
 
+# Keyed on the settings: one Registrar per container (whose settings never change).
 @cache
-def _registrar() -> Registrar:
-    return Registrar(get_settings())
+def _registrar(settings: Settings) -> Registrar:
+    return Registrar.from_settings(settings)
 
 
 # log_event=False explicitly: POWERTOOLS_LOGGER_LOG_EVENT=true would otherwise log the whole
@@ -89,7 +137,9 @@ def _registrar() -> Registrar:
     correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True, log_event=False
 )
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(
+    event: dict[str, Any], context: LambdaContext, *, registrar: Registrations | None = None
+) -> dict[str, Any]:
     request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
     submission: Submission | None = None
     try:
@@ -102,7 +152,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
 
                 return pages.render(pages.LANDING)
             raise MissingTokenError("no registration token in the request")
-        registrar = _registrar()
+        if registrar is None:
+            registrar = _registrar(get_settings())
         with deadline.budget(context):
             outcome = registrar.registration_for(submission.token, request_id, context)
         location = _location(registrar.settings, submission, outcome, event)

@@ -2,10 +2,17 @@
 
 GET /signup?registration=<id> shows the form; POST /signup stores the buyer's contact details
 once and confirms (or redirects to SIGNUP_COMPLETE_URL). Contact details are never logged.
+
+Dependencies: ``lambda_handler(event, context, settings=..., store=..., clock=...)`` takes
+its settings, a ``SignupStore`` and a clock. Each one left out, as Lambda calls it, is the
+execution environment's own: the settings read from the environment once, the customers
+table adapter on the shared DynamoDB client (built on the first request that reads a
+session, once per container), the system clock.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
 from typing import Any
@@ -24,6 +31,7 @@ from fulfillment.core.pages import render
 from fulfillment.core.redirects import registration_location
 from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.signup import contacts, pages
+from fulfillment.signup.ports import SignupStore
 from fulfillment.signup.settings import SignupSettings, get_signup_settings
 
 # The form is at most 4 + 10 configured fields of up to 2,000 characters; percent-encoded
@@ -33,13 +41,15 @@ MAX_FORM_FIELDS = 64
 STORAGE_RETRY_SECONDS = 5
 
 
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+# Keyed on the table names: one store per container (whose settings never change).
 @cache
-def _store() -> DynamoDBCustomerStore:
-    settings = get_signup_settings()
+def _store_for(customers_table_name: str, contacts_table_name: str) -> DynamoDBCustomerStore:
     return DynamoDBCustomerStore(
-        aws.dynamodb(),
-        settings.customers_table_name,
-        contacts_table_name=settings.contacts_table_name,
+        aws.dynamodb(), customers_table_name, contacts_table_name=contacts_table_name
     )
 
 
@@ -49,22 +59,32 @@ def _store() -> DynamoDBCustomerStore:
     correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True, log_event=False
 )
 @metrics.log_metrics(capture_cold_start_metric=True)
-def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def lambda_handler(
+    event: dict[str, Any],
+    context: LambdaContext,
+    *,
+    settings: SignupSettings | None = None,
+    store: SignupStore | None = None,
+    clock: Callable[[], datetime] = utc_now,
+) -> dict[str, Any]:
     request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
     registration: str | None = None
     try:
-        settings = get_signup_settings()
+        if settings is None:
+            settings = get_signup_settings()
         if event.get("httpMethod") == "POST":
             fields = form_fields(event, max_body_bytes=MAX_BODY_BYTES, max_fields=MAX_FORM_FIELDS)
             registration = contacts.registration_id(
                 fields.get(contacts.REGISTRATION_FIELD)
                 or query_fields(event).get(contacts.REGISTRATION_FIELD)
             )
-            return _submit(settings, registration, fields)
+            store = _store(settings) if store is None else store
+            return _submit(settings, store, clock(), registration, fields)
         registration = contacts.registration_id(
             query_fields(event).get(contacts.REGISTRATION_FIELD)
         )
-        session = contacts.open_signup(_store(), registration, datetime.now(UTC))
+        store = _store(settings) if store is None else store
+        session = contacts.open_signup(store, registration, clock())
         return pages.render_signup_form(
             contacts.field_rules(settings.signup_extra_fields),
             registration=registration,
@@ -78,11 +98,21 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         return render(answer.page, reference=request_id, retry_href=retry)
 
 
-def _submit(settings: SignupSettings, registration: str, fields: Fields) -> dict[str, Any]:
+def _store(settings: SignupSettings) -> DynamoDBCustomerStore:
+    return _store_for(settings.customers_table_name, settings.contacts_table_name)
+
+
+def _submit(
+    settings: SignupSettings,
+    store: SignupStore,
+    now: datetime,
+    registration: str,
+    fields: Fields,
+) -> dict[str, Any]:
     rules = contacts.field_rules(settings.signup_extra_fields)
     try:
         result = contacts.submit_signup(
-            _store(), registration, fields, settings.signup_extra_fields, datetime.now(UTC)
+            store, registration, fields, settings.signup_extra_fields, now
         )
     except StorageUnavailableError as error:
         # The buyer keeps what they typed and can simply send it again.
