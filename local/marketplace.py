@@ -884,11 +884,11 @@ def main(argv: list[str] | None = None) -> None:
         default_customers(args.product_code, args.other_product_code),
         expire_after_seconds=args.expire_after,
     )
-    running = start_server(stand_in, args.host, args.port, args.fulfillment_url)
     # SIGTERM behaves like Ctrl-C so the socket is closed cleanly either way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    print(f"Marketplace stand-in on {running.url} (page {running.url}/marketplace)", flush=True)
+    running = start_server(stand_in, args.host, args.port, args.fulfillment_url)
     try:
+        print(f"Marketplace stand-in on {running.url} (page {running.url}/marketplace)", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass
