@@ -2,19 +2,18 @@
 
 Never deployed. Shared by local/events.py, local/lifecycle.py and local/recovery.py:
 
-- `SpawnedFunction`: one handler in an execution environment of its own (local/functions.py).
 - `QueueConsumer` does what a mapping does for one queue: receive a batch, hand it to the
   function in Lambda's SQS event shape and delete the messages the handler did not report in
   `batchItemFailures`. A failed message becomes visible again after the queue's visibility
   timeout and moves to the dead-letter queue after maxReceiveCount receives, as in AWS.
 - `Poller` calls polls like `QueueConsumer.poll` from a daemon thread until stopped.
-- `QueueFunction` is the three together, for a function whose only trigger is one queue.
+- `QueueFunction` is both with the function in an execution environment of its own
+  (local/functions.py), for a function whose only trigger is one queue.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import traceback
 from collections.abc import Callable, Mapping
@@ -35,7 +34,6 @@ VISIBILITY_SECONDS = 3
 # Both queue functions run with 1024 MB and a 20 s timeout.
 MEMORY_LIMIT_IN_MB = 1024
 TIMEOUT_SECONDS = 20
-INVOKE_TIMEOUT_SECONDS = 60
 
 Invoke = Callable[[dict[str, Any]], "dict[str, Any] | None"]
 
@@ -47,34 +45,6 @@ def local_session(region: str) -> boto3.session.Session:
         aws_secret_access_key=LOCAL_CREDENTIAL,
         region_name=region,
     )
-
-
-class SpawnedFunction:
-    """A function in a spawned single-worker process with ``environment``; a failed
-    invocation is logged as "``label`` failed" with its traceback."""
-
-    def __init__(
-        self,
-        spec: FunctionSpec,
-        *,
-        environment: Mapping[str, str],
-        label: str,
-        invoke_timeout_seconds: float = INVOKE_TIMEOUT_SECONDS,
-    ) -> None:
-        self._label = label
-        self._timeout = invoke_timeout_seconds
-        self._workers = Workers(spec, environment=environment)
-
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        """The handler's response ({} when it is not an object), or None when it failed."""
-        ok, result = self._workers.invoke(event, timeout=self._timeout)
-        if not ok:
-            sys.stderr.write(f"{self._label} failed\n{result}")
-            return None
-        return result if isinstance(result, dict) else {}
-
-    def stop(self) -> None:
-        self._workers.shutdown()
 
 
 def lambda_sqs_record(message: Mapping[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
@@ -190,8 +160,7 @@ class Poller:
 
 class QueueFunction(QueueConsumer):
     """``handler`` in its own spawned process, fed by a new queue ``name`` (dead letters in
-    ``name``-dead-letters) from a daemon thread; ``label`` ("local recovery") names the thread
-    and the function in logs."""
+    ``name``-dead-letters) from a daemon thread named ``label`` ("local-recovery")."""
 
     def __init__(
         self,
@@ -206,12 +175,12 @@ class QueueFunction(QueueConsumer):
         batch_size: int = BATCH_SIZE,
     ) -> None:
         spec = FunctionSpec(handler, function_name, MEMORY_LIMIT_IN_MB, TIMEOUT_SECONDS)
-        self._function = SpawnedFunction(spec, environment=environment, label=f"{label}: handler")
+        self._function = Workers(spec, environment=environment)
         super().__init__(
-            sqs, name=name, region=region, function=self._function.invoke, batch_size=batch_size
+            sqs, name=name, region=region, function=self._function.call, batch_size=batch_size
         )
-        self._poller = Poller(label.replace(" ", "-"), self.poll)
+        self._poller = Poller(label, self.poll)
 
     def stop(self) -> None:
         self._poller.stop()
-        self._function.stop()
+        self._function.shutdown()

@@ -27,12 +27,11 @@ from local import pages
 from local.event_sources import (
     Poller,
     QueueConsumer,
-    SpawnedFunction,
     create_queue,
     lambda_sqs_record,
     local_session,
 )
-from local.functions import FunctionSpec
+from local.functions import FunctionSpec, Workers
 from local.pages import EVENTS_PATH
 from local.server import LocalRequest, LocalResponse
 
@@ -104,7 +103,7 @@ class LocalEvents:
             region=region,
             visibility_seconds=RETRY_VISIBILITY_SECONDS,
             # The publisher starts below, once its environment (this queue's URL) is known.
-            function=lambda event: self._publisher.invoke(event),
+            function=lambda event: self._publisher.call(event),
         )
         self._inspection_url, inspection_arn = create_queue(
             self._sqs, f"{prefix}-events-inspection"
@@ -139,11 +138,9 @@ class LocalEvents:
         self._pending: list[tuple[dict[str, Any], int]] = []  # (record, attempts) to retry
         self._published: list[dict[str, Any]] = []
         self._published_lock = threading.Lock()
-        self._publisher = SpawnedFunction(
+        self._publisher = Workers(
             FunctionSpec(contract.PUBLISHER_HANDLER, "fulfillment-publisher-local", 256, 120),
             environment={**function_environment, **self.environment},
-            label="local events: publisher",
-            invoke_timeout_seconds=150,
         )
         self._poller = Poller("local-events", self._poll_stream, self._retry.poll)
 
@@ -162,7 +159,7 @@ class LocalEvents:
         self._pending = []
         while queue:
             batch, queue = queue[:STREAM_BATCH_SIZE], queue[STREAM_BATCH_SIZE:]
-            response = self._publisher.invoke({"Records": [record for record, _ in batch]})
+            response = self._publisher.call({"Records": [record for record, _ in batch]})
             if response is None:
                 failed = {r["dynamodb"]["SequenceNumber"] for r, _ in batch}
             else:
@@ -204,7 +201,7 @@ class LocalEvents:
 
     def stop(self) -> None:
         self._poller.stop()
-        self._publisher.stop()
+        self._publisher.shutdown()
 
 
 def start_local_events(

@@ -31,6 +31,9 @@ from typing import Any
 LAMBDA_ROOT = Path(__file__).resolve().parents[1] / "lambda"
 ACCOUNT_ID = "123456789012"
 REGION = "us-east-1"
+# How long a caller waits for an invocation, in the function's timeouts (a cold first one
+# imports the handler too).
+INVOKE_TIMEOUT_FACTOR = 3
 
 Handler = Callable[[dict[str, Any], "LambdaContext"], Any]
 
@@ -163,7 +166,12 @@ class Workers:
         # Sized to the pool: warm_up's tasks wait on it, so no worker can take two of them.
         self.barrier = self._context.Barrier(count) if count > 1 else None
         paths = [os.path.abspath(p) for p in [*(sys_path or []), str(LAMBDA_ROOT)]]
-        self._initargs = (dict(environment), paths, spec, self.barrier)
+        self._initargs: tuple[dict[str, str], list[str], FunctionSpec, Barrier | None] = (
+            dict(environment),
+            paths,
+            spec,
+            self.barrier,
+        )
         self._lock = threading.Lock()
         self._executor = self._new_executor()
 
@@ -190,6 +198,16 @@ class Workers:
         """One invocation of ``handler`` (the spec's by default): (ok, result or traceback)."""
         ok, result = self.submit(_invoke, event, handler).result(timeout=timeout)
         return bool(ok), result
+
+    def call(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """One invocation of the spec's handler, as an event source mapping makes it: the
+        response ({} when it is not an object), or None when it failed (logged)."""
+        spec = self._initargs[2]
+        ok, result = self.invoke(event, timeout=INVOKE_TIMEOUT_FACTOR * spec.timeout_seconds)
+        if not ok:
+            sys.stderr.write(f"{spec.function_name} failed\n{result}")
+            return None
+        return result if isinstance(result, dict) else {}
 
     def warm_up(self) -> set[int]:
         """Start every worker and import the handler in each; returns the worker pids."""

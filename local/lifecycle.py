@@ -48,7 +48,7 @@ class LocalLifecycle(QueueFunction):
         super().__init__(
             session.client("sqs", endpoint_url=endpoint_url),
             name=f"{prefix}-lifecycle",
-            label="local lifecycle",
+            label="local-lifecycle",
             handler=contract.LIFECYCLE_HANDLER,
             environment=function_environment,
             region=region,

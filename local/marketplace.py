@@ -189,7 +189,7 @@ def generated_customer(product_code: str, number: int) -> TestCustomer:
     )
 
 
-@dataclass(frozen=True)
+@dataclass
 class Faults:
     throttle_next: int = 0
     internal_error_next: int = 0
@@ -331,13 +331,9 @@ class MarketplaceStandIn:
         faults = self._faults
         if faults.disabled:
             return _error(Code.DISABLED_API)
-        if faults.throttle_next > 0:
-            self._faults = dataclasses.replace(faults, throttle_next=faults.throttle_next - 1)
+        if self._take("throttle_next"):
             return _error(Code.THROTTLING)
-        if faults.internal_error_next > 0:
-            self._faults = dataclasses.replace(
-                faults, internal_error_next=faults.internal_error_next - 1
-            )
+        if self._take("internal_error_next"):
             return _error(Code.INTERNAL_SERVICE_ERROR)
         if faults.throttle_rate > 0 and self._random.random() < faults.throttle_rate:
             return _error(Code.THROTTLING)
@@ -361,27 +357,22 @@ class MarketplaceStandIn:
 
     def get_entitlements(self, request: object) -> tuple[int, dict[str, Any]]:
         """The GetEntitlements answer for a decoded JSON request: (HTTP status, JSON body)."""
-        if not isinstance(request, dict) or not isinstance(request.get("ProductCode"), str):
-            return 400, {
-                "__type": "InvalidParameterException",
-                "message": "ProductCode is required.",
-            }
+        valid = isinstance(request, dict) and isinstance(request.get("ProductCode"), str)
+        request = request if isinstance(request, dict) else {}
         filters = request.get("Filter") or {}
-        max_results = request.get("MaxResults", MAX_ENTITLEMENT_PAGE)
-        token = request.get("NextToken")
-        if (
-            not isinstance(filters, dict)
-            or isinstance(max_results, bool)
-            or not isinstance(max_results, int)
-            or not 1 <= max_results <= MAX_ENTITLEMENT_PAGE
-            or (token is not None and not (isinstance(token, str) and token.isdigit()))
+        size = request.get("MaxResults", MAX_ENTITLEMENT_PAGE)
+        token = request.get("NextToken") or "0"
+        if not (
+            valid
+            and isinstance(filters, dict)
+            and type(size) is int
+            and 1 <= size <= MAX_ENTITLEMENT_PAGE
+            and isinstance(token, str)
+            and token.isdigit()
         ):
             return _error("InvalidParameterException")
         with self._lock:
-            if self._faults.throttle_next > 0:
-                self._faults = dataclasses.replace(
-                    self._faults, throttle_next=self._faults.throttle_next - 1
-                )
+            if self._take("throttle_next"):
                 return _error(Code.THROTTLING)
             customers = list(self._customers.values())
         entitlements = [
@@ -391,11 +382,18 @@ class MarketplaceStandIn:
             for entitlement in _entitlements(customer)
             if _matches(entitlement, filters)
         ]
-        start = int(token or 0)
-        body: dict[str, Any] = {"Entitlements": entitlements[start : start + max_results]}
-        if start + max_results < len(entitlements):
-            body["NextToken"] = str(start + max_results)
+        start = int(token)
+        body: dict[str, Any] = {"Entitlements": entitlements[start : start + size]}
+        if start + size < len(entitlements):
+            body["NextToken"] = str(start + size)
         return 200, body
+
+    def _take(self, fault: str) -> bool:
+        """Use up one of a counted fault (throttle_next, internal_error_next); lock held."""
+        left = int(getattr(self._faults, fault))
+        if left > 0:
+            setattr(self._faults, fault, left - 1)
+        return left > 0
 
     # -- faults and counts -------------------------------------------------------------------
 
@@ -431,7 +429,7 @@ class MarketplaceStandIn:
     def reset(self) -> None:
         """Faults and counts back to defaults; issued tokens forgotten; customers kept."""
         with self._lock:
-            self._faults = self._default_faults
+            self._faults = dataclasses.replace(self._default_faults)
             self._random = random.Random()  # noqa: S311 - fault injection only
             self._tokens = {}
             self._resolve_calls = 0
@@ -884,11 +882,11 @@ def main(argv: list[str] | None = None) -> None:
         default_customers(args.product_code, args.other_product_code),
         expire_after_seconds=args.expire_after,
     )
-    running = start_server(stand_in, args.host, args.port, args.fulfillment_url)
     # SIGTERM behaves like Ctrl-C so the socket is closed cleanly either way.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
-    print(f"Marketplace stand-in on {running.url} (page {running.url}/marketplace)", flush=True)
+    running = start_server(stand_in, args.host, args.port, args.fulfillment_url)
     try:
+        print(f"Marketplace stand-in on {running.url} (page {running.url}/marketplace)", flush=True)
         threading.Event().wait()
     except KeyboardInterrupt:
         pass

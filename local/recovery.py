@@ -29,7 +29,7 @@ def start_local_recovery(
     return QueueFunction(
         local_session(region).client("sqs", endpoint_url=endpoint_url),
         name=f"{prefix}-recovery",
-        label="local recovery",
+        label="local-recovery",
         handler=contract.RECOVERY_HANDLER,
         environment=function_environment,
         region=region,

@@ -16,8 +16,10 @@ TOKEN_FIELD = "x-amzn-marketplace-token"
 
 
 @cache
-def _fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
+def fixture(name: str) -> dict[str, Any]:
+    """A captured event from ``tests/fixtures/events/`` (shared: copy before changing it)."""
+    loaded: dict[str, Any] = json.loads((FIXTURES / name).read_text())
+    return loaded
 
 
 def rest_event(
@@ -30,7 +32,7 @@ def rest_event(
     request_id: str | None = None,
 ) -> dict[str, Any]:
     """The fixture event with the method, body, content type and query string replaced."""
-    event = copy.deepcopy(_fixture("rest_form_post.json"))
+    event = copy.deepcopy(fixture("rest_form_post.json"))
     event["httpMethod"] = event["requestContext"]["httpMethod"] = method
     event["requestContext"]["requestId"] = request_id or str(uuid.uuid4())
     for headers in (event["headers"], event["multiValueHeaders"]):

@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import copy
-import json
 import uuid
-from functools import cache
 from typing import Any
 from urllib.parse import quote
 
-from tests.events import FIXTURES
+from tests.events import fixture
 
 CALLER_ARN = "arn:aws:sts::444455556666:assumed-role/seller-backend/session-1"
 
 
-@cache
-def _fixture() -> dict[str, Any]:
-    return json.loads((FIXTURES / "rest_iam_get_registration.json").read_text())
-
-
 def registration_request(registration_id: str | None) -> dict[str, Any]:
     """The seller backend's signed GET for ``registration_id`` (None: no path parameter)."""
-    event = copy.deepcopy(_fixture())
+    event = copy.deepcopy(fixture("rest_iam_get_registration.json"))
     path = "/registrations/" + quote(registration_id or "", safe="")
     event["path"] = path
     event["requestContext"]["path"] = "/prod" + path

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import copy
-import json
 import uuid
-from functools import cache
 from typing import Any
 
-from tests.events import FIXTURES
+from tests.events import fixture
 
 # The records of dynamodb_stream_customers.json, in order: one customer's history.
 STREAM_RECORDS = (
@@ -22,14 +20,9 @@ LICENSE_ARN = "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0
 CUSTOMER_PK = "LICENSE#" + LICENSE_ARN
 
 
-@cache
-def _fixture(name: str) -> dict[str, Any]:
-    return json.loads((FIXTURES / name).read_text())
-
-
 def stream_record(name: str) -> dict[str, Any]:
     """One record of the fixture, by its name in STREAM_RECORDS (a fresh copy)."""
-    records = _fixture("dynamodb_stream_customers.json")["Records"]
+    records = fixture("dynamodb_stream_customers.json")["Records"]
     return copy.deepcopy(records[STREAM_RECORDS.index(name)])
 
 
@@ -40,7 +33,7 @@ def stream_event(*names: str) -> dict[str, Any]:
 
 def sqs_event(*bodies: str) -> dict[str, Any]:
     """A Lambda SQS event with one message per body (fresh message ids)."""
-    (template,) = _fixture("sqs_publish_retry.json")["Records"]
+    (template,) = fixture("sqs_publish_retry.json")["Records"]
     records = []
     for body in bodies:
         record = copy.deepcopy(template)
