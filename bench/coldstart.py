@@ -215,6 +215,8 @@ class Function:
     items: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # (token, stand-in customer) pairs the Marketplace stand-in accepts.
     tokens: list[tuple[str, str]] = field(default_factory=list)
+    # The budget holds where a buyer waits; the queue consumers' cost is measured, not judged.
+    budgeted: bool = False
 
 
 def _items() -> list[tuple[str, dict[str, Any]]]:
@@ -280,14 +282,23 @@ def functions() -> list[Function]:
             ("dynamodb", "meteringmarketplace"),
             [form_post(FIRST_TOKEN)],
             tokens=[(FIRST_TOKEN, buyer.name)],
+            budgeted=True,
         ),
-        Function("signup", module(contract.SIGNUP_HANDLER), ("dynamodb",), [signup], _items()),
+        Function(
+            "signup",
+            module(contract.SIGNUP_HANDLER),
+            ("dynamodb",),
+            [signup],
+            _items(),
+            budgeted=True,
+        ),
         Function(
             "handoff",
             module(contract.HANDOFF_HANDLER),
             ("dynamodb",),
             [registration_request(SESSION_ID)],
             _items(),
+            budgeted=True,
         ),
         Function(
             "publisher",
@@ -525,8 +536,9 @@ def measure_artifact_pyodide(
     return compiled["result"]["python"], _measured(function_list, schedule, answers)
 
 
-def _figures(measured: Runs) -> list[str]:
-    """floor ms, handler ms, of which import ms, ratio (interval), verdict."""
+def _figures(function: Function, measured: Runs) -> list[str]:
+    """floor ms, handler ms, of which import ms, ratio (interval), verdict (buyer-facing
+    functions only: the queue consumers have no budget)."""
     low, high = measured.ratio_interval()
     imported = statistics.median(run["imported"] for run in measured.handler)
     return [
@@ -534,7 +546,9 @@ def _figures(measured: Runs) -> list[str]:
         f"{measured.median('handler') * 1000:.0f}",
         f"{imported * 1000:.0f}",
         f"{measured.ratio:.2f} ({low:.2f}-{high:.2f})",
-        "pass" if measured.ratio <= BUDGET_RATIO else "**fail**",
+        ("pass" if measured.ratio <= BUDGET_RATIO else "**fail**")
+        if function.budgeted
+        else "no budget",
     ]
 
 
@@ -564,7 +578,7 @@ def _artifact_section(
             rows.append([function.name, *["failed"] * 6])
             continue
         measured = artifact.runs[function.name]
-        rows.append([function.name, *_figures(measured), _answers(measured.handler[0])])
+        rows.append([function.name, *_figures(function, measured), _answers(measured.handler[0])])
         statuses = {json.dumps(run["statuses"]) for run in measured.handler}
         expected = json.dumps(venv[function.name].handler[0]["statuses"])
         if statuses != {expected}:
@@ -623,7 +637,7 @@ def run(args: argparse.Namespace) -> Report:
                 [
                     function.name,
                     " + ".join(function.clients),
-                    *_figures(measured),
+                    *_figures(function, measured),
                     f"{rss:.0f}" if rss else "n/a",
                     _answers(measured.handler[0]),
                 ]
@@ -633,9 +647,10 @@ def run(args: argparse.Namespace) -> Report:
             f"Measured {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}; "
             f"load average {os.getloadavg()[0]:.2f}; speed reference {reference_before:.1f} ms "
             f"before, {speed_reference():.1f} ms after (`bench.report.speed_reference`, lower "
-            "is faster). Budget: handler ≤ "
-            f"{BUDGET_RATIO:.2f}x the floor (median of {venv_runs} fresh processes each from "
-            f"`.venv`, {runs} from the artifact).",
+            "is faster). Budget, for the buyer-facing functions (fulfillment URL, sign-up, "
+            f"hand-off): handler ≤ {BUDGET_RATIO:.2f}x the floor (median of {venv_runs} fresh "
+            f"processes each from `.venv`, {runs} from the artifact); the queue consumers' "
+            "cost is shown, with no budget.",
             "",
             "**From `.venv`** (CPython 3.11; "
             f"{first['with_pyc']} of {first['modules']} .py modules imported by the fulfillment "

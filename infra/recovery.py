@@ -41,7 +41,8 @@ FUNCTION_TIMEOUT_SECONDS = 20
 VISIBILITY_TIMEOUT = Duration.seconds(6 * FUNCTION_TIMEOUT_SECONDS)
 MAX_RECEIVE_COUNT = 5
 # One message per invocation: a failed replay fails its invocation and no other message's,
-# without a partial batch response (and Powertools' batch utility, ~20 ms of cold start).
+# without a partial batch response (the processor raises; docs/decisions.md, "Where nobody
+# waits, the library").
 # The queue only fills while DynamoDB fails, so invocations, not batches, are what it costs.
 # No batching window: a buyer may be waiting to continue to the sign-up page.
 BATCH_SIZE = 1
