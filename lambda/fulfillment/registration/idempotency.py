@@ -26,7 +26,7 @@ from aws_lambda_powertools.utilities.idempotency.serialization.custom_dict impor
 
 from fulfillment.core.errors import StorageUnavailableError
 from fulfillment.registration.errors import RegistrationInProgressError
-from fulfillment.registration.models import RegistrationOutcome
+from fulfillment.registration.models import RegistrationOutcome, Submission
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -42,7 +42,8 @@ _POLL_SECONDS = (0.1, 0.2, 0.3, 0.5)
 # Keep this much of the invocation for answering when waiting on another request.
 _RESERVED_MILLIS = 3000
 
-RegisterFunction = Callable[[str, str], RegistrationOutcome]
+# (token, request id, free trial) -> outcome
+RegisterFunction = Callable[[str, str, bool], RegistrationOutcome]
 # The stored outcome is the NamedTuple's fields as a JSON object (the same shape the
 # dataclass serializer wrote, so records written before still replay).
 _OUTCOME_SERIALIZER = CustomDictSerializer(
@@ -69,8 +70,11 @@ class OncePerToken:
             key_prefix=KEY_PREFIX,
         )
 
-    def register(self, token: str, request_id: str, context: LambdaContext) -> RegistrationOutcome:
-        """The outcome of the first registration of ``token``, running it if there was none."""
+    def register(
+        self, submission: Submission, request_id: str, context: LambdaContext
+    ) -> RegistrationOutcome:
+        """The outcome of the first registration of the submission's token, running it if
+        there was none (keyed on the token alone: a resubmission gets the first outcome)."""
         # Without the context, a timed-out invocation would leave INPROGRESS until expiry.
         self._config.register_lambda_context(context)
         started = time.monotonic()
@@ -81,7 +85,8 @@ class OncePerToken:
         for attempt in range(1_000):
             try:
                 outcome: RegistrationOutcome = self._once(
-                    submission={"token": token}, request_id=request_id
+                    submission={"token": submission.token, "free_trial": submission.free_trial},
+                    request_id=request_id,
                 )
                 return outcome
             except IdempotencyAlreadyInProgressError:
@@ -94,4 +99,4 @@ class OncePerToken:
         raise RegistrationInProgressError("same token is being registered")
 
     def _run(self, *, submission: dict[str, Any], request_id: str) -> RegistrationOutcome:
-        return self._register(submission["token"], request_id)
+        return self._register(submission["token"], request_id, submission["free_trial"])

@@ -25,3 +25,6 @@ class RegistrationOutcome(NamedTuple):
     # True: the customer or session write failed and the registration waits on the recovery
     # queue; the buyer is told it is being finished (202), not sent on yet.
     deferred: bool = False
+    # The first submission's offer type (x-amzn-marketplace-offer-type=free-trial): part of the
+    # outcome, so a resubmission is sent to the same target whatever it posts.
+    free_trial: bool = False

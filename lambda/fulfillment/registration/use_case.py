@@ -23,6 +23,7 @@ def register(
     now: datetime,
     session_ttl_seconds: int,
     request_id: str,
+    free_trial: bool = False,
 ) -> RegistrationOutcome:
     """Resolve ``token``, record the customer and open a sign-up session for them.
 
@@ -62,8 +63,9 @@ def register(
             new_customer=False,
             registered_by_request=request_id,
             deferred=True,
+            free_trial=free_trial,
         )
-    return opened._replace(new_customer=new_customer)
+    return opened._replace(new_customer=new_customer, free_trial=free_trial)
 
 
 def _parked(
