@@ -13,6 +13,7 @@ the test that proves it.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
 import json
@@ -381,6 +382,36 @@ def test_dynamodb_failure_on_both_writes_and_sqs_down_is_503_no_idempotency_reco
 # -- the recovery processor -------------------------------------------------------------------
 
 
+def _park(
+    stack: Stack, context: LambdaContext, fulfillment_url: Handler, clients: FunctionClients
+) -> dict[str, Any]:
+    """One new-style registration parked (its customer write failed); its recovery message."""
+    token = stack.marketplace.issue_token("new-style")
+    with failing(clients.dynamodb, "UpdateItem", table=stack.customers_table, times=10):
+        assert fulfillment_url(form_post(token), context)["statusCode"] == 202
+    (message,) = stack.recovery_messages()
+    return message
+
+
+def _register_amended(stack: Stack, context: LambdaContext, fulfillment_url: Handler) -> str:
+    """The same buyer registers again later, under an amended agreement; the registration id."""
+    name = f"new-style-amended-{uuid.uuid4().hex[:8]}"
+    original = next(c for c in stack.marketplace.customers if c.name == "new-style")
+    stack.marketplace.add_customer(
+        dataclasses.replace(original, name=name, agreement_id="agmt-amended0000000000000000")
+    )
+    response = fulfillment_url(form_post(stack.marketplace.issue_token(name)), context)
+    assert response["statusCode"] == 303
+    return parse_qs(urlsplit(response["headers"]["Location"]).query)["registration"][0]
+
+
+def _registration_attributes(stack: Stack) -> dict[str, Any]:
+    customer = stack.customer(CUSTOMER_PK)
+    assert customer is not None
+    names = ("registration_count", "agreement_id", "last_registered_at", "last_registration_id")
+    return {name: customer[name] for name in names}
+
+
 def test_recovery_processor_replayed_twice_counts_the_registration_once(
     stack: Stack,
     lambda_context: LambdaContext,
@@ -389,10 +420,7 @@ def test_recovery_processor_replayed_twice_counts_the_registration_once(
     clients: FunctionClients,
 ) -> None:
     # Given a parked registration (customer write failed)
-    token = stack.marketplace.issue_token("new-style")
-    with failing(clients.dynamodb, "UpdateItem", table=stack.customers_table, times=10):
-        assert fulfillment_url(form_post(token), lambda_context)["statusCode"] == 202
-    (message,) = stack.recovery_messages()
+    message = _park(stack, lambda_context, fulfillment_url, clients)
     capsys.readouterr()
 
     # When SQS delivers the same message twice (and a third time, for good measure)
@@ -403,6 +431,51 @@ def test_recovery_processor_replayed_twice_counts_the_registration_once(
     assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
     assert len(_sessions(stack)) == 1
     assert _metric_names(capsys.readouterr().out).count("RegistrationRecovered") == 1
+
+
+def test_a_late_replay_after_a_newer_registration_moves_nothing_backwards(
+    stack: Stack,
+    fulfillment_url: Handler,
+    clients: FunctionClients,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a parked registration that waits (a dead-letter redrive comes days later)
+    message = _park(stack, lambda_context, fulfillment_url, clients)
+    # And the buyer registers again meanwhile, under an amended agreement
+    newer = _register_amended(stack, lambda_context, fulfillment_url)
+    before = _registration_attributes(stack)
+    assert before["last_registration_id"] == {"S": newer}
+    assert before["agreement_id"] == {"S": "agmt-amended0000000000000000"}
+    capsys.readouterr()
+
+    # When the old registration is replayed at last
+    _replay(stack, message)
+
+    # Then the customer still shows the newer registration, counted once, nothing older
+    assert _registration_attributes(stack) == before
+    assert "RegistrationRecovered" not in _metric_names(capsys.readouterr().out)
+    # And the old Continue link still finds its session
+    parked = json.loads(message["Body"])
+    assert f"SESSION#{parked['registration_id']}" in {s["pk"]["S"] for s in _sessions(stack)}
+
+
+def test_a_duplicate_delivery_after_an_intervening_registration_counts_nothing_again(
+    stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler, clients: FunctionClients
+) -> None:
+    # Given a parked registration replayed once, and a newer registration after it
+    message = _park(stack, lambda_context, fulfillment_url, clients)
+    _replay(stack, message)
+    newer = _register_amended(stack, lambda_context, fulfillment_url)
+    before = _registration_attributes(stack)
+    assert before["registration_count"] == {"N": "2"}
+
+    # When SQS delivers the old message again
+    _replay(stack, message)
+
+    # Then it is neither counted again nor does it move the customer back to itself
+    assert _registration_attributes(stack) == before
+    assert before["last_registration_id"] == {"S": newer}
 
 
 def test_a_failed_replay_fails_its_own_invocation_so_sqs_delivers_it_again(
