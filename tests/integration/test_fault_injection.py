@@ -34,6 +34,8 @@ from fulfillment.core.errors import StorageUnavailableError
 from fulfillment.customers.models import MalformedParkedRegistrationError
 from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.recovery import handler as recovery
+from fulfillment.recovery.records import DynamoDBIdempotencyRecords
+from fulfillment.registration import idempotency
 from local.dynamodb import RunningDynamoDB
 from local.events import lambda_sqs_record
 from local.gateway import LambdaContext
@@ -97,6 +99,16 @@ def failing(
         client.meta.events.unregister("before-send", unique_id=f"fault-{id(hook)}")
 
 
+def _api_context(timeout_seconds: float) -> LambdaContext:
+    """The fulfillment function's context, with ``timeout_seconds`` left from now."""
+    return LambdaContext(
+        function_name="fulfillment-api",
+        memory_limit_in_mb=512,
+        timeout_seconds=timeout_seconds,
+        log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
+    )
+
+
 def _recovery_context() -> LambdaContext:
     return LambdaContext(
         function_name="fulfillment-recovery",
@@ -157,7 +169,8 @@ def _replay(stack: Stack, message: dict[str, Any]) -> None:
     """Deliver ``message`` to the recovery processor as its event source does: alone. The
     processor writes through the function's DynamoDB client, where ``failing`` injects faults."""
     processor = recovery.RecoveryProcessor(
-        customers=DynamoDBCustomerStore(aws.dynamodb(), stack.customers_table)
+        customers=DynamoDBCustomerStore(aws.dynamodb(), stack.customers_table),
+        records=DynamoDBIdempotencyRecords(aws.dynamodb(), stack.idempotency_table),
     )
     recovery.lambda_handler(_sqs_event(stack, [message]), _recovery_context(), processor=processor)
 
@@ -223,12 +236,7 @@ def test_marketplace_timeout_is_503_before_the_invocation_ends_and_a_resubmit_wo
     stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler
 ) -> None:
     # Given an invocation with 6 s left and a stand-in slower than the 2 s read timeout
-    short = LambdaContext(
-        function_name="fulfillment-api",
-        memory_limit_in_mb=512,
-        timeout_seconds=6,
-        log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
-    )
+    short = _api_context(timeout_seconds=6)
     stack.marketplace.set_latency(2.5)
     token = stack.marketplace.issue_token("new-style")
 
@@ -335,12 +343,7 @@ def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(
     # 5.2 s left (deadline at 1.2 s, grace until 2.7 s), Marketplace takes 1.6 s (inside its
     # read timeout), so the session write finds no time left, and the grace still lets the
     # registration be parked and its idempotency record saved
-    context = LambdaContext(
-        function_name="fulfillment-api",
-        memory_limit_in_mb=512,
-        timeout_seconds=5.2,
-        log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
-    )
+    context = _api_context(timeout_seconds=5.2)
     stack.marketplace.set_latency(1.6)
     # Built ahead (a warm environment): on a loaded test machine, building the client inside
     # the 1.1 s grace window would make this test about machine speed, not the deadline.
@@ -354,6 +357,77 @@ def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(
     assert stack.customer(CUSTOMER_PK) is None
     _replay_all(stack)
     assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
+
+
+def test_parked_then_the_idempotency_save_fails_is_202_and_a_retry_never_resolves_again(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    fulfillment_url: Handler,
+    clients: FunctionClients,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an invocation with 4.8 s left (its end passes within this test); the SQS client
+    # built ahead, as in a warm environment
+    short = _api_context(timeout_seconds=4.8)
+    assert clients.sqs is not None
+    token = stack.marketplace.issue_token("new-style")
+
+    # When DynamoDB fails on every table once the token is claimed: the session write, and
+    # then Powertools' save of the idempotency record after the registration was parked
+    with (
+        failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=10),
+        failing(clients.dynamodb, "UpdateItem", table=stack.idempotency_table, times=10) as saves,
+    ):
+        response = fulfillment_url(form_post(token), short)
+
+    # Then the buyer gets the 202 page all the same (not the 503 "nothing was half-done")
+    registration = _assert_deferred_page(response, token)
+    assert saves[0] == 3
+    (record,) = stack.items(stack.idempotency_table)
+    assert record["status"] == {"S": "INPROGRESS"}
+    (message,) = stack.recovery_messages()
+
+    # When the buyer tries again after that invocation has ended (where Powertools alone would
+    # run the token again), waiting at most 0.3 s for the earlier request
+    while short.get_remaining_time_in_millis() > 0:
+        time.sleep(0.05)
+    monkeypatch.setattr(idempotency, "IN_PROGRESS_WAIT_SECONDS", 0.3)
+    retry = fulfillment_url(form_post(token), lambda_context)
+
+    # Then "still being set up" (409), and Marketplace is not asked a second time
+    assert retry["statusCode"] == 409
+    assert stack.marketplace.resolve_calls_for(token) == 1
+
+    # When the processor replays the parked registration, a resubmission replays the 202 page
+    # with the same Continue link, from the record the replay completed
+    _replay(stack, message)
+    again = fulfillment_url(form_post(token), lambda_context)
+    assert again["statusCode"] == 202
+    assert _continue_href(again) == _continue_href(response)
+    assert stack.marketplace.resolve_calls_for(token) == 1
+    # And one registration in the end: counted once, one session (the one the link opens)
+    customer = stack.customer(CUSTOMER_PK)
+    assert customer is not None
+    assert customer["registration_count"] == {"N": "1"}
+    assert customer["last_registration_id"] == {"S": registration}
+    assert [s["pk"]["S"] for s in _sessions(stack)] == [f"SESSION#{registration}"]
+
+
+def test_a_stored_registration_whose_idempotency_save_fails_still_sends_the_buyer_on(
+    stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler, clients: FunctionClients
+) -> None:
+    token = stack.marketplace.issue_token("new-style")
+
+    # Given session and customer are stored, but the idempotency record's save is refused
+    with failing(clients.dynamodb, "UpdateItem", table=stack.idempotency_table, times=10):
+        response = fulfillment_url(form_post(token), lambda_context)
+
+    # Then the buyer is sent on to the sign-up target (the registration happened), not to a
+    # 503 that would invite a second registration
+    assert response["statusCode"] == 303
+    assert response["headers"]["Location"].startswith(REGISTRATION_URL + "&registration=")
+    assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
+    assert stack.recovery_messages() == []
 
 
 def test_dynamodb_failure_on_both_writes_and_sqs_down_is_503_no_idempotency_record_retry_works(

@@ -100,6 +100,7 @@ class Registrar:
             session_ttl_seconds=self.settings.session_ttl_seconds,
             request_id=request_id,
             free_trial=free_trial,
+            idempotency_key=self.once.key_for(token),
         )
 
     def registration_for(
