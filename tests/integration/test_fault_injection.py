@@ -413,6 +413,35 @@ def test_parked_then_the_idempotency_save_fails_is_202_and_a_retry_never_resolve
     assert [s["pk"]["S"] for s in _sessions(stack)] == [f"SESSION#{registration}"]
 
 
+def test_a_park_that_uses_the_last_seconds_is_202_though_the_record_cannot_be_saved(
+    stack: Stack, fulfillment_url: Handler, clients: FunctionClients
+) -> None:
+    # Given an invocation with 5.2 s left whose session write fails, and a recovery queue that
+    # answers only once the deadline's grace (2.5 s before the end) has passed
+    context = _api_context(timeout_seconds=5.2)
+    token = stack.marketplace.issue_token("new-style")
+
+    def slow_send(event_name: str, **_: Any) -> None:
+        while event_name.endswith(".SendMessage") and context.get_remaining_time_in_millis() > 2300:
+            time.sleep(0.02)
+
+    # After the deadline hook, which lets the send start in time
+    clients.sqs.meta.events.register_last("before-send", slow_send)
+    with failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=10):
+        response = fulfillment_url(form_post(token), context)
+
+    # Then the 202 page, though no time was left to save the idempotency record
+    registration = _assert_deferred_page(response, token)
+    (record,) = stack.items(stack.idempotency_table)
+    assert record["status"] == {"S": "INPROGRESS"}
+    # And the replay completes it: a resubmission replays the 202, Marketplace asked once
+    _replay_all(stack)
+    again = fulfillment_url(form_post(token), _api_context(timeout_seconds=20))
+    assert _continue_href(again) == _continue_href(response)
+    assert stack.marketplace.resolve_calls_for(token) == 1
+    assert stack.customer(CUSTOMER_PK)["last_registration_id"] == {"S": registration}  # type: ignore[index]
+
+
 def test_a_stored_registration_whose_idempotency_save_fails_still_sends_the_buyer_on(
     stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler, clients: FunctionClients
 ) -> None:
