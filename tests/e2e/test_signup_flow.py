@@ -7,14 +7,20 @@ on the function's own sign-up form.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from fulfillment.core.ids import new_csrf_token, new_session_id
+from fulfillment.core.redirects import registration_location
+from fulfillment.customers.models import ParkedRegistration
+from local.event_sources import local_session
 from local.marketplace import default_customers
-from local.run import LocalStack
+from local.run import LOCAL_REGION, LocalStack
 from tests.e2e.conftest import PRODUCT_CODE
 
 if TYPE_CHECKING:
@@ -206,3 +212,39 @@ def test_invalid_email_is_tied_to_its_field_and_the_summary_takes_focus(
     assert page.locator("h1").inner_text() == CONFIRMATION
     page.screenshot(path=str(tmp_path / "mobile-confirmation.png"), full_page=True)
     assert page.evaluate("document.documentElement.scrollWidth") <= MOBILE["width"]
+
+
+def test_an_early_continue_shows_still_finishing_and_reloads_itself_into_the_form(
+    new_page: Callable[..., Page], stack: LocalStack
+) -> None:
+    assert stack.recovery is not None
+    # Given a registration parked on the recovery queue's way (its writes failed), and the
+    # built-in page's Continue link of its 202 page
+    parked = ParkedRegistration(
+        registration_id=new_session_id(),
+        product_code=NEW_STYLE.product_code,
+        customer_aws_account_id=NEW_STYLE.customer_aws_account_id,
+        license_arn=NEW_STYLE.license_arn,
+        customer_identifier=None,
+        agreement_id=NEW_STYLE.agreement_id,
+        session_expires_at=int(time.time()) + 3600,
+        csrf_token=new_csrf_token(),
+        registered_at=datetime.now(UTC).isoformat(),
+        request_id="e2e-parked",
+    )
+    link = registration_location(
+        stack.signup_url, parked.registration_id, deferred_until=parked.session_expires_at
+    )
+    page = new_page()
+
+    # When the buyer follows it before the recovery processor has replayed it
+    answer = page.goto(link)
+
+    # Then they are told it is still finishing, not that the link expired
+    assert answer is not None and answer.status == 503
+    assert page.locator("h1").inner_text() == "We are still setting up your account"
+    # And when the processor replays it, the page reloads itself (no script) into the form
+    sqs = local_session(LOCAL_REGION).client("sqs", endpoint_url=stack.dynamodb_url)
+    sqs.send_message(QueueUrl=stack.recovery.queue_url, MessageBody=parked.to_message())
+    page.get_by_label("Company").wait_for(timeout=20_000)
+    assert page.locator("h1").inner_text() == "Set up your account"

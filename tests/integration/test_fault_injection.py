@@ -23,7 +23,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from botocore.awsrequest import AWSResponse
@@ -35,12 +35,14 @@ from fulfillment.customers.models import MalformedParkedRegistrationError
 from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.recovery import handler as recovery
 from fulfillment.recovery.records import DynamoDBIdempotencyRecords
+from fulfillment.registration import handler as registration_handler
 from fulfillment.registration import idempotency
 from local.dynamodb import RunningDynamoDB
 from local.events import lambda_sqs_record
 from local.gateway import LambdaContext
 from local.recovery import start_local_recovery
-from tests.events import form_post
+from tests.events import form_post, rest_event
+from tests.handoff_events import registration_request
 from tests.integration.conftest import (
     PRODUCT,
     REGISTRATION_URL,
@@ -49,6 +51,7 @@ from tests.integration.conftest import (
     Stack,
     all_logs,
     local_function_environment,
+    registrar,
 )
 from tests.secrets_registry import TOKEN
 
@@ -334,6 +337,117 @@ def test_dynamodb_failure_on_the_session_or_customer_write_is_202_and_the_proces
     assert session["csrf_token"]["S"] == parked["csrf_token"]
     assert session["expires_at"] == {"N": str(parked["session_expires_at"])}
     assert "RegistrationRecovered" in _metric_names(capsys.readouterr().out)
+
+
+def _parked_after_the_customer_write(
+    stack: Stack, fulfillment_url: Handler, clients: FunctionClients, context: LambdaContext
+) -> str:
+    """A registration whose customer write failed, so it is parked with its session stored;
+    returns its id."""
+    token = stack.marketplace.issue_token("new-style")
+    with failing(clients.dynamodb, "UpdateItem", table=stack.customers_table, times=10):
+        response = fulfillment_url(form_post(token), context)
+    registration = _assert_deferred_page(response, token)
+    assert len(_sessions(stack)) == 1 and stack.customer(CUSTOMER_PK) is None
+    return registration
+
+
+def test_after_a_parked_customer_write_the_handoff_answers_503_with_retry_after_until_replayed(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    fulfillment_url: Handler,
+    seller_handoff: Handler,
+    clients: FunctionClients,
+) -> None:
+    # Given a registration parked after its customer write failed (its session is stored)
+    registration = _parked_after_the_customer_write(stack, fulfillment_url, clients, lambda_context)
+
+    # When the seller's backend looks the id up before the replay
+    early = seller_handoff(registration_request(registration), lambda_context)
+
+    # Then it is told to come back shortly, not that the registration is gone
+    assert early["statusCode"] == 503, early["body"]
+    assert early["headers"]["Retry-After"] == "5"
+    assert early["headers"]["Content-Type"] == "application/json"
+    assert "still being recorded" in json.loads(early["body"])["message"]
+    # And once the processor has replayed it, the lookup finds the customer
+    _replay_all(stack)
+    found = seller_handoff(registration_request(registration), lambda_context)
+    assert found["statusCode"] == 200
+    assert json.loads(found["body"])["customer"]["customerAWSAccountId"] == "111122223333"
+
+
+@pytest.mark.parametrize("operation", ["PutItem", "UpdateItem"], ids=["session", "customer"])
+def test_an_early_continue_to_the_builtin_signup_page_shows_still_finishing_until_replayed(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    clients: FunctionClients,
+    signup_page: Handler,
+    operation: str,
+) -> None:
+    # Given buyers go to the built-in sign-up page, and the session (PutItem) or customer
+    # (UpdateItem) write fails, so the registration is parked
+    builtin = registrar(clients, registration_url=None)
+    token = stack.marketplace.issue_token("new-style")
+    with failing(clients.dynamodb, operation, table=stack.customers_table, times=10):
+        deferred = registration_handler.lambda_handler(
+            form_post(token), lambda_context, registrar=builtin
+        )
+    assert deferred["statusCode"] == 202
+    link = urlsplit(_continue_href(deferred))
+    assert link.path.endswith("/signup")
+    query = parse_qs(link.query)
+
+    # When the buyer chooses Continue before the processor has replayed it
+    early = signup_page(rest_event(method="GET", query=query, content_type=None), lambda_context)
+
+    # Then a page that says so and reloads itself (no script), not "link expired"
+    assert early["statusCode"] == 503, early["body"]
+    assert early["headers"]["Refresh"] == "5"
+    assert early["headers"]["Retry-After"] == "5"
+    assert "We are still setting up your account" in early["body"]
+    assert "expired" not in early["body"]
+    assert "<script" not in early["body"]
+    assert "script-src" not in early["headers"]["Content-Security-Policy"]
+    # And once replayed, the same link opens the sign-up form
+    _replay_all(stack)
+    ready = signup_page(rest_event(method="GET", query=query, content_type=None), lambda_context)
+    assert ready["statusCode"] == 200
+    assert 'name="csrf_token"' in ready["body"]
+
+
+def test_a_signup_sent_before_its_parked_customer_is_replayed_keeps_the_form_and_stores_nothing(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    fulfillment_url: Handler,
+    signup_page: Handler,
+    clients: FunctionClients,
+) -> None:
+    # Given a registration parked after its customer write failed (its session is stored)
+    registration = _parked_after_the_customer_write(stack, fulfillment_url, clients, lambda_context)
+    (session,) = _sessions(stack)
+    fields = {
+        "registration": registration,
+        "csrf_token": session["csrf_token"]["S"],
+        "company": "Example Corp",
+        "contact_name": "Jane Q. Buyer",
+        "email": "jane.buyer@example.com",
+    }
+
+    # When the sign-up form is sent before the replay
+    early = signup_page(rest_event(method="POST", body=urlencode(fields)), lambda_context)
+
+    # Then the buyer keeps what they typed and is told to send it again shortly
+    assert early["statusCode"] == 503
+    assert early["headers"]["Retry-After"] == "5"
+    assert "We are still finishing setting up your account" in early["body"]
+    assert 'value="Example Corp"' in early["body"]
+    assert stack.items(stack.contacts_table) == []
+    # And after the replay the same form is accepted
+    _replay_all(stack)
+    done = signup_page(rest_event(method="POST", body=urlencode(fields)), lambda_context)
+    assert done["statusCode"] == 200
+    assert len(stack.items(stack.contacts_table)) == 1
 
 
 def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(

@@ -8,6 +8,7 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
@@ -22,10 +23,14 @@ from fulfillment.lifecycle.entitlements import ENTITLEMENT_REGION, MarketplaceEn
 from fulfillment.lifecycle.store import DynamoDBLifecycleStore
 from fulfillment.registration.handler import lambda_handler as api_handler
 from local.gateway import LambdaContext
+from local.marketplace import TestCustomer
 from tests.events import form_post
-from tests.integration.conftest import Stack
+from tests.handoff_events import registration_request
+from tests.integration.conftest import Handler, Stack
 from tests.lifecycle_events import (
+    ACCOUNT,
     AGREEMENT,
+    LEGACY_ID,
     LEGACY_PK,
     LICENSE_ARN,
     LICENSE_PK,
@@ -243,6 +248,78 @@ def test_registration_then_notification_make_one_customer(flow: Lifecycle) -> No
     assert item["status"] == {"S": "subscribed"}
     assert item["free_trial"] == {"BOOL": True}
     assert item["offer_id"] == {"S": "offer-abcexample123"}
+
+
+# A legacy product's buyer: ResolveCustomer answers a CustomerIdentifier and a LicenseArn, so
+# EventBridge (by license) and SNS (by identifier) notifications both name this customer.
+LICENSED_LEGACY = TestCustomer(
+    name="legacy-with-license",
+    label="Legacy buyer with a license",
+    product_code=PRODUCT,
+    customer_aws_account_id=ACCOUNT,
+    license_arn=LICENSE_ARN,
+    customer_identifier=LEGACY_ID,
+    agreement_id=AGREEMENT,
+)
+
+
+def _register_licensed_legacy(flow: Lifecycle) -> str:
+    if LICENSED_LEGACY.name not in {c.name for c in flow.stack.marketplace.customers}:
+        flow.stack.marketplace.add_customer(LICENSED_LEGACY)
+    token = flow.stack.marketplace.issue_token(LICENSED_LEGACY.name)
+    response = api_handler(form_post(token), flow.context)
+    assert response["statusCode"] == 303, response.get("body")
+    return parse_qs(urlsplit(response["headers"]["Location"]).query)["registration"][0]
+
+
+def _customer_items(flow: Lifecycle) -> list[dict[str, Any]]:
+    return [i for i in flow.stack.items() if i["sk"]["S"] == "CUSTOMER"]
+
+
+def test_license_event_then_registration_of_a_legacy_customer_make_one_customer(
+    flow: Lifecycle, seller_handoff: Handler
+) -> None:
+    # Given the license event of a legacy product's buyer arrives before the buyer registers
+    flow.entitlements([SEATS], filters=LICENSE_FILTER)
+    flow.handle(event("license_updated_manufacturer"))
+
+    # When the buyer registers (ResolveCustomer answers the identifier and the license)
+    registration_id = _register_licensed_legacy(flow)
+
+    # Then one customer item holds registration, status and entitlements
+    (item,) = _customer_items(flow)
+    assert item["pk"] == {"S": LICENSE_PK}
+    assert item["registration_count"] == {"N": "1"}
+    assert item["customer_identifier"] == {"S": LEGACY_ID}
+    assert item["status"] == {"S": "subscribed"}
+    assert len(item["entitlements"]["L"]) == 1
+    # and the seller's hand-off reports the status
+    answer = seller_handoff(registration_request(registration_id), flow.context)
+    customer = json.loads(answer["body"])["customer"]
+    assert (answer["statusCode"], customer["status"]) == (200, "subscribed")
+    assert customer["customerIdentifier"] == LEGACY_ID
+    # and a later SNS notification, which names the identifier only, finds the same item
+    flow.handle(sns_envelope("unsubscribe_pending"))
+    (item,) = _customer_items(flow)
+    assert item["status"] == {"S": "unsubscribe-pending"}
+
+
+def test_registration_of_a_legacy_customer_then_both_notifications_make_one_customer(
+    flow: Lifecycle,
+) -> None:
+    _register_licensed_legacy(flow)
+
+    flow.handle(sns_envelope("subscribe_success"))
+    flow.entitlements([SEATS], filters=LICENSE_FILTER)
+    flow.handle(event("license_updated_manufacturer"))
+
+    (item,) = _customer_items(flow)
+    assert item["pk"] == {"S": LICENSE_PK}
+    assert item["registration_count"] == {"N": "1"}
+    assert item["status"] == {"S": "subscribed"}
+    assert item["status_source"] == {"S": "License Updated"}
+    assert item["offer_id"] == {"S": "offer-uovnpk2f6jq7s"}
+    assert len(item["entitlements"]["L"]) == 1
 
 
 def test_entitlements_over_two_pages_are_stored_typed(flow: Lifecycle) -> None:

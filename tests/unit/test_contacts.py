@@ -9,6 +9,7 @@ import pytest
 
 from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
+    RegistrationPendingError,
     SignupAlreadyCompletedError,
     SignupSessionUnavailableError,
     UnknownSignupSessionError,
@@ -410,6 +411,40 @@ def test_open_signup_of_a_completed_session(store: FakeSignupStore) -> None:
 
     with pytest.raises(SignupAlreadyCompletedError):
         contacts.open_signup(store, REGISTRATION, NOW)
+
+
+LATER = int(NOW.timestamp()) + 3600
+
+
+def test_a_deferred_link_without_its_session_yet_is_pending_until_its_expiry(
+    store: FakeSignupStore,
+) -> None:
+    with pytest.raises(RegistrationPendingError):
+        contacts.open_signup(store, "B" * 32, NOW, deferred=LATER)
+    # After the registration's expiry it is what any unknown id is
+    with pytest.raises(UnknownSignupSessionError):
+        contacts.open_signup(store, "B" * 32, NOW, deferred=int(NOW.timestamp()))
+
+
+def test_a_deferred_link_whose_customer_is_not_recorded_yet_is_pending(
+    store: FakeSignupStore,
+) -> None:
+    # The fake store has no customer: the replay has not written it yet
+    with pytest.raises(RegistrationPendingError):
+        contacts.open_signup(store, REGISTRATION, NOW, deferred=LATER)
+    # A link without the hint came from a 303 (customer written): no customer read
+    assert contacts.open_signup(store, REGISTRATION, NOW).session_id == REGISTRATION
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [(None, None), (["1900000000"], 1_900_000_000), (["1", "2"], None), (["-1"], None),
+     (["\uff11\uff12"], None), (["9" * 13], None), ([""], None)],
+)  # fmt: skip
+def test_the_deferred_hint_is_one_number_or_ignored(
+    values: list[str] | None, expected: int | None
+) -> None:
+    assert contacts.deferred_until(values) == expected
 
 
 def test_submit_stores_valid_contact_details_once(store: FakeSignupStore) -> None:

@@ -15,12 +15,13 @@ from fulfillment.core.errors import ConfigurationError, FulfillmentError, Storag
 from fulfillment.core.responses import SECURITY_HEADERS
 from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
+    RegistrationPendingError,
     SignupSessionUnavailableError,
     UnknownSignupSessionError,
 )
 from fulfillment.customers.models import CustomerRecord, SignupSession
 from fulfillment.handoff import handler as handoff
-from fulfillment.handoff.lookup import OrphanedRegistrationError, lookup_registration
+from fulfillment.handoff.lookup import lookup_registration
 from local.gateway import LambdaContext
 from tests.fresh_process import run_fresh
 from tests.handoff_events import CALLER_ARN, registration_request
@@ -132,8 +133,8 @@ def test_session_one_second_before_expiry_is_live() -> None:
     assert lookup_registration(SESSION_ID, store, NOW).session.session_id == SESSION_ID
 
 
-def test_session_without_its_customer_is_an_orphan() -> None:
-    with pytest.raises(OrphanedRegistrationError):
+def test_session_without_its_customer_is_pending() -> None:
+    with pytest.raises(RegistrationPendingError):
         lookup_registration(SESSION_ID, _store(customer=None), NOW)
 
 
@@ -266,11 +267,10 @@ def test_malformed_id_answers_400_without_touching_storage(
     [
         (_store(SESSION._replace(session_id="another-registration-0123")), "Unknown"),
         (_store(SESSION._replace(expires_at=int(NOW.timestamp()))), "Expired"),
-        (_store(customer=None), "OrphanedRegistration"),
     ],
-    ids=["unknown", "expired", "orphaned"],
+    ids=["unknown", "expired"],
 )
-def test_unknown_expired_or_orphaned_answers_the_same_404(
+def test_unknown_or_expired_answers_the_same_404(
     context: LambdaContext, logs: io.StringIO, store: Any, outcome: str
 ) -> None:
     event = registration_request(SESSION_ID)
@@ -285,6 +285,24 @@ def test_unknown_expired_or_orphaned_answers_the_same_404(
     }
     assert "Retry-After" not in response["headers"]
     assert _log_lines(logs)[-1]["outcome"] == outcome
+
+
+def test_a_live_session_whose_customer_is_not_recorded_yet_answers_503_with_retry_after(
+    context: LambdaContext, logs: io.StringIO
+) -> None:
+    # Given a registration parked after its customer write failed (its session is stored)
+    event = registration_request(SESSION_ID)
+
+    response = _lookup(event, context, _store(customer=None))
+
+    # Then the seller's backend is told to come back, not that the registration is gone
+    assert response["statusCode"] == 503
+    assert response["headers"]["Retry-After"] == "5"
+    assert _answer(response) == {
+        "message": "The registration is still being recorded; try again shortly.",
+        "requestId": event["requestContext"]["requestId"],
+    }
+    assert _log_lines(logs)[-1]["outcome"] == "CustomerPending"
 
 
 def test_storage_failure_answers_503_with_retry_after(
@@ -333,7 +351,7 @@ ROWS = [
     (MalformedRegistrationIdError("x"), 400, "MalformedId", "WARNING", REFUSED, {}),
     (UnknownSignupSessionError("x"), 404, "Unknown", "INFO", REFUSED, {}),
     (SignupSessionUnavailableError("x"), 404, "Expired", "INFO", REFUSED, {}),
-    (OrphanedRegistrationError("x"), 404, "OrphanedRegistration", "WARNING", REFUSED, {}),
+    (RegistrationPendingError("x"), 503, "CustomerPending", "WARNING", REFUSED, {}),
     (StorageUnavailableError("ThrottlingException"), 503, "StorageUnavailable", "ERROR", REFUSED,
      {"error": "ThrottlingException"}),
     (ConfigurationError("CUSTOMERS_TABLE_NAME", "is not set"), 500, "ConfigurationFault", "ERROR",
@@ -374,7 +392,7 @@ def test_error_table_resolves_subclasses_to_the_most_specific_entry() -> None:
         pass
 
     assert handoff.answer_for(NarrowerStorageError("x")).status == 503
-    assert handoff.answer_for(OrphanedRegistrationError("x")).outcome == "OrphanedRegistration"
+    assert handoff.answer_for(RegistrationPendingError("x")).outcome == "CustomerPending"
     assert handoff.answer_for(FulfillmentError("x")) is handoff.UNFORESEEN
 
 

@@ -51,6 +51,14 @@ class FakeStore:
     def customer_keys_by_agreement(self, agreement_id: str) -> list[str]:
         return sorted(k for k, v in self.items.items() if v.get("agreement_id") == agreement_id)
 
+    def customer_keys_by_identifier(self, product_code: str, customer_identifier: str) -> list[str]:
+        return sorted(
+            k
+            for k, v in self.items.items()
+            if v.get("customer_identifier") == customer_identifier
+            and v.get("product_code") == product_code
+        )
+
     def parked_change(self, agreement_id: str) -> StatusChange | None:
         return self.parked.get(agreement_id)
 
@@ -297,6 +305,26 @@ def test_legacy_notifications_use_the_registration_key() -> None:
     _apply(_sns("unsubscribe_pending"), store)
 
     assert store.status(LEGACY_PK) is CustomerStatus.UNSUBSCRIBE_PENDING
+
+
+def test_a_legacy_notification_finds_the_license_keyed_customer_by_its_identifier() -> None:
+    # Given a legacy product's buyer registered with a license (keyed by it), and a LEGACY#
+    # item an SNS notification created before the buyer registered
+    registered = {"license_arn": LICENSE_ARN, "customer_identifier": "Ab1Cd2Ef3Gh"}
+    early = {"customer_identifier": "Ab1Cd2Ef3Gh"}
+    store = FakeStore(
+        items={
+            LICENSE_PK: {**registered, "product_code": PRODUCT},
+            LEGACY_PK: {**early, "product_code": PRODUCT},
+            "LEGACY#prod-other#Ab1Cd2Ef3Gh": {**early, "product_code": "prod-other"},
+        }
+    )
+
+    _apply(_sns("unsubscribe_pending"), store)
+
+    # Then the registered customer gets the change, and only it
+    assert store.status(LICENSE_PK) is CustomerStatus.UNSUBSCRIBE_PENDING
+    assert store.writes == [LICENSE_PK]
 
 
 def test_entitlement_updated_stores_entitlements_without_a_status() -> None:

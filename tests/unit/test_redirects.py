@@ -48,3 +48,13 @@ def test_builtin_signup_page_is_found_behind_stage_or_base_path(
 
     assert builtin_signup_path(event) == expected
     assert registration_location(expected, "id1") == f"{expected}?registration=id1"
+
+
+def test_a_deferred_registration_link_says_until_when_it_may_be_pending() -> None:
+    location = registration_location("/prod/signup?deferred=1", "id1", deferred_until=1_900_000_000)
+
+    assert location == "/prod/signup?registration=id1&deferred=1900000000"
+    # A seller's own parameter of that name is theirs when nothing is deferred
+    assert registration_location("https://x.example/?deferred=a", "id1").endswith(
+        "?deferred=a&registration=id1"
+    )

@@ -97,6 +97,15 @@ def test_legacy_customer_is_keyed_on_its_identifier() -> None:
     assert outcome.customer_key == f"LEGACY#{PRODUCT}#Ab1Cd2Ef3Gh"
 
 
+def test_legacy_customer_with_a_license_is_keyed_on_the_license() -> None:
+    licensed = LEGACY._replace(license_arn="arn:aws:license-manager::1:license:l-3")
+
+    outcome = _register(FakeMarketplace({"t": licensed}), FakeCustomerStore(), "t")
+
+    # The key License Updated events (which carry no identifier) name too
+    assert outcome.customer_key == "LICENSE#arn:aws:license-manager::1:license:l-3"
+
+
 def test_unknown_product_is_refused_and_nothing_is_stored() -> None:
     store = FakeCustomerStore()
 

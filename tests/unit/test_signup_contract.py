@@ -14,8 +14,10 @@ from fulfillment.core.errors import (
     StorageUnavailableError,
     UnreadableFormError,
 )
+from fulfillment.core.pages import render
 from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
+    RegistrationPendingError,
     SignupAlreadyCompletedError,
     SignupSessionUnavailableError,
     UnknownSignupSessionError,
@@ -31,6 +33,13 @@ ROWS = [
     (UnknownSignupSessionError("x"), 410, "WARNING", REFUSED, "UnknownRegistration"),
     (SignupSessionUnavailableError("x"), 410, "WARNING", REFUSED, "ExpiredRegistration"),
     (SignupAlreadyCompletedError("x"), 200, "WARNING", REFUSED, "AlreadyCompleted"),
+    (
+        RegistrationPendingError("x"),
+        503,
+        "INFO",
+        "sign-up waits for its registration to be recorded",
+        None,
+    ),
     (CsrfTokenError("x"), 403, "WARNING", REFUSED, "CsrfMismatch"),
     (UnreadableFormError("x"), 400, "WARNING", REFUSED, "UnreadableForm"),
     (OversizedFormError("x"), 413, "WARNING", REFUSED, "UnreadableForm"),
@@ -89,3 +98,13 @@ def test_unknown_and_expired_links_look_the_same() -> None:
 
     assert unknown == expired
     assert unknown.marketplace_link
+
+
+def test_a_registration_not_recorded_yet_is_a_page_that_reloads_itself() -> None:
+    response = render(pages.answer_for(RegistrationPendingError("x")).page, retry_href="?r=1")
+
+    # No script (the CSP allows none): the Refresh header reloads it
+    assert response["headers"]["Refresh"] == response["headers"]["Retry-After"] == "5"
+    assert "<script" not in response["body"]
+    assert "expired" not in response["body"]
+    assert 'href="?r=1">Try again</a>' in response["body"]

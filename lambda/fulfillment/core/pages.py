@@ -65,6 +65,8 @@ class Page(NamedTuple):
     resubmit: bool = False
     retry_after_seconds: int | None = None
     show_reference: bool = False
+    # The browser reloads the page after this many seconds (a `Refresh` header: no script).
+    refresh_seconds: int | None = None
 
 
 class ErrorPage(NamedTuple):
@@ -166,12 +168,22 @@ def render(
                 "<code>{}</code></p>\n"
             ).format(reference)
         )
-    return html(page.status, document(page.title, lines), page.retry_after_seconds)
+    return html(
+        page.status, document(page.title, lines), page.retry_after_seconds, page.refresh_seconds
+    )
 
 
-def html(status: int, body: str, retry_after_seconds: int | None = None) -> dict[str, Any]:
-    """A page's proxy response: its CSP, and Retry-After where the page asks to come back."""
+def html(
+    status: int,
+    body: str,
+    retry_after_seconds: int | None = None,
+    refresh_seconds: int | None = None,
+) -> dict[str, Any]:
+    """A page's proxy response: its CSP, Retry-After where the page asks to come back, and
+    Refresh where the browser is to reload it by itself."""
     extra = {}
     if retry_after_seconds is not None:
         extra["Retry-After"] = str(retry_after_seconds)
+    if refresh_seconds is not None:
+        extra["Refresh"] = str(refresh_seconds)
     return responses.html(status, body, PAGE_CSP, extra)

@@ -19,3 +19,9 @@ class UnknownSignupSessionError(SignupSessionUnavailableError):
 
 class SignupAlreadyCompletedError(FulfillmentError):
     """The sign-up of this registration was already submitted."""
+
+
+class RegistrationPendingError(FulfillmentError):
+    """The registration is accepted but not recorded yet: its writes failed and it waits on
+    the recovery queue (a live session without its customer item, or a deferred link whose
+    session is not stored yet). Answered "try again shortly", never "gone"."""

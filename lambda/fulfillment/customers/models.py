@@ -17,12 +17,13 @@ class ResolvedCustomer(NamedTuple):
 
     @property
     def customer_key(self) -> str:
-        """The customer's identity: the legacy identifier where Marketplace issued one,
-        otherwise the license (new integrations; one account can hold several licenses)."""
-        if self.customer_identifier:
-            return f"LEGACY#{self.product_code}#{self.customer_identifier}"
+        """The customer's identity: the license wherever Marketplace granted one (one account
+        can hold several), so the license events that may come first name the same item; the
+        legacy identifier only for an answer without a license (docs/lifecycle.md)."""
         if self.license_arn:
             return f"LICENSE#{self.license_arn}"
+        if self.customer_identifier:
+            return f"LEGACY#{self.product_code}#{self.customer_identifier}"
         raise ValueError("customer has neither a CustomerIdentifier nor a LicenseArn")
 
 

@@ -18,7 +18,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from fulfillment.contract import CUSTOMER_SK, EXPIRES_AT, PK, SESSION_PREFIX, SESSION_SK, SK
 from fulfillment.core.errors import StorageUnavailableError
-from fulfillment.customers.errors import SignupAlreadyCompletedError, SignupSessionUnavailableError
+from fulfillment.customers.errors import (
+    RegistrationPendingError,
+    SignupAlreadyCompletedError,
+    SignupSessionUnavailableError,
+)
 from fulfillment.customers.models import (
     ContactDetails,
     CustomerRecord,
@@ -47,8 +51,10 @@ _OTHER_REGISTRATION = (
 # in UTC, all in one format, so they order as strings). The same id has the same time.
 _NEWER_REGISTRATION = "attribute_not_exists(last_registered_at) OR last_registered_at < :now"
 
-# The session update's index in complete_signup's TransactItems (and CancellationReasons).
+# The session and customer updates' indexes in complete_signup's TransactItems (and
+# CancellationReasons).
 _SESSION_ITEM = 0
+_CUSTOMER_ITEM = 2
 
 
 def _timestamp(at: datetime) -> str:
@@ -289,6 +295,11 @@ class DynamoDBCustomerStore:
                 if session.completed or session.expires_at > int(at.timestamp()):
                     raise SignupAlreadyCompletedError("sign-up already submitted") from None
                 raise SignupSessionUnavailableError("sign-up session expired") from None
+            if len(reasons) > _CUSTOMER_ITEM and (
+                reasons[_CUSTOMER_ITEM].get("Code") == "ConditionalCheckFailed"
+            ):
+                # A live session whose customer write was parked: not recorded yet.
+                raise RegistrationPendingError("registration's customer not recorded yet") from None
             raise StorageUnavailableError(_error_code(exc)) from exc
         except BotoCoreError as exc:
             raise StorageUnavailableError(_error_code(exc)) from exc

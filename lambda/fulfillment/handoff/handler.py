@@ -30,12 +30,12 @@ from fulfillment.core.observability import logger, metrics
 from fulfillment.core.responses import SECURITY_HEADERS
 from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
+    RegistrationPendingError,
     SignupSessionUnavailableError,
     UnknownSignupSessionError,
 )
 from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.handoff.lookup import (
-    OrphanedRegistrationError,
     RegistrationLookup,
     RegistrationReader,
     lookup_registration,
@@ -73,8 +73,14 @@ ERRORS: dict[type[Exception], ErrorAnswer] = {
     ),
     # One answer for unknown and expired: the caller learns nothing about ids it guesses.
     UnknownSignupSessionError: ErrorAnswer(404, NOT_FOUND, "Unknown", Log(logging.INFO, _REFUSED)),
-    OrphanedRegistrationError: ErrorAnswer(
-        404, NOT_FOUND, "OrphanedRegistration", Log(logging.WARNING, _REFUSED)
+    # Parked after its customer write failed; the recovery processor completes it (seconds,
+    # or minutes while DynamoDB keeps failing). WARNING: it should not last.
+    RegistrationPendingError: ErrorAnswer(
+        503,
+        "The registration is still being recorded; try again shortly.",
+        "CustomerPending",
+        Log(logging.WARNING, _REFUSED),
+        retry_after=RETRY_AFTER_SECONDS,
     ),
     SignupSessionUnavailableError: ErrorAnswer(
         404, NOT_FOUND, "Expired", Log(logging.INFO, _REFUSED)

@@ -11,14 +11,11 @@ from typing import NamedTuple, Protocol
 from fulfillment.core.ids import is_registration_id
 from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
+    RegistrationPendingError,
     SignupSessionUnavailableError,
     UnknownSignupSessionError,
 )
 from fulfillment.customers.models import CustomerRecord, SignupSession
-
-
-class OrphanedRegistrationError(SignupSessionUnavailableError):
-    """A live registration whose customer item is gone: gone to the seller, odd to operators."""
 
 
 class RegistrationReader(Protocol):
@@ -42,7 +39,7 @@ def lookup_registration(
     """The registration ``session_id`` and its customer, if it exists and has not expired.
 
     Raises MalformedRegistrationIdError (no store call made), UnknownSignupSessionError,
-    SignupSessionUnavailableError (expired) or OrphanedRegistrationError.
+    SignupSessionUnavailableError (expired) or RegistrationPendingError (no customer yet).
     """
     if not is_registration_id(session_id):
         raise MalformedRegistrationIdError("registration id has the wrong shape")
@@ -54,7 +51,8 @@ def lookup_registration(
         raise SignupSessionUnavailableError("registration expired")
     customer = store.get_customer(session.customer_key)
     if customer is None:
-        # Registration writes the customer before the session, so only a deleted customer
-        # gets here; to the seller that registration is as gone as an expired one.
-        raise OrphanedRegistrationError("registration refers to no customer")
+        # Registration (and its replay) writes the session first, the customer last: a live
+        # session without its customer is a registration parked after a failed customer
+        # write, which the recovery processor will complete. Not gone: not yet.
+        raise RegistrationPendingError("registration's customer not recorded yet")
     return RegistrationLookup(session=session, customer=customer)

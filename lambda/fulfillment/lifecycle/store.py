@@ -26,6 +26,7 @@ from fulfillment.contract import (
     AGREEMENT_PREFIX,
     AGREEMENT_SK,
     BY_AGREEMENT,
+    BY_CUSTOMER_IDENTIFIER,
     BY_LICENSE,
     CUSTOMER_SK,
     EXPIRES_AT,
@@ -64,7 +65,15 @@ class DynamoDBLifecycleStore:
     def customer_keys_by_agreement(self, agreement_id: str) -> list[str]:
         return self._query(BY_AGREEMENT, "agreement_id", agreement_id)
 
-    def _query(self, index: str, attribute: str, value: str) -> list[str]:
+    def customer_keys_by_identifier(self, product_code: str, customer_identifier: str) -> list[str]:
+        # A legacy identifier names a customer of one product (the legacy key holds both).
+        return self._query(
+            BY_CUSTOMER_IDENTIFIER, "customer_identifier", customer_identifier, product_code
+        )
+
+    def _query(
+        self, index: str, attribute: str, value: str, product_code: str | None = None
+    ) -> list[str]:
         # Every page, empty ones included (a page stops at 1 MB, not at the last match).
         pages = self._client.get_paginator("query").paginate(
             TableName=self._table,
@@ -72,7 +81,7 @@ class DynamoDBLifecycleStore:
             KeyConditionExpression="#a = :v",
             ExpressionAttributeNames={"#a": attribute},
             ExpressionAttributeValues={":v": {"S": value}},
-            ProjectionExpression="pk, sk",
+            ProjectionExpression="pk, sk" if product_code is None else "pk, sk, product_code",
         )
         with _storage_errors():
             keys = {
@@ -80,6 +89,7 @@ class DynamoDBLifecycleStore:
                 for page in pages
                 for item in page["Items"]
                 if item[SK]["S"] == CUSTOMER_SK
+                and (product_code is None or item.get("product_code", {}).get("S") == product_code)
             }
         return sorted(keys)
 

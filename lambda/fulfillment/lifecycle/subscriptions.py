@@ -131,6 +131,10 @@ class LifecycleStore(Protocol):
 
     def customer_keys_by_agreement(self, agreement_id: str) -> list[str]: ...
 
+    def customer_keys_by_identifier(self, product_code: str, customer_identifier: str) -> list[str]:
+        """The customer items of ``product_code`` that carry this legacy identifier."""
+        ...
+
     def parked_change(self, agreement_id: str) -> StatusChange | None:
         """The status change kept for an agreement no customer had yet, if any."""
         ...
@@ -200,13 +204,25 @@ def identity_of(notification: LifecycleNotification) -> Identity:
     )
 
 
+LICENSE_KEY_PREFIX = "LICENSE#"
+
+
 def legacy_key(product_code: str, customer_identifier: str) -> str:
-    """The key registration gives a customer with a legacy identifier (models.py)."""
+    """The key registration gives a legacy customer without a license (customers/models.py)."""
     return f"LEGACY#{product_code}#{customer_identifier}"
 
 
 def license_key(license_arn: str) -> str:
-    return f"LICENSE#{license_arn}"
+    """The key registration gives every customer with a license (customers/models.py)."""
+    return f"{LICENSE_KEY_PREFIX}{license_arn}"
+
+
+def _license_keyed_first(keys: list[str]) -> list[str]:
+    """Where a license-keyed item is found, it is the customer: a legacy-keyed item found
+    beside it is one an SNS notification created before the buyer registered with a license,
+    or one registered before licenses keyed customers (docs/lifecycle.md)."""
+    licensed = [key for key in keys if key.startswith(LICENSE_KEY_PREFIX)]
+    return licensed or keys
 
 
 def entitlement_query(notification: LifecycleNotification) -> EntitlementQuery:
@@ -232,16 +248,19 @@ def entitlement_query(notification: LifecycleNotification) -> EntitlementQuery:
 def locate(notification: LifecycleNotification, store: LifecycleStore) -> list[str]:
     """The keys of the customer items a notification concerns (index queries, no scans).
 
-    A license finds the item that carries it (a legacy-keyed customer may), else the key
-    registration will use for it; a legacy identifier is the key itself; an agreement event
-    (no license, no product) finds customers by agreement id, or nobody yet.
+    A license finds the item that carries it, else the key registration will use for it; a
+    legacy identifier (SNS) finds the item that carries it (keyed by its license, if the
+    buyer registered with one), else the legacy key; a license-keyed item found is preferred
+    to a legacy-keyed one. An agreement event (no license, no product) finds customers by
+    agreement id, or nobody yet.
     """
     if notification.license_arn:
-        return store.customer_keys_by_license(notification.license_arn) or [
-            license_key(notification.license_arn)
-        ]
+        found = store.customer_keys_by_license(notification.license_arn)
+        return _license_keyed_first(found) or [license_key(notification.license_arn)]
     if notification.customer_identifier and notification.product_code:
-        return [legacy_key(notification.product_code, notification.customer_identifier)]
+        product, identifier = notification.product_code, notification.customer_identifier
+        found = store.customer_keys_by_identifier(product, identifier)
+        return _license_keyed_first(found) or [legacy_key(product, identifier)]
     if notification.agreement_id:
         return store.customer_keys_by_agreement(notification.agreement_id)
     return []

@@ -199,10 +199,14 @@ def _location(
             "free_trial": outcome.free_trial,
         },
     )
-    target = settings.registration_url or builtin_signup_path(event)
+    builtin = builtin_signup_path(event)
+    target = settings.registration_url or builtin
     if outcome.free_trial and settings.trial_registration_url:
         target = settings.trial_registration_url
-    return registration_location(target, outcome.session_id)
+    # The built-in sign-up page learns that the registration may still be being recorded, so
+    # it answers "still finishing" instead of "expired" until the replay lands.
+    deferred_until = outcome.session_expires_at if outcome.deferred and target == builtin else None
+    return registration_location(target, outcome.session_id, deferred_until=deferred_until)
 
 
 def _current_request_id() -> str:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from fulfillment.core.ids import is_registration_id
 from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
+    RegistrationPendingError,
     SignupAlreadyCompletedError,
     SignupSessionUnavailableError,
     UnknownSignupSessionError,
@@ -114,12 +115,35 @@ def registration_id(values: Sequence[str] | None) -> str:
     return value
 
 
-def open_signup(store: SignupStore, session_id: str, now: datetime) -> SignupSession:
-    """The session behind a sign-up link, if the buyer may still fill in the form."""
+def deferred_until(values: Sequence[str] | None) -> int | None:
+    """The ``deferred`` hint of a link from the 202 page (epoch seconds), or None when absent
+    or not one number: a hint only, so a bad one is ignored, never an error."""
+    distinct = set(values or ())
+    if len(distinct) != 1:
+        return None
+    value = distinct.pop()
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 12 else None
+
+
+def open_signup(
+    store: SignupStore, session_id: str, now: datetime, deferred: int | None = None
+) -> SignupSession:
+    """The session behind a sign-up link, if the buyer may still fill in the form.
+
+    ``deferred``: the link came from the 202 page of a registration parked for replay, which
+    may be recorded until then. Without its session, or with the session but not yet its
+    customer, such a link raises RegistrationPendingError ("still finishing") instead of
+    UnknownSignupSessionError ("expired"). Only such links pay for the customer read.
+    """
     session = store.get_session(session_id)
+    pending = deferred is not None and deferred > int(now.timestamp())
     if session is None:
+        if pending:
+            raise RegistrationPendingError("registration not recorded yet")
         raise UnknownSignupSessionError("no such registration")
     _check_open(session, now)
+    if deferred is not None and store.get_customer(session.customer_key) is None:
+        raise RegistrationPendingError("registration's customer not recorded yet")
     return session
 
 

@@ -28,7 +28,8 @@ from fulfillment.core.forms import Fields, form_fields, query_fields
 from fulfillment.core.ids import pseudonym
 from fulfillment.core.observability import count, count_by, logger, metrics
 from fulfillment.core.pages import render
-from fulfillment.core.redirects import registration_location
+from fulfillment.core.redirects import DEFERRED_PARAMETER, registration_location
+from fulfillment.customers.errors import RegistrationPendingError
 from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.signup import contacts, pages
 from fulfillment.signup.ports import SignupStore
@@ -39,6 +40,15 @@ from fulfillment.signup.settings import SignupSettings, get_signup_settings
 MAX_BODY_BYTES = 256 * 1024
 MAX_FORM_FIELDS = 64
 STORAGE_RETRY_SECONDS = 5
+_STORAGE_NOTICE = (
+    "We could not save your details just now. Nothing was lost: wait a few seconds and choose "
+    "\u201cComplete sign-up\u201d again."
+)
+# A live session whose customer the recovery processor has not written yet.
+_PENDING_NOTICE = (
+    "We are still finishing setting up your account. Nothing was lost: wait a few seconds and "
+    "choose \u201cComplete sign-up\u201d again."
+)
 
 
 def utc_now() -> datetime:
@@ -69,7 +79,9 @@ def lambda_handler(
 ) -> dict[str, Any]:
     request_id = (event.get("requestContext") or {}).get("requestId") or context.aws_request_id
     registration: str | None = None
+    deferred: int | None = None
     try:
+        deferred = contacts.deferred_until(query_fields(event).get(DEFERRED_PARAMETER))
         if settings is None:
             settings = get_signup_settings()
         if event.get("httpMethod") == "POST":
@@ -84,7 +96,7 @@ def lambda_handler(
             query_fields(event).get(contacts.REGISTRATION_FIELD)
         )
         store = _store(settings) if store is None else store
-        session = contacts.open_signup(store, registration, clock())
+        session = contacts.open_signup(store, registration, clock(), deferred)
         return pages.render_signup_form(
             contacts.field_rules(settings.signup_extra_fields),
             registration=registration,
@@ -94,8 +106,15 @@ def lambda_handler(
         # Logged and counted once, never with contact details.
         answer = pages.answer_for(error)
         answer.report(error)
-        retry = f"?{contacts.REGISTRATION_FIELD}={quote(registration)}" if registration else None
-        return render(answer.page, reference=request_id, retry_href=retry)
+        return render(answer.page, reference=request_id, retry_href=_retry(registration, deferred))
+
+
+def _retry(registration: str | None, deferred: int | None) -> str | None:
+    """The same page again (its deferred hint kept), as a relative link."""
+    if not registration:
+        return None
+    hint = f"&{DEFERRED_PARAMETER}={deferred}" if deferred is not None else ""
+    return f"?{contacts.REGISTRATION_FIELD}={quote(registration)}{hint}"
 
 
 def _store(settings: SignupSettings) -> DynamoDBCustomerStore:
@@ -114,7 +133,7 @@ def _submit(
         result = contacts.submit_signup(
             store, registration, fields, settings.signup_extra_fields, now
         )
-    except StorageUnavailableError as error:
+    except (StorageUnavailableError, RegistrationPendingError) as error:
         # The buyer keeps what they typed and can simply send it again.
         pages.answer_for(error).report(error)
         form = contacts.validate_contact(fields, settings.signup_extra_fields)
@@ -124,8 +143,9 @@ def _submit(
             csrf_token=_single(fields.get(contacts.CSRF_FIELD)),
             values=form.values,
             status=503,
-            notice="We could not save your details just now. Nothing was lost: wait a few "
-            "seconds and choose \u201cComplete sign-up\u201d again.",
+            notice=_PENDING_NOTICE
+            if isinstance(error, RegistrationPendingError)
+            else _STORAGE_NOTICE,
             retry_after_seconds=STORAGE_RETRY_SECONDS,
         )
     customer_ref = pseudonym(result.session.customer_key)

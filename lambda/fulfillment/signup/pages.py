@@ -22,6 +22,7 @@ from fulfillment.core.errors import (
 from fulfillment.core.pages import BUSY, PARAGRAPH, UNEXPECTED, ErrorPage, Page
 from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
+    RegistrationPendingError,
     SignupAlreadyCompletedError,
     SignupSessionUnavailableError,
     UnknownSignupSessionError,
@@ -50,6 +51,20 @@ _SIGNUP_LINK_GONE = Page(
         "again to get a new one.",
     ),
     marketplace_link=True,
+)
+# A link from the 202 page whose registration is not recorded yet: the browser reloads it
+# (the Refresh header, no script) until the recovery processor has stored it.
+_STILL_FINISHING = Page(
+    503,
+    "We are still setting up your account",
+    (
+        "We received your subscription and are finishing setting up your account. This page "
+        "reloads by itself in a few seconds and then shows the sign-up form.",
+        "If it does not, wait a moment and choose \u201cTry again\u201d.",
+    ),
+    resubmit=True,
+    retry_after_seconds=5,
+    refresh_seconds=5,
 )
 _FORM_UNREADABLE = Page(
     400,
@@ -98,6 +113,10 @@ ERRORS: dict[type[Exception], ErrorPage] = {
     ),
     SignupSessionUnavailableError: _refused(
         _SIGNUP_LINK_GONE, SignupRejectionReason.EXPIRED_REGISTRATION
+    ),
+    # Not refused, not counted as a rejection: the buyer is early, nothing is wrong with them.
+    RegistrationPendingError: ErrorPage(
+        _STILL_FINISHING, Log(logging.INFO, "sign-up waits for its registration to be recorded")
     ),
     SignupAlreadyCompletedError: _refused(
         Page(
