@@ -120,10 +120,13 @@ def _new_notification(message: dict[str, Any], n: int) -> None:
     message["time"] = at.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _new_parked_registration(message: dict[str, Any], _: int) -> None:
-    """Another parked registration: a new registration id, so its session and customer are
-    written (the same one again would be found recorded already)."""
+def _new_parked_registration(message: dict[str, Any], n: int) -> None:
+    """Another parked registration: a new registration id, registered 1 ms after the one
+    before, so its session and customer are written (the same one again would be found
+    recorded already, and an older one overtaken: a replay applies only what is newer)."""
     message["registration_id"] = secrets.token_urlsafe(24)
+    registered_at = datetime.fromisoformat(message["registered_at"]) + timedelta(milliseconds=n + 1)
+    message["registered_at"] = registered_at.isoformat()
 
 
 def _new_notifications(first: Event, count: int, _: MarketplaceStandIn) -> list[Event]:

@@ -35,6 +35,9 @@ SEND_ACTIONS = ("sqs:SendMessage",)
 # Exactly the processor's own calls: PutItem (session, conditional) and UpdateItem (customer,
 # conditional) on the customers table. The SQS event source adds its own receive/delete grant.
 CUSTOMERS_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem")
+# And UpdateItem (conditional) on the idempotency table: it completes the token's record with
+# the parked answer when the fulfillment function could not save it.
+IDEMPOTENCY_TABLE_ACTIONS = ("dynamodb:UpdateItem",)
 
 # infra/api.py's function: 20 s timeout. SQS wants the visibility timeout >= 6x that.
 FUNCTION_TIMEOUT_SECONDS = 20
@@ -51,9 +54,14 @@ BATCH_SIZE = 1
 OLDEST_MESSAGE_AGE = Duration.minutes(15)
 
 
-def recovery_environment(table: dynamodb.ITable) -> dict[str, str]:
-    """The processor's own settings variables (fulfillment.settings.RECOVERY_ENVIRONMENT_KEYS)."""
-    return {contract.CUSTOMERS_TABLE_NAME: table.table_name}
+def recovery_environment(
+    table: dynamodb.ITable, idempotency_table: dynamodb.ITable
+) -> dict[str, str]:
+    """The processor's own settings variables (fulfillment.recovery.settings.ENVIRONMENT_KEYS)."""
+    return {
+        contract.CUSTOMERS_TABLE_NAME: table.table_name,
+        contract.IDEMPOTENCY_TABLE_NAME: idempotency_table.table_name,
+    }
 
 
 class RegistrationRecovery(Construct):
@@ -66,6 +74,7 @@ class RegistrationRecovery(Construct):
         construct_id: str,
         *,
         table: dynamodb.ITable,
+        idempotency_table: dynamodb.ITable,
         code_dir: Path,
         environment_extra: Mapping[str, str],
         log_retention: logs.RetentionDays,
@@ -89,11 +98,18 @@ class RegistrationRecovery(Construct):
                 handler=contract.RECOVERY_HANDLER,
                 description="Replays registrations parked on the recovery queue",
                 role_description="recovery function: writes sessions and customers",
-                environment={**recovery_environment(table), **environment_extra},
+                environment={
+                    **recovery_environment(table, idempotency_table),
+                    **environment_extra,
+                },
                 statements=[
                     iam.PolicyStatement(
                         actions=list(CUSTOMERS_TABLE_ACTIONS), resources=[table.table_arn]
-                    )
+                    ),
+                    iam.PolicyStatement(
+                        actions=list(IDEMPOTENCY_TABLE_ACTIONS),
+                        resources=[idempotency_table.table_arn],
+                    ),
                 ],
             ),
             code=lambda_.Code.from_asset(str(code_dir)),
@@ -105,7 +121,7 @@ class RegistrationRecovery(Construct):
             policy,
             "AwsSolutions-IAM5[Resource::*]",
             "X-Ray's PutTraceSegments/PutTelemetryRecords (active tracing) require '*'; the "
-            "DynamoDB actions are scoped to the customers table.",
+            "DynamoDB actions are scoped to the customers and idempotency tables.",
         )
         self._acknowledge(
             self.function,

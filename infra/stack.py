@@ -84,6 +84,7 @@ class FulfillmentStack(Stack):
             self,
             "Recovery",
             table=tables.customers,
+            idempotency_table=tables.idempotency,
             code_dir=code_dir,
             environment_extra=powertools,
             log_retention=api.log_retention,

@@ -25,7 +25,7 @@ def start_local_recovery(
 ) -> QueueFunction:
     """The recovery queue (and its dead-letter queue) on the SQS endpoint at ``endpoint_url``,
     fed to the recovery processor in a worker process; ``function_environment`` must hold
-    CUSTOMERS_TABLE_NAME and the DynamoDB endpoint."""
+    CUSTOMERS_TABLE_NAME, IDEMPOTENCY_TABLE_NAME and the DynamoDB endpoint."""
     return QueueFunction(
         local_session(region).client("sqs", endpoint_url=endpoint_url),
         name=f"{prefix}-recovery",

@@ -321,7 +321,7 @@ RECOVERY_CONSUMER_ACTIONS = {
         (
             RECOVERY_HANDLER,
             {"dynamodb:PutItem", "dynamodb:UpdateItem"},
-            set(),
+            {"dynamodb:UpdateItem"},
             set(),
             # Added by the SQS event source: what Lambda's poller does on the function's behalf.
             RECOVERY_CONSUMER_ACTIONS,

@@ -254,9 +254,10 @@ def seller_handoff(stack: Stack, clients: FunctionClients) -> Handler:
 
 
 def local_function_environment(stack: Stack, **extra: str) -> dict[str, str]:
-    """What make run gives a function it spawns (local/run.py), for this stack's table."""
+    """What make run gives a function it spawns (local/run.py), for this stack's tables."""
     return {
         "CUSTOMERS_TABLE_NAME": stack.customers_table,
+        "IDEMPOTENCY_TABLE_NAME": stack.idempotency_table,
         "AWS_ACCESS_KEY_ID": "local",
         "AWS_SECRET_ACCESS_KEY": "local",
         "AWS_DEFAULT_REGION": "us-east-1",

@@ -124,6 +124,7 @@ def test_the_stored_outcome_keeps_its_json_shape_so_older_records_replay(
         "customer_key",
         "customer_ref",
         "deferred",
+        "free_trial",
         "new_customer",
         "product_code",
         "registered_by_request",
@@ -134,6 +135,17 @@ def test_the_stored_outcome_keeps_its_json_shape_so_older_records_replay(
     # And a resubmission replays from it
     again = lambda_handler(form_post(token), lambda_context)
     assert again["headers"]["Location"] == first["headers"]["Location"]
+    # And so does a record written before the outcome kept the free-trial choice
+    del stored["free_trial"]
+    stack.dynamodb.update_item(
+        TableName=stack.idempotency_table,
+        Key={"id": record["id"]},
+        UpdateExpression="SET #data = :data",
+        ExpressionAttributeNames={"#data": "data"},
+        ExpressionAttributeValues={":data": {"S": json.dumps(stored)}},
+    )
+    older = lambda_handler(form_post(token), lambda_context)
+    assert older["headers"]["Location"] == first["headers"]["Location"]
 
 
 def test_query_string_token_on_get_registers_too(
@@ -223,6 +235,25 @@ def test_free_trial_goes_to_the_trial_url(stack: Stack, lambda_context: LambdaCo
     response = lambda_handler(form_post(token, free_trial=True), lambda_context)
 
     assert response["headers"]["Location"].startswith(TRIAL_URL + "?registration=")
+
+
+@pytest.mark.parametrize("first_free_trial", [True, False], ids=["trial-first", "plain-first"])
+def test_a_resubmission_keeps_the_first_submissions_free_trial_choice(
+    stack: Stack, lambda_context: LambdaContext, first_free_trial: bool
+) -> None:
+    # Given a token first posted with (or without) the free-trial offer type
+    token = stack.marketplace.issue_token("free-trial")
+    first = lambda_handler(form_post(token, free_trial=first_free_trial), lambda_context)
+
+    # When the same token comes again with the other choice
+    again = lambda_handler(form_post(token, free_trial=not first_free_trial), lambda_context)
+
+    # Then the resubmission gets the first answer's Location, and Marketplace was asked once
+    assert first["statusCode"] == again["statusCode"] == 303
+    expected = TRIAL_URL + "?registration=" if first_free_trial else REGISTRATION_URL + "&"
+    assert first["headers"]["Location"].startswith(expected)
+    assert again["headers"]["Location"] == first["headers"]["Location"]
+    assert stack.marketplace.resolve_calls_for(token) == 1
 
 
 def test_free_trial_without_a_trial_url_uses_the_registration_url(

@@ -13,6 +13,7 @@ the test that proves it.
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import io
 import json
@@ -33,7 +34,9 @@ from fulfillment.core.errors import StorageUnavailableError
 from fulfillment.customers.models import MalformedParkedRegistrationError
 from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.recovery import handler as recovery
+from fulfillment.recovery.records import DynamoDBIdempotencyRecords
 from fulfillment.registration import handler as registration_handler
+from fulfillment.registration import idempotency
 from local.dynamodb import RunningDynamoDB
 from local.events import lambda_sqs_record
 from local.gateway import LambdaContext
@@ -99,6 +102,16 @@ def failing(
         client.meta.events.unregister("before-send", unique_id=f"fault-{id(hook)}")
 
 
+def _api_context(timeout_seconds: float) -> LambdaContext:
+    """The fulfillment function's context, with ``timeout_seconds`` left from now."""
+    return LambdaContext(
+        function_name="fulfillment-api",
+        memory_limit_in_mb=512,
+        timeout_seconds=timeout_seconds,
+        log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
+    )
+
+
 def _recovery_context() -> LambdaContext:
     return LambdaContext(
         function_name="fulfillment-recovery",
@@ -159,7 +172,8 @@ def _replay(stack: Stack, message: dict[str, Any]) -> None:
     """Deliver ``message`` to the recovery processor as its event source does: alone. The
     processor writes through the function's DynamoDB client, where ``failing`` injects faults."""
     processor = recovery.RecoveryProcessor(
-        customers=DynamoDBCustomerStore(aws.dynamodb(), stack.customers_table)
+        customers=DynamoDBCustomerStore(aws.dynamodb(), stack.customers_table),
+        records=DynamoDBIdempotencyRecords(aws.dynamodb(), stack.idempotency_table),
     )
     recovery.lambda_handler(_sqs_event(stack, [message]), _recovery_context(), processor=processor)
 
@@ -225,12 +239,7 @@ def test_marketplace_timeout_is_503_before_the_invocation_ends_and_a_resubmit_wo
     stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler
 ) -> None:
     # Given an invocation with 6 s left and a stand-in slower than the 2 s read timeout
-    short = LambdaContext(
-        function_name="fulfillment-api",
-        memory_limit_in_mb=512,
-        timeout_seconds=6,
-        log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
-    )
+    short = _api_context(timeout_seconds=6)
     stack.marketplace.set_latency(2.5)
     token = stack.marketplace.issue_token("new-style")
 
@@ -448,12 +457,7 @@ def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(
     # 5.2 s left (deadline at 1.2 s, grace until 2.7 s), Marketplace takes 1.6 s (inside its
     # read timeout), so the session write finds no time left, and the grace still lets the
     # registration be parked and its idempotency record saved
-    context = LambdaContext(
-        function_name="fulfillment-api",
-        memory_limit_in_mb=512,
-        timeout_seconds=5.2,
-        log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
-    )
+    context = _api_context(timeout_seconds=5.2)
     stack.marketplace.set_latency(1.6)
     # Built ahead (a warm environment): on a loaded test machine, building the client inside
     # the 1.1 s grace window would make this test about machine speed, not the deadline.
@@ -467,6 +471,106 @@ def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(
     assert stack.customer(CUSTOMER_PK) is None
     _replay_all(stack)
     assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
+
+
+def test_parked_then_the_idempotency_save_fails_is_202_and_a_retry_never_resolves_again(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    fulfillment_url: Handler,
+    clients: FunctionClients,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given an invocation with 4.8 s left (its end passes within this test); the SQS client
+    # built ahead, as in a warm environment
+    short = _api_context(timeout_seconds=4.8)
+    assert clients.sqs is not None
+    token = stack.marketplace.issue_token("new-style")
+
+    # When DynamoDB fails on every table once the token is claimed: the session write, and
+    # then Powertools' save of the idempotency record after the registration was parked
+    with (
+        failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=10),
+        failing(clients.dynamodb, "UpdateItem", table=stack.idempotency_table, times=10) as saves,
+    ):
+        response = fulfillment_url(form_post(token), short)
+
+    # Then the buyer gets the 202 page all the same (not the 503 "nothing was half-done")
+    registration = _assert_deferred_page(response, token)
+    assert saves[0] == 3
+    (record,) = stack.items(stack.idempotency_table)
+    assert record["status"] == {"S": "INPROGRESS"}
+    (message,) = stack.recovery_messages()
+
+    # When the buyer tries again after that invocation has ended (where Powertools alone would
+    # run the token again), waiting at most 0.3 s for the earlier request
+    while short.get_remaining_time_in_millis() > 0:
+        time.sleep(0.05)
+    monkeypatch.setattr(idempotency, "IN_PROGRESS_WAIT_SECONDS", 0.3)
+    retry = fulfillment_url(form_post(token), lambda_context)
+
+    # Then "still being set up" (409), and Marketplace is not asked a second time
+    assert retry["statusCode"] == 409
+    assert stack.marketplace.resolve_calls_for(token) == 1
+
+    # When the processor replays the parked registration, a resubmission replays the 202 page
+    # with the same Continue link, from the record the replay completed
+    _replay(stack, message)
+    again = fulfillment_url(form_post(token), lambda_context)
+    assert again["statusCode"] == 202
+    assert _continue_href(again) == _continue_href(response)
+    assert stack.marketplace.resolve_calls_for(token) == 1
+    # And one registration in the end: counted once, one session (the one the link opens)
+    customer = stack.customer(CUSTOMER_PK)
+    assert customer is not None
+    assert customer["registration_count"] == {"N": "1"}
+    assert customer["last_registration_id"] == {"S": registration}
+    assert [s["pk"]["S"] for s in _sessions(stack)] == [f"SESSION#{registration}"]
+
+
+def test_a_park_that_uses_the_last_seconds_is_202_though_the_record_cannot_be_saved(
+    stack: Stack, fulfillment_url: Handler, clients: FunctionClients
+) -> None:
+    # Given an invocation with 5.2 s left whose session write fails, and a recovery queue that
+    # answers only once the deadline's grace (2.5 s before the end) has passed
+    context = _api_context(timeout_seconds=5.2)
+    token = stack.marketplace.issue_token("new-style")
+
+    def slow_send(event_name: str, **_: Any) -> None:
+        while event_name.endswith(".SendMessage") and context.get_remaining_time_in_millis() > 2300:
+            time.sleep(0.02)
+
+    # After the deadline hook, which lets the send start in time
+    clients.sqs.meta.events.register_last("before-send", slow_send)
+    with failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=10):
+        response = fulfillment_url(form_post(token), context)
+
+    # Then the 202 page, though no time was left to save the idempotency record
+    registration = _assert_deferred_page(response, token)
+    (record,) = stack.items(stack.idempotency_table)
+    assert record["status"] == {"S": "INPROGRESS"}
+    # And the replay completes it: a resubmission replays the 202, Marketplace asked once
+    _replay_all(stack)
+    again = fulfillment_url(form_post(token), _api_context(timeout_seconds=20))
+    assert _continue_href(again) == _continue_href(response)
+    assert stack.marketplace.resolve_calls_for(token) == 1
+    assert stack.customer(CUSTOMER_PK)["last_registration_id"] == {"S": registration}  # type: ignore[index]
+
+
+def test_a_stored_registration_whose_idempotency_save_fails_still_sends_the_buyer_on(
+    stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler, clients: FunctionClients
+) -> None:
+    token = stack.marketplace.issue_token("new-style")
+
+    # Given session and customer are stored, but the idempotency record's save is refused
+    with failing(clients.dynamodb, "UpdateItem", table=stack.idempotency_table, times=10):
+        response = fulfillment_url(form_post(token), lambda_context)
+
+    # Then the buyer is sent on to the sign-up target (the registration happened), not to a
+    # 503 that would invite a second registration
+    assert response["statusCode"] == 303
+    assert response["headers"]["Location"].startswith(REGISTRATION_URL + "&registration=")
+    assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
+    assert stack.recovery_messages() == []
 
 
 def test_dynamodb_failure_on_both_writes_and_sqs_down_is_503_no_idempotency_record_retry_works(
@@ -495,6 +599,36 @@ def test_dynamodb_failure_on_both_writes_and_sqs_down_is_503_no_idempotency_reco
 # -- the recovery processor -------------------------------------------------------------------
 
 
+def _park(
+    stack: Stack, context: LambdaContext, fulfillment_url: Handler, clients: FunctionClients
+) -> dict[str, Any]:
+    """One new-style registration parked (its customer write failed); its recovery message."""
+    token = stack.marketplace.issue_token("new-style")
+    with failing(clients.dynamodb, "UpdateItem", table=stack.customers_table, times=10):
+        assert fulfillment_url(form_post(token), context)["statusCode"] == 202
+    (message,) = stack.recovery_messages()
+    return message
+
+
+def _register_amended(stack: Stack, context: LambdaContext, fulfillment_url: Handler) -> str:
+    """The same buyer registers again later, under an amended agreement; the registration id."""
+    name = f"new-style-amended-{uuid.uuid4().hex[:8]}"
+    original = next(c for c in stack.marketplace.customers if c.name == "new-style")
+    stack.marketplace.add_customer(
+        dataclasses.replace(original, name=name, agreement_id="agmt-amended0000000000000000")
+    )
+    response = fulfillment_url(form_post(stack.marketplace.issue_token(name)), context)
+    assert response["statusCode"] == 303
+    return parse_qs(urlsplit(response["headers"]["Location"]).query)["registration"][0]
+
+
+def _registration_attributes(stack: Stack) -> dict[str, Any]:
+    customer = stack.customer(CUSTOMER_PK)
+    assert customer is not None
+    names = ("registration_count", "agreement_id", "last_registered_at", "last_registration_id")
+    return {name: customer[name] for name in names}
+
+
 def test_recovery_processor_replayed_twice_counts_the_registration_once(
     stack: Stack,
     lambda_context: LambdaContext,
@@ -503,10 +637,7 @@ def test_recovery_processor_replayed_twice_counts_the_registration_once(
     clients: FunctionClients,
 ) -> None:
     # Given a parked registration (customer write failed)
-    token = stack.marketplace.issue_token("new-style")
-    with failing(clients.dynamodb, "UpdateItem", table=stack.customers_table, times=10):
-        assert fulfillment_url(form_post(token), lambda_context)["statusCode"] == 202
-    (message,) = stack.recovery_messages()
+    message = _park(stack, lambda_context, fulfillment_url, clients)
     capsys.readouterr()
 
     # When SQS delivers the same message twice (and a third time, for good measure)
@@ -517,6 +648,51 @@ def test_recovery_processor_replayed_twice_counts_the_registration_once(
     assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}  # type: ignore[index]
     assert len(_sessions(stack)) == 1
     assert _metric_names(capsys.readouterr().out).count("RegistrationRecovered") == 1
+
+
+def test_a_late_replay_after_a_newer_registration_moves_nothing_backwards(
+    stack: Stack,
+    fulfillment_url: Handler,
+    clients: FunctionClients,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a parked registration that waits (a dead-letter redrive comes days later)
+    message = _park(stack, lambda_context, fulfillment_url, clients)
+    # And the buyer registers again meanwhile, under an amended agreement
+    newer = _register_amended(stack, lambda_context, fulfillment_url)
+    before = _registration_attributes(stack)
+    assert before["last_registration_id"] == {"S": newer}
+    assert before["agreement_id"] == {"S": "agmt-amended0000000000000000"}
+    capsys.readouterr()
+
+    # When the old registration is replayed at last
+    _replay(stack, message)
+
+    # Then the customer still shows the newer registration, counted once, nothing older
+    assert _registration_attributes(stack) == before
+    assert "RegistrationRecovered" not in _metric_names(capsys.readouterr().out)
+    # And the old Continue link still finds its session
+    parked = json.loads(message["Body"])
+    assert f"SESSION#{parked['registration_id']}" in {s["pk"]["S"] for s in _sessions(stack)}
+
+
+def test_a_duplicate_delivery_after_an_intervening_registration_counts_nothing_again(
+    stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler, clients: FunctionClients
+) -> None:
+    # Given a parked registration replayed once, and a newer registration after it
+    message = _park(stack, lambda_context, fulfillment_url, clients)
+    _replay(stack, message)
+    newer = _register_amended(stack, lambda_context, fulfillment_url)
+    before = _registration_attributes(stack)
+    assert before["registration_count"] == {"N": "2"}
+
+    # When SQS delivers the old message again
+    _replay(stack, message)
+
+    # Then it is neither counted again nor does it move the customer back to itself
+    assert _registration_attributes(stack) == before
+    assert before["last_registration_id"] == {"S": newer}
 
 
 def test_a_failed_replay_fails_its_own_invocation_so_sqs_delivers_it_again(

@@ -78,8 +78,9 @@ class FakeRegistrar:
     raised: bool = False
 
     def registration_for(
-        self, token: str, request_id: str, context: LambdaContext
+        self, submission: Submission, request_id: str, context: LambdaContext
     ) -> RegistrationOutcome:
+        token = submission.token
         self.calls.append(token)
         if unavailable_for(token):
             self.raised = True
@@ -94,6 +95,7 @@ class FakeRegistrar:
             product_code="prod-fuzz",
             new_customer=True,
             registered_by_request=request_id,
+            free_trial=submission.free_trial,
         )
 
 
@@ -312,7 +314,7 @@ def test_an_unexpected_failure_is_500_with_the_request_id_and_no_detail() -> Non
     # Given a registrar that fails in a way no error table foresees
     class Exploding(FakeRegistrar):
         def registration_for(
-            self, token: str, request_id: str, context: LambdaContext
+            self, submission: Submission, request_id: str, context: LambdaContext
         ) -> RegistrationOutcome:
             raise RuntimeError("internal detail /var/task/fulfillment")
 

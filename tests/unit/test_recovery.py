@@ -81,3 +81,19 @@ def test_parked_message_round_trips_and_strangers_are_refused() -> None:
     ):
         with pytest.raises(MalformedParkedRegistrationError):
             ParkedRegistration.from_message(broken)
+
+
+def test_a_message_parked_before_version_2_still_replays_without_a_record_to_complete() -> None:
+    # Given a message as parked before it named the idempotency record (version 1)
+    store, queue = FakeCustomerStore(failing={"session"}), FakeRecoveryQueue()
+    _register(store, queue)
+    (parked,) = queue.parked
+    message = json.loads(parked.to_message())
+    del message["idempotency_key"], message["outcome"]
+
+    # Then it is read as it was, naming no record
+    old = ParkedRegistration.from_message(json.dumps({**message, "version": 1}))
+    assert old == parked._replace(idempotency_key=None, outcome=None)
+    # And a version 2 message must name both fields (or null)
+    with pytest.raises(MalformedParkedRegistrationError):
+        ParkedRegistration.from_message(json.dumps({**message, "version": 2}))

@@ -61,8 +61,25 @@ class ContactDetails(NamedTuple):
     extra: tuple[tuple[str, str], ...] = ()
 
 
-# The recovery queue's message format; bump on any incompatible change.
-PARKED_MESSAGE_VERSION = 1
+# The recovery queue's message format; bump on any incompatible change. Version 2 added the
+# idempotency record's key and outcome; version 1 messages (without them) still replay.
+PARKED_MESSAGE_VERSION = 2
+_READABLE_VERSIONS = frozenset({1, PARKED_MESSAGE_VERSION})
+_V1_FIELDS = frozenset(
+    {
+        "registration_id",
+        "product_code",
+        "customer_aws_account_id",
+        "csrf_token",
+        "license_arn",
+        "customer_identifier",
+        "agreement_id",
+        "session_expires_at",
+        "registered_at",
+        "request_id",
+    }
+)
+_V2_FIELDS = _V1_FIELDS | {"idempotency_key", "outcome"}
 
 
 class MalformedParkedRegistrationError(ValueError):
@@ -73,7 +90,10 @@ class ParkedRegistration(NamedTuple):
     """A resolved registration whose writes failed, kept on the recovery queue for replay.
 
     Everything needed to write the session and the customer exactly as registration would
-    have: the identity ResolveCustomer returned, never the token.
+    have: the identity ResolveCustomer returned, never the token. ``idempotency_key`` and
+    ``outcome`` name the token's idempotency record (its key is a SHA-256 hash, as the
+    idempotency table stores it) and the answer it must replay: the replay completes that
+    record, which the fulfillment function may not have managed to save.
     """
 
     registration_id: str
@@ -86,6 +106,8 @@ class ParkedRegistration(NamedTuple):
     csrf_token: str
     registered_at: str
     request_id: str
+    idempotency_key: str | None = None
+    outcome: str | None = None
 
     @property
     def customer(self) -> ResolvedCustomer:
@@ -107,15 +129,24 @@ class ParkedRegistration(NamedTuple):
             message = json.loads(body)
         except ValueError:
             raise MalformedParkedRegistrationError("not JSON") from None
-        if not isinstance(message, dict) or message.pop("version", None) != PARKED_MESSAGE_VERSION:
+        if not isinstance(message, dict):
             raise MalformedParkedRegistrationError("unknown message version")
-        text = ("registration_id", "product_code", "customer_aws_account_id", "csrf_token")
-        optional = ("license_arn", "customer_identifier", "agreement_id")
-        if set(message) != {*text, *optional, "session_expires_at", "registered_at", "request_id"}:
+        version = message.pop("version", None)
+        if version not in _READABLE_VERSIONS or isinstance(version, bool):
+            raise MalformedParkedRegistrationError("unknown message version")
+        if set(message) != (_V1_FIELDS if version == 1 else _V2_FIELDS):
             raise MalformedParkedRegistrationError("unexpected fields")
+        text = ("registration_id", "product_code", "customer_aws_account_id", "csrf_token")
+        optional = (
+            "license_arn",
+            "customer_identifier",
+            "agreement_id",
+            "idempotency_key",
+            "outcome",
+        )
         if not all(isinstance(message[name], str) and message[name] for name in text):
             raise MalformedParkedRegistrationError("a required field is empty")
-        if not all(message[name] is None or isinstance(message[name], str) for name in optional):
+        if not all(isinstance(message.get(name), str | None) for name in optional):
             raise MalformedParkedRegistrationError("an optional field is not text")
         expires_at = message["session_expires_at"]
         if not isinstance(expires_at, int) or isinstance(expires_at, bool):

@@ -43,6 +43,14 @@ _OPTIONAL_ATTRIBUTES = {
 }
 
 
+# A live registration: a registration id already applied is skipped (it counts once).
+_OTHER_REGISTRATION = (
+    "attribute_not_exists(last_registration_id) OR last_registration_id <> :registration"
+)
+# A replay: only a registration newer than the last one applies (the timestamps are ISO 8601
+# in UTC, all in one format, so they order as strings). The same id has the same time.
+_NEWER_REGISTRATION = "attribute_not_exists(last_registered_at) OR last_registered_at < :now"
+
 # The session and customer updates' indexes in complete_signup's TransactItems (and
 # CancellationReasons).
 _SESSION_ITEM = 0
@@ -81,11 +89,14 @@ class DynamoDBCustomerStore:
     def replay_registration(
         self, customer: ResolvedCustomer, at: datetime, registration_id: str
     ) -> bool:
-        """The same update, made idempotent for replays: a registration id already applied
-        (its attempt reached DynamoDB after all, or SQS delivered the message twice) is
-        skipped, so ``registration_count`` counts it once."""
+        """The same update for a replay, applied only when it is newer than the customer's
+        last registration: a replay comes late (SQS retries, a dead-letter redrive) and in
+        any order, so one already applied (its attempt reached DynamoDB after all, or SQS
+        delivered the message twice, even after a newer registration) or one older than the
+        last registration is skipped whole. ``registration_count`` counts a registration id
+        at most once, and no attribute moves backwards (agreement, last registration)."""
         try:
-            self._update_customer(customer, at, registration_id)
+            self._update_customer(customer, at, registration_id, condition=_NEWER_REGISTRATION)
         except _AlreadyWrittenError:
             return False
         return True
@@ -121,7 +132,12 @@ class DynamoDBCustomerStore:
         return True
 
     def _update_customer(
-        self, customer: ResolvedCustomer, at: datetime, registration_id: str
+        self,
+        customer: ResolvedCustomer,
+        at: datetime,
+        registration_id: str,
+        *,
+        condition: str = _OTHER_REGISTRATION,
     ) -> dict[str, Any]:
         values: dict[str, Any] = {
             ":entity": {"S": "customer"},
@@ -152,9 +168,7 @@ class DynamoDBCustomerStore:
                 UpdateExpression="SET " + ", ".join(assignments) + " ADD registration_count :one",
                 ExpressionAttributeValues=values,
                 ReturnValues="UPDATED_OLD",
-                # A registration id already applied is skipped: it counts once.
-                ConditionExpression="attribute_not_exists(last_registration_id) "
-                "OR last_registration_id <> :registration",
+                ConditionExpression=condition,
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         return dict(answer)

@@ -10,9 +10,10 @@ not recorded until someone redrives it. The failure is raised, not reported as a
 failure: the mapping does not report batch item failures, so it would delete a message that
 a partial batch response (Powertools' batch utility) names as failed (docs/decisions.md).
 
-`RecoveryProcessor` holds the dependency (the customers table). Lambda passes none, so
-`lambda_handler` uses `default_processor()`, built from the environment on first use, once per
-execution environment; tests pass their own (`lambda_handler(event, context, processor=...)`).
+`RecoveryProcessor` holds the dependencies (the customers table, the idempotency records).
+Lambda passes none, so `lambda_handler` uses `default_processor()`, built from the environment
+on first use, once per execution environment; tests pass their own
+(`lambda_handler(event, context, processor=...)`).
 """
 
 from __future__ import annotations
@@ -30,21 +31,26 @@ from fulfillment.core.ids import pseudonym
 from fulfillment.core.observability import count, logger, metrics
 from fulfillment.customers.models import MalformedParkedRegistrationError, ParkedRegistration
 from fulfillment.customers.store import DynamoDBCustomerStore
-from fulfillment.recovery.replay import RecoveryStore, replay
+from fulfillment.recovery.records import DynamoDBIdempotencyRecords
+from fulfillment.recovery.replay import IdempotencyRecords, RecoveryStore, replay
 from fulfillment.recovery.settings import get_recovery_settings
 
 
 class RecoveryProcessor:
-    """The replay use case wired to the customers table it writes."""
+    """The replay use case wired to the customers table and idempotency records it writes."""
 
-    def __init__(self, *, customers: RecoveryStore) -> None:
+    def __init__(self, *, customers: RecoveryStore, records: IdempotencyRecords) -> None:
         self.customers = customers
+        self.records = records
 
     @classmethod
     def from_environment(cls) -> RecoveryProcessor:
-        """The deployed wiring: the settings' table through the shared DynamoDB client."""
-        table = get_recovery_settings().customers_table_name
-        return cls(customers=DynamoDBCustomerStore(aws.dynamodb(), table))
+        """The deployed wiring: the settings' tables through the shared DynamoDB client."""
+        settings, client = get_recovery_settings(), aws.dynamodb()
+        return cls(
+            customers=DynamoDBCustomerStore(client, settings.customers_table_name),
+            records=DynamoDBIdempotencyRecords(client, settings.idempotency_table_name),
+        )
 
     def handle(self, event: dict[str, Any]) -> None:
         """Replay the event's parked registration; an exception fails the invocation, so SQS
@@ -77,16 +83,24 @@ class RecoveryProcessor:
             "receive_count": receive_count,
         }
         try:
-            applied = replay(parked, customers=self.customers)
+            replayed = replay(parked, customers=self.customers, records=self.records)
         except StorageUnavailableError as error:
             logger.error(
                 "parked registration not recorded yet, SQS will deliver it again",
                 extra={**log, "error_code": str(error)},
             )
             raise
-        if applied:
+        if replayed.applied:
             count(MetricName.REGISTRATION_RECOVERED)
-        logger.info("parked registration recorded", extra={**log, "already_applied": not applied})
+        logger.info(
+            "parked registration recorded",
+            extra={
+                **log,
+                # Not applied: already applied, or overtaken by a newer registration.
+                "already_applied": not replayed.applied,
+                "idempotency_record_completed": replayed.record_completed,
+            },
+        )
 
 
 @cache

@@ -1,9 +1,10 @@
-"""The recovery use case: write a parked registration's session and customer, each once."""
+"""The recovery use case: write a parked registration's session and customer, each once, and
+complete the token's idempotency record with the answer the buyer was given."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from fulfillment.customers.models import ParkedRegistration, ResolvedCustomer
 
@@ -26,16 +27,29 @@ class RecoveryStore(Protocol):
     def replay_registration(
         self, customer: ResolvedCustomer, at: datetime, registration_id: str
     ) -> bool:
-        """Apply the registration unless ``registration_id`` already was; True when applied."""
+        """Apply the registration unless it already was, or a newer one was; True when
+        applied."""
         ...
 
 
-def replay(parked: ParkedRegistration, *, customers: RecoveryStore) -> bool:
-    """Write a parked registration's session and customer, each at most once.
+class IdempotencyRecords(Protocol):
+    def complete(self, key: str, outcome: str) -> bool:
+        """Complete the in-progress record ``key`` with ``outcome``; True when this call did."""
+        ...
 
-    True when this call applied the customer's registration, False when an earlier delivery
-    of the same message already had.
-    """
+
+class Replayed(NamedTuple):
+    # This call applied the customer's registration (False: already applied, or overtaken).
+    applied: bool
+    # This call completed the token's idempotency record (False: saved already, or none named).
+    record_completed: bool
+
+
+def replay(
+    parked: ParkedRegistration, *, customers: RecoveryStore, records: IdempotencyRecords
+) -> Replayed:
+    """Write a parked registration's session and customer, each at most once, then complete
+    its idempotency record: last, so a resubmission that replays the answer finds both."""
     at = datetime.fromisoformat(parked.registered_at)
     customer = parked.customer
     customers.restore_session(
@@ -46,4 +60,9 @@ def replay(parked: ParkedRegistration, *, customers: RecoveryStore) -> bool:
         parked.session_expires_at,
         parked.csrf_token,
     )
-    return customers.replay_registration(customer, at, parked.registration_id)
+    applied = customers.replay_registration(customer, at, parked.registration_id)
+    completed = False
+    # Messages parked before version 2 name no record.
+    if parked.idempotency_key is not None and parked.outcome is not None:
+        completed = records.complete(parked.idempotency_key, parked.outcome)
+    return Replayed(applied=applied, record_completed=completed)

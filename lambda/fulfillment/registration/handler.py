@@ -52,7 +52,7 @@ class Registrations(Protocol):
     settings: Settings
 
     def registration_for(
-        self, token: str, request_id: str, context: LambdaContext
+        self, submission: Submission, request_id: str, context: LambdaContext
     ) -> RegistrationOutcome: ...
 
 
@@ -89,7 +89,7 @@ class Registrar:
             recovery_sqs=aws.recovery_sqs,
         )
 
-    def _register(self, token: str, request_id: str) -> RegistrationOutcome:
+    def _register(self, token: str, request_id: str, free_trial: bool) -> RegistrationOutcome:
         return register(
             token,
             marketplace=self.marketplace,
@@ -99,12 +99,16 @@ class Registrar:
             now=self.clock(),
             session_ttl_seconds=self.settings.session_ttl_seconds,
             request_id=request_id,
+            free_trial=free_trial,
+            idempotency_key=self.once.key_for(token),
         )
 
     def registration_for(
-        self, token: str, request_id: str, context: LambdaContext
+        self, submission: Submission, request_id: str, context: LambdaContext
     ) -> RegistrationOutcome:
-        outcome = self.once.register(token, request_id, context)
+        """The first outcome for the submission's token: a resubmission gets it again, its
+        free-trial choice included, whatever the resubmission posts."""
+        outcome = self.once.register(submission, request_id, context)
         now = self.clock()
         replayed = outcome.registered_by_request != request_id
         if (
@@ -121,7 +125,7 @@ class Registrar:
                 session_ttl_seconds=self.settings.session_ttl_seconds,
                 new_customer=outcome.new_customer,
                 request_id=outcome.registered_by_request,
-            )
+            )._replace(free_trial=outcome.free_trial)
         return outcome
 
 
@@ -155,8 +159,8 @@ def lambda_handler(
         if registrar is None:
             registrar = _registrar(get_settings())
         with deadline.budget(context):
-            outcome = registrar.registration_for(submission.token, request_id, context)
-        location = _location(registrar.settings, submission, outcome, event)
+            outcome = registrar.registration_for(submission, request_id, context)
+        location = _location(registrar.settings, outcome, event)
         if outcome.deferred:
             from fulfillment.registration import pages
 
@@ -173,7 +177,6 @@ def lambda_handler(
 
 def _location(
     settings: Settings,
-    submission: Submission,
     outcome: RegistrationOutcome,
     event: dict[str, Any],
 ) -> str:
@@ -193,12 +196,12 @@ def _location(
             "new_customer": outcome.new_customer,
             "duplicate_submission": duplicate,
             "deferred": outcome.deferred,
-            "free_trial": submission.free_trial,
+            "free_trial": outcome.free_trial,
         },
     )
     builtin = builtin_signup_path(event)
     target = settings.registration_url or builtin
-    if submission.free_trial and settings.trial_registration_url:
+    if outcome.free_trial and settings.trial_registration_url:
         target = settings.trial_registration_url
     # The built-in sign-up page learns that the registration may still be being recorded, so
     # it answers "still finishing" instead of "expired" until the replay lands.

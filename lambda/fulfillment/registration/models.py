@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import NamedTuple
 
 
@@ -25,3 +26,11 @@ class RegistrationOutcome(NamedTuple):
     # True: the customer or session write failed and the registration waits on the recovery
     # queue; the buyer is told it is being finished (202), not sent on yet.
     deferred: bool = False
+    # The first submission's offer type (x-amzn-marketplace-offer-type=free-trial): part of the
+    # outcome, so a resubmission is sent to the same target whatever it posts.
+    free_trial: bool = False
+
+    def as_record(self) -> str:
+        """The outcome as its idempotency record holds it: a JSON object of the fields (what
+        Powertools writes from idempotency.py's serializer, read back by the same)."""
+        return json.dumps(self._asdict(), sort_keys=True)

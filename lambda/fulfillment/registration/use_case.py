@@ -23,11 +23,15 @@ def register(
     now: datetime,
     session_ttl_seconds: int,
     request_id: str,
+    free_trial: bool = False,
+    idempotency_key: str | None = None,
 ) -> RegistrationOutcome:
     """Resolve ``token``, record the customer and open a sign-up session for them.
 
     Once ResolveCustomer has answered, the registration is never dropped: if a write fails
-    it is parked on the recovery queue and the outcome says ``deferred``.
+    it is parked on the recovery queue and the outcome says ``deferred``. The parked message
+    carries ``idempotency_key`` (the token's idempotency record) and the deferred outcome, so
+    the replay completes the record even when this invocation cannot save it.
     """
     customer = marketplace.resolve_customer(token)
     if customer.product_code not in product_codes:
@@ -50,10 +54,7 @@ def register(
         )
         new_customer = customers.record_registration(customer, now, opened.session_id)
     except (StorageUnavailableError, DeadlineExceededError) as error:
-        # Raises RecoveryUnavailableError when the queue refuses too: nothing was promised.
-        parked = _parked(customer, session_id, expires_at, csrf_token, now, request_id)
-        recovery.park(parked, reason=f"{type(error).__name__}: {error}")
-        return RegistrationOutcome(
+        deferred = RegistrationOutcome(
             session_id=session_id,
             session_expires_at=expires_at,
             customer_key=customer.customer_key,
@@ -62,8 +63,15 @@ def register(
             new_customer=False,
             registered_by_request=request_id,
             deferred=True,
+            free_trial=free_trial,
         )
-    return opened._replace(new_customer=new_customer)
+        parked = _parked(customer, session_id, expires_at, csrf_token, now, request_id)
+        if idempotency_key is not None:
+            parked = parked._replace(idempotency_key=idempotency_key, outcome=deferred.as_record())
+        # Raises RecoveryUnavailableError when the queue refuses too: nothing was promised.
+        recovery.park(parked, reason=f"{type(error).__name__}: {error}")
+        return deferred
+    return opened._replace(new_customer=new_customer, free_trial=free_trial)
 
 
 def _parked(
