@@ -222,32 +222,12 @@ class FulfillmentApi(Construct):
             code=code,
             retention=retention,
         )
-        self.signup_function = lambda_function(
-            self,
-            FunctionSpec(
-                construct_prefix="Signup",
-                handler=contract.SIGNUP_HANDLER,
-                description="Built-in sign-up page: contact details for a registration",
-                role_description="sign-up function: sessions and customers, writes contacts",
-                environment=signup_environment(config, tables),
-                statements=[
-                    _allow(SIGNUP_CUSTOMERS_TABLE_ACTIONS, customers),
-                    _allow(SIGNUP_CONTACTS_TABLE_ACTIONS, tables.contacts.table_arn),
-                    iam.PolicyStatement(
-                        actions=list(SIGNUP_CONTACTS_KEY_ACTIONS),
-                        resources=[tables.contacts_key.key_arn],
-                        conditions={
-                            "StringEquals": {
-                                "kms:ViaService": f"dynamodb.{Stack.of(self).region}"
-                                f".{Stack.of(self).url_suffix}"
-                            }
-                        },
-                    ),
-                ],
-            ),
-            code=code,
-            retention=retention,
-        )
+        # The built-in sign-up page exists only where buyers are sent to it: with the seller's
+        # own site (registrationUrl) nobody is, and a live /signup would let anyone holding a
+        # registration id write contacts and mark the customer signed up.
+        self.signup_function: lambda_.Function | None = None
+        if config.registration_url is None:
+            self.signup_function = self._signup_function(config, tables, code, retention)
         self.handoff_function = lambda_function(
             self,
             FunctionSpec(
@@ -261,7 +241,9 @@ class FulfillmentApi(Construct):
             code=code,
             retention=retention,
         )
-        self.functions = (self.function, self.signup_function, self.handoff_function)
+        self.functions = tuple(
+            f for f in (self.function, self.signup_function, self.handoff_function) if f
+        )
 
         access_logs = logs.LogGroup(
             self, "AccessLogs", retention=retention, removal_policy=RemovalPolicy.RETAIN
@@ -310,12 +292,14 @@ class FulfillmentApi(Construct):
             self.public_methods.append(
                 self.api.root.add_method(method, fulfillment, request_validator=validator)
             )
-        signup_resource = self.api.root.add_resource("signup")
-        signup = _integration(self.signup_function)
-        self.signup_methods = [
-            signup_resource.add_method(method, signup, request_validator=validator)
-            for method in ("GET", "POST")
-        ]
+        self.signup_methods: list[apigw.Method] = []
+        if self.signup_function is not None:
+            signup_resource = self.api.root.add_resource("signup")
+            signup = _integration(self.signup_function)
+            self.signup_methods = [
+                signup_resource.add_method(method, signup, request_validator=validator)
+                for method in ("GET", "POST")
+            ]
         self.public_methods += self.signup_methods
         registration = self.api.root.add_resource(REGISTRATIONS_RESOURCE).add_resource("{id}")
         self.handoff_method = registration.add_method(
@@ -348,6 +332,40 @@ class FulfillmentApi(Construct):
         else:
             self.domain_target = None
         self.registrations_endpoint = f"{self.url}{REGISTRATIONS_RESOURCE}/{{id}}"
+
+    def _signup_function(
+        self,
+        config: FulfillmentConfig,
+        tables: Tables,
+        code: lambda_.Code,
+        retention: logs.RetentionDays,
+    ) -> lambda_.Function:
+        return lambda_function(
+            self,
+            FunctionSpec(
+                construct_prefix="Signup",
+                handler=contract.SIGNUP_HANDLER,
+                description="Built-in sign-up page: contact details for a registration",
+                role_description="sign-up function: sessions and customers, writes contacts",
+                environment=signup_environment(config, tables),
+                statements=[
+                    _allow(SIGNUP_CUSTOMERS_TABLE_ACTIONS, tables.customers.table_arn),
+                    _allow(SIGNUP_CONTACTS_TABLE_ACTIONS, tables.contacts.table_arn),
+                    iam.PolicyStatement(
+                        actions=list(SIGNUP_CONTACTS_KEY_ACTIONS),
+                        resources=[tables.contacts_key.key_arn],
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"dynamodb.{Stack.of(self).region}"
+                                f".{Stack.of(self).url_suffix}"
+                            }
+                        },
+                    ),
+                ],
+            ),
+            code=code,
+            retention=retention,
+        )
 
 
 def _integration(function: lambda_.IFunction) -> apigw.LambdaIntegration:

@@ -65,7 +65,14 @@ class FulfillmentStack(Stack):
             service=config.service_name,
             alarm_email=config.alarm_email,
             dashboard_name=f"{config.stack_name}-fulfillment",
-            other_functions={"Signup": api.signup_function, "Handoff": api.handoff_function},
+            other_functions={
+                stem: function
+                for stem, function in (
+                    ("Signup", api.signup_function),
+                    ("Handoff", api.handoff_function),
+                )
+                if function is not None
+            },
         )
         powertools = powertools_environment(config)
         events = RegistrationEvents(

@@ -42,9 +42,9 @@ from infra.stack import FulfillmentStack
 from local.recovery import BATCH_SIZE as LOCAL_RECOVERY_BATCH_SIZE
 from tests.functions import ENVIRONMENT_KEYS as FUNCTION_ENVIRONMENT_KEYS
 
+# The built-in sign-up page (no registrationUrl): every function and route is deployed.
 CONTEXT = {
     "productCodes": "prod-abc123,prod-def456",
-    "registrationUrl": "https://app.example.io/aws",
     "trialRegistrationUrl": "https://app.example.io/trial",
     "alarmEmail": "oncall@example.io",
     "signupCompleteUrl": "https://app.example.io/welcome",
@@ -54,6 +54,8 @@ CONTEXT = {
         {"name": "team_size", "label": "Team size", "required": True},
     ],
 }
+# The seller's own sign-up site instead.
+OWN_SITE = {"registrationUrl": "https://app.example.io/aws"}
 HANDLERS = (FULFILLMENT_HANDLER, SIGNUP_HANDLER, HANDOFF_HANDLER)
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
@@ -98,6 +100,11 @@ def synth(tmp_path_factory: pytest.TempPathFactory, function_artifact: Path) -> 
     return _synth(tmp_path_factory.mktemp("cdk.out"), function_artifact)
 
 
+@pytest.fixture(scope="module")
+def own_site(tmp_path_factory: pytest.TempPathFactory, function_artifact: Path) -> Synth:
+    return _synth(tmp_path_factory.mktemp("cdk.out"), function_artifact, **OWN_SITE)
+
+
 def test_the_api_has_its_three_functions(synth: Synth) -> None:
     assert set(HANDLERS) <= synth.functions().keys()
 
@@ -138,13 +145,44 @@ def _resolved(environment: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def test_fulfillment_environment_is_accepted_by_its_settings(synth: Synth) -> None:
-    environment = synth.function(FULFILLMENT_HANDLER)["Environment"]["Variables"]
+@pytest.mark.parametrize("site", ["built-in", "own"])
+def test_fulfillment_environment_is_accepted_by_its_settings(
+    synth: Synth, own_site: Synth, site: str
+) -> None:
+    deployed = own_site if site == "own" else synth
+    environment = deployed.function(FULFILLMENT_HANDLER)["Environment"]["Variables"]
 
     settings = load_settings(_resolved(environment))
 
     assert settings.product_codes == {"prod-abc123", "prod-def456"}
-    assert settings.registration_url == "https://app.example.io/aws"
+    assert settings.registration_url == (OWN_SITE["registrationUrl"] if site == "own" else None)
+    assert settings.trial_registration_url == CONTEXT["trialRegistrationUrl"]
+
+
+def test_with_the_sellers_own_site_the_built_in_sign_up_is_not_deployed(own_site: Synth) -> None:
+    # Given registrationUrl (the seller's own sign-up site)
+    # Then no function runs the sign-up page and the API has no /signup route
+    assert SIGNUP_HANDLER not in own_site.functions()
+    assert set(own_site.functions()) >= {FULFILLMENT_HANDLER, HANDOFF_HANDLER}
+    assert _routes(own_site).keys() == {
+        ("/", "GET"),
+        ("/", "POST"),
+        ("/registrations/{id}", "GET"),
+    }
+    # And nothing that only the sign-up function needed: its role, logs, alarms, grants
+    assert [k for k in own_site.json["Resources"] if "Signup" in k] == []
+    alarms = [
+        a["Properties"]["AlarmName"] for a in own_site.resources("AWS::CloudWatch::Alarm").values()
+    ]
+    assert [name for name in alarms if "Signup" in json.dumps(name)] == []
+    contacts = own_site.stack.node.find_child("Tables").node.find_child("Contacts")
+    contacts_key = own_site.stack.node.find_child("Tables").node.find_child("ContactsKey")
+    for arn in (contacts.table_arn, contacts_key.key_arn):
+        reference = json.dumps(own_site.stack.resolve(arn))
+        for policy in own_site.resources("AWS::IAM::Policy").values():
+            assert reference not in json.dumps(policy), "a role may still reach the contacts"
+    # And the buyer data already stored stays: the contacts table is kept (retained)
+    assert any("Contacts" in k for k in own_site.resources("AWS::DynamoDB::Table"))
 
 
 def test_signup_extra_fields_reach_the_sign_up_function_as_json(synth: Synth) -> None:
