@@ -44,17 +44,20 @@ class FulfillmentStack(Stack):
             code_dir=code_dir,
             extra_environment=DATA_PATH_ENV,
         )
-        stage = api.api.deployment_stage
         if config.waf_enabled:
             WebFirewall(
-                self, "Firewall", stage_arn=stage.stage_arn, rate_limit=config.waf_rate_limit
+                self,
+                "Firewall",
+                stage_arns=[stage.stage_arn for stage in api.stages],
+                rate_limit=config.waf_rate_limit,
             )
         else:
-            self._acknowledge(
-                stage,
-                "AwsSolutions-APIG3",
-                "WAF turned off by the operator (context wafEnabled=false)",
-            )
+            for stage in api.stages:
+                self._acknowledge(
+                    stage,
+                    "AwsSolutions-APIG3",
+                    "WAF turned off by the operator (context wafEnabled=false)",
+                )
         monitoring = Monitoring(
             self,
             "Monitoring",

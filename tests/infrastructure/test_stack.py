@@ -23,6 +23,7 @@ from fulfillment.contract import (
     IDEMPOTENCY,
     LIFECYCLE_HANDLER,
     RECOVERY_HANDLER,
+    SECURITY_HEADERS,
     SIGNUP_HANDLER,
 )
 from fulfillment.registration.settings import load_settings
@@ -482,15 +483,18 @@ def test_action_constants_are_what_the_template_grants(synth: Synth) -> None:
     assert set(HANDOFF_CUSTOMERS_TABLE_ACTIONS) == {"dynamodb:GetItem"}
 
 
-def test_stage_logs_access_without_bodies_and_is_throttled(synth: Synth) -> None:
-    stage = synth.one("AWS::ApiGateway::Stage")
+def test_stages_log_access_without_bodies_and_are_throttled(synth: Synth) -> None:
+    # The buyers' API and the hand-off's alike
+    stages = [s["Properties"] for s in synth.resources("AWS::ApiGateway::Stage").values()]
+    assert len(stages) == 2
 
-    assert "AccessLogSetting" in stage
-    assert stage["TracingEnabled"] is True
-    (settings,) = stage["MethodSettings"]
-    assert settings["DataTraceEnabled"] is False
-    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (50, 100)
-    assert "$context.path" not in json.dumps(stage["AccessLogSetting"])
+    for stage in stages:
+        assert "AccessLogSetting" in stage
+        assert stage["TracingEnabled"] is True
+        (settings,) = stage["MethodSettings"]
+        assert settings["DataTraceEnabled"] is False
+        assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (50, 100)
+        assert "$context.path" not in json.dumps(stage["AccessLogSetting"])
 
 
 def _routes(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
@@ -530,8 +534,12 @@ def test_each_route_goes_to_its_function_with_its_authorization(synth: Synth) ->
         assert functions[handler] in json.dumps(method["Integration"]["Uri"]), route
         assert method["AuthorizationType"] == authorization, route
         validators.add(json.dumps(method["RequestValidatorId"]))
-    # One request validator, on every method
-    assert len(validators) == 1
+    # One request validator per API (buyers', hand-off's), on every method
+    assert len(validators) == 2
+    apis = {route: json.dumps(method["RestApiId"]) for route, method in routes.items()}
+    handoff_api = apis.pop(("/registrations/{id}", "GET"))
+    assert handoff_api not in apis.values()
+    assert len(set(apis.values())) == 1
     assert routes[("/registrations/{id}", "GET")]["RequestParameters"] == {
         "method.request.path.id": True
     }
@@ -553,9 +561,57 @@ def test_only_api_gateway_may_invoke_each_function_on_its_own_route(synth: Synth
             assert route in json.dumps(permission["SourceArn"])
 
 
+BUYER_GATEWAY_RESPONSES = {
+    "DEFAULT_4XX",
+    "DEFAULT_5XX",
+    "THROTTLED",
+    "WAF_FILTERED",
+    "INTEGRATION_TIMEOUT",
+}
+
+
+def test_api_gateways_own_errors_give_buyers_a_page_with_the_security_headers(
+    synth: Synth,
+) -> None:
+    # Given the buyers' API and the hand-off's
+    routes = _routes(synth)
+    buyers_api = routes[("/", "POST")]["RestApiId"]
+    handoff_api = routes[("/registrations/{id}", "GET")]["RestApiId"]
+    responses = [
+        r["Properties"] for r in synth.resources("AWS::ApiGateway::GatewayResponse").values()
+    ]
+
+    # Then API Gateway's throttling, WAF, timeout, 4xx and 5xx answers on the buyers' API are
+    # a small HTML page with the functions' security headers, whatever the Accept header
+    buyers = {r["ResponseType"]: r for r in responses if r["RestApiId"] == buyers_api}
+    assert buyers.keys() == BUYER_GATEWAY_RESPONSES
+    for response_type, response in buyers.items():
+        headers = {
+            name.removeprefix("gatewayresponse.header."): value
+            for name, value in response["ResponseParameters"].items()
+        }
+        assert {k: v for k, v in headers.items() if k in SECURITY_HEADERS} == {
+            k: f"'{v}'" for k, v in SECURITY_HEADERS.items()
+        }, response_type
+        assert headers["Content-Type"] == "'text/html; charset=utf-8'"
+        assert headers["Content-Security-Policy"].startswith("'default-src 'none';")
+        assert "StatusCode" not in response  # API Gateway's own status stays
+        pages = set(response["ResponseTemplates"].values())
+        assert response["ResponseTemplates"].keys() == {"application/json", "text/html"}
+        (page,) = pages
+        assert page.startswith("<!doctype html>")
+        assert "$context.requestId" in page
+        assert "<script" not in page and "http://" not in page
+    # And the hand-off API keeps API Gateway's JSON for its machine caller
+    assert [r for r in responses if r["RestApiId"] == handoff_api] == []
+
+
 def test_waf_guards_the_stage_with_a_rate_rule_and_common_rules(synth: Synth) -> None:
     acl = synth.one("AWS::WAFv2::WebACL")
-    association = synth.one("AWS::WAFv2::WebACLAssociation")
+    associations = [
+        a["Properties"] for a in synth.resources("AWS::WAFv2::WebACLAssociation").values()
+    ]
+    stages = synth.resources("AWS::ApiGateway::Stage")
 
     assert acl["Scope"] == "REGIONAL"
     rules = {r["Name"]: r for r in acl["Rules"]}
@@ -568,7 +624,11 @@ def test_waf_guards_the_stage_with_a_rate_rule_and_common_rules(synth: Synth) ->
         rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]["Name"]
         == "AWSManagedRulesCommonRuleSet"
     )
-    assert "Stage" in json.dumps(association["ResourceArn"])
+    # Both stages (buyers' API and hand-off API) are behind it
+    assert len(associations) == len(stages) == 2
+    for stage_id, stage in stages.items():
+        api_id = json.dumps(stage["Properties"]["RestApiId"])
+        assert [a for a in associations if api_id in json.dumps(a["ResourceArn"])], stage_id
     overrides = rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"][
         "RuleActionOverrides"
     ]
@@ -610,9 +670,11 @@ def test_outputs_give_the_urls_and_the_hand_off_endpoint_and_arn(synth: Synth) -
     assert "DashboardUrl" in outputs
     assert "Marketplace Management Portal" in outputs["FulfillmentUrl"]["Description"]
     endpoint = _joined(outputs["RegistrationsEndpoint"]["Value"])
-    assert endpoint.startswith("https://<FulfillmentApi")
-    assert ".execute-api.<AWS::Region>.<AWS::URLSuffix>/<FulfillmentApiDeploymentStageprod" in (
-        endpoint
+    # The hand-off has its own API (JSON gateway responses), always on its execute-api host
+    assert endpoint.startswith("https://<FulfillmentHandoffApi")
+    assert (
+        ".execute-api.<AWS::Region>.<AWS::URLSuffix>/<FulfillmentHandoffApiDeploymentStageprod"
+        in endpoint
     )
     assert endpoint.endswith("/registrations/{id}")
     arn = _joined(outputs["RegistrationsInvokeArn"]["Value"])
@@ -684,7 +746,8 @@ def test_waf_off_and_no_registration_url(tmp_path: Path, function_artifact: Path
 
     # Then there is no web ACL, and its absence is acknowledged once
     assert synth.resources("AWS::WAFv2::WebACL") == {}
-    assert [a.rule_id for a in synth.stack.acknowledgements].count("AwsSolutions-APIG3") == 1
+    # once per stage (buyers' API, hand-off API)
+    assert [a.rule_id for a in synth.stack.acknowledgements].count("AwsSolutions-APIG3") == 2
     # And buyers go to the built-in sign-up page, which has no extra fields
     fulfillment = load_settings(
         _resolved(synth.function(FULFILLMENT_HANDLER)["Environment"]["Variables"])
