@@ -1,4 +1,5 @@
-"""The REST API and the three functions behind it, built from the one artifact."""
+"""The REST APIs (buyers' and the seller hand-off's) and the three functions behind them, built
+from the one artifact."""
 
 from __future__ import annotations
 
@@ -222,32 +223,12 @@ class FulfillmentApi(Construct):
             code=code,
             retention=retention,
         )
-        self.signup_function = lambda_function(
-            self,
-            FunctionSpec(
-                construct_prefix="Signup",
-                handler=contract.SIGNUP_HANDLER,
-                description="Built-in sign-up page: contact details for a registration",
-                role_description="sign-up function: sessions and customers, writes contacts",
-                environment=signup_environment(config, tables),
-                statements=[
-                    _allow(SIGNUP_CUSTOMERS_TABLE_ACTIONS, customers),
-                    _allow(SIGNUP_CONTACTS_TABLE_ACTIONS, tables.contacts.table_arn),
-                    iam.PolicyStatement(
-                        actions=list(SIGNUP_CONTACTS_KEY_ACTIONS),
-                        resources=[tables.contacts_key.key_arn],
-                        conditions={
-                            "StringEquals": {
-                                "kms:ViaService": f"dynamodb.{Stack.of(self).region}"
-                                f".{Stack.of(self).url_suffix}"
-                            }
-                        },
-                    ),
-                ],
-            ),
-            code=code,
-            retention=retention,
-        )
+        # The built-in sign-up page exists only where buyers are sent to it: with the seller's
+        # own site (registrationUrl) nobody is, and a live /signup would let anyone holding a
+        # registration id write contacts and mark the customer signed up.
+        self.signup_function: lambda_.Function | None = None
+        if config.registration_url is None:
+            self.signup_function = self._signup_function(config, tables, code, retention)
         self.handoff_function = lambda_function(
             self,
             FunctionSpec(
@@ -261,20 +242,133 @@ class FulfillmentApi(Construct):
             code=code,
             retention=retention,
         )
-        self.functions = (self.function, self.signup_function, self.handoff_function)
-
-        access_logs = logs.LogGroup(
-            self, "AccessLogs", retention=retention, removal_policy=RemovalPolicy.RETAIN
+        self.functions = tuple(
+            f for f in (self.function, self.signup_function, self.handoff_function) if f
         )
-        self.api = apigw.RestApi(
-            self,
+
+        self.api = self._rest_api(
             "Api",
-            rest_api_name=f"{config.stack_name}-fulfillment",
+            "AccessLogs",
+            config,
+            retention,
+            name=f"{config.stack_name}-fulfillment",
             description="AWS Marketplace SaaS fulfillment URL",
-            endpoint_types=[apigw.EndpointType.REGIONAL],
+            # CloudWatch's account-level role for API Gateway logging: one per account.
             cloud_watch_role=True,
-            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY,
             disable_execute_api_endpoint=bool(config.domain_name),
+        )
+        # The seller's backend gets JSON from API Gateway too, buyers a page: gateway
+        # responses are per REST API, so the hand-off has an API of its own.
+        self.handoff_api = self._rest_api(
+            "HandoffApi",
+            "HandoffAccessLogs",
+            config,
+            retention,
+            name=f"{config.stack_name}-handoff",
+            description="Seller hand-off: GET /registrations/{id} (IAM)",
+            cloud_watch_role=False,
+            disable_execute_api_endpoint=False,
+        )
+        account = self.api.node.find_child("Account")
+        self.handoff_api.deployment_stage.node.add_dependency(account)
+        for page in contract.GATEWAY_PAGES:
+            body = contract.gateway_page_html(page, contract.GATEWAY_REQUEST_ID)
+            self.api.add_gateway_response(
+                f"{page.response_type.title().replace('_', '')}Page",
+                type=apigw.ResponseType.of(page.response_type),
+                response_headers={
+                    name: f"'{value}'"
+                    for name, value in {
+                        **contract.SECURITY_HEADERS,
+                        "Content-Security-Policy": contract.GATEWAY_PAGE_CSP,
+                        "Content-Type": "text/html; charset=utf-8",
+                    }.items()
+                },
+                # Whatever the Accept header selects, the same page.
+                templates={"application/json": body, "text/html": body},
+            )
+        validator = self.api.add_request_validator(
+            "RequestValidator", validate_request_body=True, validate_request_parameters=True
+        )
+        # The buyer-facing methods are public by design (stack.py acknowledges that to
+        # cdk-nag); the hand-off is for the seller's backend only, signed with SigV4.
+        self.public_methods: list[apigw.Method] = []
+        fulfillment = _integration(self.function)
+        for method in ("GET", "POST"):
+            self.public_methods.append(
+                self.api.root.add_method(method, fulfillment, request_validator=validator)
+            )
+        self.signup_methods: list[apigw.Method] = []
+        if self.signup_function is not None:
+            signup_resource = self.api.root.add_resource("signup")
+            signup = _integration(self.signup_function)
+            self.signup_methods = [
+                signup_resource.add_method(method, signup, request_validator=validator)
+                for method in ("GET", "POST")
+            ]
+        self.public_methods += self.signup_methods
+        registration = self.handoff_api.root.add_resource(REGISTRATIONS_RESOURCE).add_resource(
+            "{id}"
+        )
+        self.handoff_method = registration.add_method(
+            "GET",
+            _integration(self.handoff_function),
+            authorization_type=apigw.AuthorizationType.IAM,
+            request_validator=self.handoff_api.add_request_validator(
+                "RequestValidator", validate_request_body=True, validate_request_parameters=True
+            ),
+            request_parameters={"method.request.path.id": True},
+        )
+        # What the seller's backend role needs: execute-api:Invoke on this ARN.
+        self.handoff_invoke_arn = self.handoff_api.arn_for_execute_api(
+            "GET", f"/{REGISTRATIONS_RESOURCE}/*", STAGE_NAME
+        )
+        self.stages = (self.api.deployment_stage, self.handoff_api.deployment_stage)
+
+        self.url = self.api.url
+        if config.domain_name and config.certificate_arn:
+            domain = apigw.DomainName(
+                self,
+                "Domain",
+                domain_name=config.domain_name,
+                certificate=acm.Certificate.from_certificate_arn(
+                    self, "Certificate", config.certificate_arn
+                ),
+                endpoint_type=apigw.EndpointType.REGIONAL,
+                security_policy=apigw.SecurityPolicy.TLS_1_2,
+            )
+            domain.add_base_path_mapping(self.api)
+            self.domain_target: str | None = domain.domain_name_alias_domain_name
+            self.url = f"https://{config.domain_name}/"
+        else:
+            self.domain_target = None
+        # On its own API's execute-api host, custom domain or not.
+        self.registrations_endpoint = f"{self.handoff_api.url}{REGISTRATIONS_RESOURCE}/{{id}}"
+
+    def _rest_api(
+        self,
+        construct_id: str,
+        access_logs_id: str,
+        config: FulfillmentConfig,
+        retention: logs.RetentionDays,
+        *,
+        name: str,
+        description: str,
+        cloud_watch_role: bool,
+        disable_execute_api_endpoint: bool,
+    ) -> apigw.RestApi:
+        access_logs = logs.LogGroup(
+            self, access_logs_id, retention=retention, removal_policy=RemovalPolicy.RETAIN
+        )
+        return apigw.RestApi(
+            self,
+            construct_id,
+            rest_api_name=name,
+            description=description,
+            endpoint_types=[apigw.EndpointType.REGIONAL],
+            cloud_watch_role=cloud_watch_role,
+            cloud_watch_role_removal_policy=RemovalPolicy.DESTROY if cloud_watch_role else None,
+            disable_execute_api_endpoint=disable_execute_api_endpoint,
             deploy_options=apigw.StageOptions(
                 stage_name=STAGE_NAME,
                 # The standard fields carry the resource path, never the query string or body.
@@ -299,55 +393,40 @@ class FulfillmentApi(Construct):
                 data_trace_enabled=False,
             ),
         )
-        validator = self.api.add_request_validator(
-            "RequestValidator", validate_request_body=True, validate_request_parameters=True
-        )
-        # The buyer-facing methods are public by design (stack.py acknowledges that to
-        # cdk-nag); the hand-off is for the seller's backend only, signed with SigV4.
-        self.public_methods: list[apigw.Method] = []
-        fulfillment = _integration(self.function)
-        for method in ("GET", "POST"):
-            self.public_methods.append(
-                self.api.root.add_method(method, fulfillment, request_validator=validator)
-            )
-        signup_resource = self.api.root.add_resource("signup")
-        signup = _integration(self.signup_function)
-        self.signup_methods = [
-            signup_resource.add_method(method, signup, request_validator=validator)
-            for method in ("GET", "POST")
-        ]
-        self.public_methods += self.signup_methods
-        registration = self.api.root.add_resource(REGISTRATIONS_RESOURCE).add_resource("{id}")
-        self.handoff_method = registration.add_method(
-            "GET",
-            _integration(self.handoff_function),
-            authorization_type=apigw.AuthorizationType.IAM,
-            request_validator=validator,
-            request_parameters={"method.request.path.id": True},
-        )
-        # What the seller's backend role needs: execute-api:Invoke on this ARN.
-        self.handoff_invoke_arn = self.api.arn_for_execute_api(
-            "GET", f"/{REGISTRATIONS_RESOURCE}/*", STAGE_NAME
-        )
 
-        self.url = self.api.url
-        if config.domain_name and config.certificate_arn:
-            domain = apigw.DomainName(
-                self,
-                "Domain",
-                domain_name=config.domain_name,
-                certificate=acm.Certificate.from_certificate_arn(
-                    self, "Certificate", config.certificate_arn
-                ),
-                endpoint_type=apigw.EndpointType.REGIONAL,
-                security_policy=apigw.SecurityPolicy.TLS_1_2,
-            )
-            domain.add_base_path_mapping(self.api)
-            self.domain_target: str | None = domain.domain_name_alias_domain_name
-            self.url = f"https://{config.domain_name}/"
-        else:
-            self.domain_target = None
-        self.registrations_endpoint = f"{self.url}{REGISTRATIONS_RESOURCE}/{{id}}"
+    def _signup_function(
+        self,
+        config: FulfillmentConfig,
+        tables: Tables,
+        code: lambda_.Code,
+        retention: logs.RetentionDays,
+    ) -> lambda_.Function:
+        return lambda_function(
+            self,
+            FunctionSpec(
+                construct_prefix="Signup",
+                handler=contract.SIGNUP_HANDLER,
+                description="Built-in sign-up page: contact details for a registration",
+                role_description="sign-up function: sessions and customers, writes contacts",
+                environment=signup_environment(config, tables),
+                statements=[
+                    _allow(SIGNUP_CUSTOMERS_TABLE_ACTIONS, tables.customers.table_arn),
+                    _allow(SIGNUP_CONTACTS_TABLE_ACTIONS, tables.contacts.table_arn),
+                    iam.PolicyStatement(
+                        actions=list(SIGNUP_CONTACTS_KEY_ACTIONS),
+                        resources=[tables.contacts_key.key_arn],
+                        conditions={
+                            "StringEquals": {
+                                "kms:ViaService": f"dynamodb.{Stack.of(self).region}"
+                                f".{Stack.of(self).url_suffix}"
+                            }
+                        },
+                    ),
+                ],
+            ),
+            code=code,
+            retention=retention,
+        )
 
 
 def _integration(function: lambda_.IFunction) -> apigw.LambdaIntegration:

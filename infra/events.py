@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy
+import jsii
+from aws_cdk import ArnFormat, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_cloudwatch_actions as cloudwatch_actions
 from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_events as events
-from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
@@ -27,6 +27,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from aws_cdk import aws_sqs as sqs
+from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct, IConstruct
 
 from fulfillment import contract
@@ -77,6 +78,22 @@ def publisher_environment(bus: events.IEventBus, retry_queue: sqs.IQueue) -> dic
     }
 
 
+@jsii.implements(events.IRuleTarget)
+class _TopicTarget:
+    """The topic as a rule target, granting nothing: CDK's SnsTopic target would add topic and
+    key policy statements for EventBridge without a source condition; the construct adds its
+    own, conditioned ones (RegistrationEvents._notification_topic)."""
+
+    def __init__(self, topic: sns.ITopic, message: events.RuleTargetInput) -> None:
+        self._topic = topic
+        self._message = message
+
+    def bind(self, rule: IRuleRef, id: str | None = None) -> events.RuleTargetConfig:
+        return events.RuleTargetConfig(
+            arn=self._topic.topic_arn, input=self._message, target_resource=self._topic
+        )
+
+
 class RegistrationEvents(Construct):
     """Bus, publisher, retry and failure queues, seller notification topic, and their alarms."""
 
@@ -122,19 +139,29 @@ class RegistrationEvents(Construct):
         self.function = self._publisher(code_dir, environment_extra, log_retention)
         self._event_sources(table)
 
+        # Named, so that the key policy can name the rule's ARN: a reference to the rule
+        # would make a cycle (key -> rule -> topic -> key).
+        rule_name = f"{stack_name}-notify-seller"
+        self.notification_rule_arn = Stack.of(self).format_arn(
+            service="events",
+            resource="rule",
+            resource_name=f"{self.bus.event_bus_name}/{rule_name}",
+            arn_format=ArnFormat.SLASH_RESOURCE_NAME,
+        )
         self.topic = self._notification_topic(stack_name)
         if notification_email:
             self.topic.add_subscription(subscriptions.EmailSubscription(notification_email))
         self.notification_rule = events.Rule(
             self,
             "NotifySeller",
+            rule_name=rule_name,
             event_bus=self.bus,
             description="Tells the seller's team about registrations and sign-ups (SNS)",
             event_pattern=events.EventPattern(source=[contract.REGISTRATION_EVENT_SOURCE]),
             targets=[
-                targets.SnsTopic(
+                _TopicTarget(
                     self.topic,
-                    message=events.RuleTargetInput.from_object(
+                    events.RuleTargetInput.from_object(
                         {
                             name: events.EventField.from_path(path)
                             for name, path in NOTIFICATION_FIELDS.items()
@@ -251,15 +278,34 @@ class RegistrationEvents(Construct):
             description=f"Encrypts the registration notifications of {stack_name}",
             enable_key_rotation=True,
         )
-        # The rule's SnsTopic target grants EventBridge sns:Publish on the topic and
-        # kms:Decrypt/GenerateDataKey* in this key's policy (asserted in the tests).
-        return sns.Topic(
+        topic = sns.Topic(
             self,
             "NotificationTopic",
             display_name=f"{stack_name} registrations",
             master_key=key,
             enforce_ssl=True,
         )
+        # EventBridge may publish to the topic, and use its key, for this stack's rule only
+        # (AWS's confused-deputy guidance: aws:SourceArn and aws:SourceAccount on both).
+        only_the_rule = {
+            "StringEquals": {"aws:SourceAccount": Stack.of(self).account},
+            "ArnEquals": {"aws:SourceArn": self.notification_rule_arn},
+        }
+        grants: list[tuple[kms.Key | sns.Topic, str, list[str], list[str]]] = [
+            (key, "UseTheKey", ["kms:Decrypt", "kms:GenerateDataKey*"], ["*"]),
+            (topic, "Publish", ["sns:Publish"], [topic.topic_arn]),
+        ]
+        for resource, sid, actions, resources in grants:
+            resource.add_to_resource_policy(
+                iam.PolicyStatement(
+                    sid=f"AllowTheNotifySellerRuleTo{sid}",
+                    principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                    actions=actions,
+                    resources=resources,
+                    conditions=only_the_rule,
+                )
+            )
+        return topic
 
     # -- alarms ------------------------------------------------------------------------------
 

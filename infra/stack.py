@@ -44,17 +44,20 @@ class FulfillmentStack(Stack):
             code_dir=code_dir,
             extra_environment=DATA_PATH_ENV,
         )
-        stage = api.api.deployment_stage
         if config.waf_enabled:
             WebFirewall(
-                self, "Firewall", stage_arn=stage.stage_arn, rate_limit=config.waf_rate_limit
+                self,
+                "Firewall",
+                stage_arns=[stage.stage_arn for stage in api.stages],
+                rate_limit=config.waf_rate_limit,
             )
         else:
-            self._acknowledge(
-                stage,
-                "AwsSolutions-APIG3",
-                "WAF turned off by the operator (context wafEnabled=false)",
-            )
+            for stage in api.stages:
+                self._acknowledge(
+                    stage,
+                    "AwsSolutions-APIG3",
+                    "WAF turned off by the operator (context wafEnabled=false)",
+                )
         monitoring = Monitoring(
             self,
             "Monitoring",
@@ -65,7 +68,14 @@ class FulfillmentStack(Stack):
             service=config.service_name,
             alarm_email=config.alarm_email,
             dashboard_name=f"{config.stack_name}-fulfillment",
-            other_functions={"Signup": api.signup_function, "Handoff": api.handoff_function},
+            other_functions={
+                stem: function
+                for stem, function in (
+                    ("Signup", api.signup_function),
+                    ("Handoff", api.handoff_function),
+                )
+                if function is not None
+            },
         )
         powertools = powertools_environment(config)
         events = RegistrationEvents(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aws_cdk import aws_wafv2 as wafv2
 from constructs import Construct
 
@@ -16,7 +18,7 @@ def _visibility(name: str) -> wafv2.CfnWebACL.VisibilityConfigProperty:
 
 class WebFirewall(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, stage_arn: str, rate_limit: int
+        self, scope: Construct, construct_id: str, *, stage_arns: Sequence[str], rate_limit: int
     ) -> None:
         super().__init__(scope, construct_id)
         self.web_acl = wafv2.CfnWebACL(
@@ -61,6 +63,11 @@ class WebFirewall(Construct):
                 ),
             ],
         )
-        wafv2.CfnWebACLAssociation(
-            self, "Association", resource_arn=stage_arn, web_acl_arn=self.web_acl.attr_arn
-        )
+        # The first keeps the construct id it had when there was one stage.
+        for index, stage_arn in enumerate(stage_arns):
+            wafv2.CfnWebACLAssociation(
+                self,
+                f"Association{index or ''}",
+                resource_arn=stage_arn,
+                web_acl_arn=self.web_acl.attr_arn,
+            )

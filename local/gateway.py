@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from fulfillment import contract
 from local.functions import ACCOUNT_ID, REGION, FunctionSpec, LambdaContext, Workers
 from local.server import HOP_HEADERS, App, LocalRequest, LocalResponse, RunningServer, serve
 
@@ -48,13 +49,17 @@ class Route:
     """One method on one resource template, e.g. Route("GET", "/registrations/{id}").
 
     ``handler`` names the function behind the route ("pkg.module.func"); None means the
-    gateway's default handler. ``iam_auth`` mimics AuthorizationType AWS_IAM.
+    gateway's default handler. ``iam_auth`` mimics AuthorizationType AWS_IAM. ``json_errors``:
+    the route belongs to an API without gateway responses (the seller hand-off's), so the
+    gateway's own errors on its paths are API Gateway's JSON; elsewhere they are the buyers'
+    page (fulfillment.contract.GATEWAY_PAGES, as infra/api.py deploys them).
     """
 
     method: str
     resource: str
     handler: str | None = None
     iam_auth: bool = False
+    json_errors: bool = False
 
 
 def match_route(
@@ -149,18 +154,48 @@ def build_event(
     }
 
 
-def gateway_error(status: int) -> LocalResponse:
-    """API Gateway's own answers: 403 for no route or no signature, 413, 400 and 502."""
+_GATEWAY_PAGES = {page.response_type: page for page in contract.GATEWAY_PAGES}
+
+
+def gateway_error(status: int, *, json_errors: bool = False) -> LocalResponse:
+    """API Gateway's own answers: 403 for no route or no signature, 413, 400, 502 and 504
+    (integration timeout). As deployed: the buyers' page with the security headers, or, on
+    the hand-off API's paths (``json_errors``), API Gateway's default JSON."""
     message, error_type = {
         400: ("Bad Request", "BadRequestException"),
         403: ("Missing Authentication Token", "MissingAuthenticationTokenException"),
         413: ("Request Too Long", "RequestEntityTooLargeException"),
+        504: ("Endpoint request timed out", "InternalServerErrorException"),
     }.get(status, ("Internal server error", "InternalServerErrorException"))
-    return LocalResponse(
-        status if status in (400, 403, 413) else 502,
-        [("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)],
-        json.dumps({"message": message}).encode(),
-    )
+    status = status if status in (400, 403, 413, 504) else 502
+    if json_errors:
+        return LocalResponse(
+            status,
+            [("Content-Type", "application/json"), ("x-amzn-ErrorType", error_type)],
+            json.dumps({"message": message}).encode(),
+        )
+    return _page(status, "INTEGRATION_TIMEOUT" if status == 504 else f"DEFAULT_{status // 100}XX")
+
+
+def not_found(request: LocalRequest) -> LocalResponse:
+    """404 with the buyers' page: a local page for a path the stack does not serve (the
+    built-in sign-up page when REGISTRATION_URL is set)."""
+    return _page(404, "DEFAULT_4XX")
+
+
+def _page(status: int, response_type: str) -> LocalResponse:
+    headers = {
+        **contract.SECURITY_HEADERS,
+        "Content-Security-Policy": contract.GATEWAY_PAGE_CSP,
+        "Content-Type": "text/html; charset=utf-8",
+    }
+    body = contract.gateway_page_html(_GATEWAY_PAGES[response_type], str(uuid.uuid4()))
+    return LocalResponse(status, list(headers.items()), body.encode())
+
+
+def _json_error_paths(routes: list[Route]) -> frozenset[str]:
+    """The first path segments of the routes whose API answers its own errors in JSON."""
+    return frozenset(r.resource.strip("/").split("/", 1)[0] for r in routes if r.json_errors)
 
 
 class MalformedProxyResultError(ValueError):
@@ -218,6 +253,7 @@ class _Gateway:
         self._routes = routes
         self._workers = workers
         self._pages = pages
+        self._json_error_paths = _json_error_paths(routes)
 
     def __call__(self, request: LocalRequest) -> LocalResponse:
         page = self._pages.get(request.path)
@@ -228,25 +264,26 @@ class _Gateway:
             path = path[len(STAGE) + 1 :] or "/"
         found = match_route(self._routes, request.method, path)
         if found is None:
-            return gateway_error(403)
+            first_segment = path.strip("/").split("/", 1)[0]
+            return gateway_error(403, json_errors=first_segment in self._json_error_paths)
         route, path_parameters = found
         if route.iam_auth and not _signed(request.header("Authorization")):
-            return gateway_error(403)
+            return gateway_error(403, json_errors=route.json_errors)
         event = build_event(replace(request, path=unquote(path)), route, path_parameters)
         try:
             ok, result = self._workers.invoke(event, route.handler, timeout=TIMEOUT_SECONDS + 5)
         except concurrent.futures.TimeoutError:
             sys.stderr.write(f"gateway: function timed out on {request.method} {path}\n")
-            return gateway_error(502)
+            return gateway_error(504, json_errors=route.json_errors)
         if not ok:
             sys.stderr.write(str(result))
-            return gateway_error(502)
+            return gateway_error(502, json_errors=route.json_errors)
         try:
             return proxy_result_to_response(result)
         except MalformedProxyResultError:
             sys.stderr.write("gateway: Malformed Lambda proxy response\n")
             traceback.print_exc()
-            return gateway_error(502)
+            return gateway_error(502, json_errors=route.json_errors)
 
 
 class RunningGateway:

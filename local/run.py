@@ -34,7 +34,7 @@ from local.dynamodb import create_tables, start_dynamodb
 from local.event_sources import QueueFunction
 from local.events import LocalEvents, start_local_events
 from local.functions import LAMBDA_ROOT
-from local.gateway import Route, start_gateway
+from local.gateway import STAGE, Route, not_found, start_gateway
 from local.lifecycle import LocalLifecycle
 from local.marketplace import MarketplaceStandIn, default_customers, start_server
 from local.recovery import start_local_recovery
@@ -49,12 +49,23 @@ __all__ = ["HANDLER", "LAMBDA_ROOT", "ROUTES", "LocalStack", "main", "start_loca
 # The gateway's default handler (the fulfillment URL); the other routes name their own.
 HANDLER = contract.FULFILLMENT_HANDLER
 SIGNUP_PATH = "/signup"
+SIGNUP_ROUTES = [
+    Route("GET", SIGNUP_PATH, handler=contract.SIGNUP_HANDLER),
+    Route("POST", SIGNUP_PATH, handler=contract.SIGNUP_HANDLER),
+]
+# As deployed (infra/api.py): the buyers' API, with the built-in sign-up page only when no
+# REGISTRATION_URL is set, and the hand-off's own API (JSON errors).
 ROUTES = [
     Route("GET", "/"),
     Route("POST", "/"),
-    Route("GET", SIGNUP_PATH, handler=contract.SIGNUP_HANDLER),
-    Route("POST", SIGNUP_PATH, handler=contract.SIGNUP_HANDLER),
-    Route("GET", "/registrations/{id}", handler=contract.HANDOFF_HANDLER, iam_auth=True),
+    *SIGNUP_ROUTES,
+    Route(
+        "GET",
+        "/registrations/{id}",
+        handler=contract.HANDOFF_HANDLER,
+        iam_auth=True,
+        json_errors=True,
+    ),
 ]
 
 DEFAULTS = {
@@ -352,9 +363,14 @@ def _start(
         pages.MARKETPLACE_REDIRECT_PATH: pages.redirect_page(marketplace_page_url),
         **({pages.EVENTS_PATH: events.page} if events is not None else {}),
     }
+    builtin_signup = stack.registration_url is None
+    if not builtin_signup:
+        # The seller's own site: no sign-up page, and its path answers 404 (a page).
+        for path in (SIGNUP_PATH, f"/{STAGE}{SIGNUP_PATH}"):
+            local_pages[path] = not_found
     stack._gateway = start_gateway(
         handler=HANDLER,
-        routes=ROUTES,
+        routes=[r for r in ROUTES if builtin_signup or r not in SIGNUP_ROUTES],
         host=host,
         port=gateway_port,
         workers=workers,

@@ -1,13 +1,17 @@
 """The names that lambda/, infra/ and local/ share, declared once.
 
 Environment variables, handler paths, metric names and their dimensions, table keys and
-indexes, event sources and detail types. The standard library only: the CDK app and the
+indexes, event sources and detail types, the security headers and the pages API Gateway
+answers with itself. The standard library only: the CDK app and the
 local stack import this module without importing anything else of the function package,
 and every function imports it on its cold path.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import html
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -253,3 +257,85 @@ IDEMPOTENCY = TableSchema(partition_key="id", sort_key=None, ttl_attribute="expi
 # (pk = the customer's key): the only personal data, in a table of its own so that only the
 # sign-up function can reach it. No stream, no indexes, nothing expires.
 CONTACTS = TableSchema(partition_key=PK, sort_key=None, ttl_attribute=None)
+
+
+# --- Answers -----------------------------------------------------------------------------
+# Sent on every answer of the functions (core/responses.py) and of API Gateway itself (its
+# gateway responses, infra/api.py; local/gateway.py), redirects included.
+SECURITY_HEADERS: dict[str, str] = {
+    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+}
+MARKETPLACE_SUBSCRIPTIONS_URL = "https://console.aws.amazon.com/marketplace/home#/subscriptions"
+
+# API Gateway's own answers to a buyer (throttling, WAF, a timeout, a path it does not have):
+# a small page that loads nothing, instead of its bare JSON. The hand-off API keeps JSON.
+GATEWAY_PAGE_CSS = (
+    "body{font:16px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;"
+    "background:#f2f3f3;color:#16191f}"
+    "main{max-width:36rem;margin:2rem auto;padding:1.5rem;background:#fff;border-radius:8px}"
+    "h1{font-size:1.5rem;margin-top:0}a{color:#0972d3}.reference{font-size:.875rem;color:#5f6b7a}"
+)
+_GATEWAY_PAGE_CSS_HASH = base64.b64encode(hashlib.sha256(GATEWAY_PAGE_CSS.encode()).digest())
+GATEWAY_PAGE_CSP = (
+    f"default-src 'none'; style-src 'sha256-{_GATEWAY_PAGE_CSS_HASH.decode()}'; "
+    "form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+)
+# API Gateway fills this in (simple substitution; gateway response templates run no VTL).
+GATEWAY_REQUEST_ID = "$context.requestId"
+
+
+class GatewayPage(NamedTuple):
+    """The page for one API Gateway response type (its status stays API Gateway's)."""
+
+    response_type: str
+    title: str
+    message: str
+
+
+_TRY_AGAIN_LATER = (
+    "Your subscription is safe in AWS Marketplace. Please try again in a few minutes from "
+    "your AWS Marketplace subscriptions."
+)
+GATEWAY_PAGES: tuple[GatewayPage, ...] = (
+    GatewayPage(
+        "DEFAULT_4XX",
+        "This page is not available",
+        "The address may be incomplete, or the link has been used up. To set up your "
+        "account, start again from your AWS Marketplace subscriptions.",
+    ),
+    GatewayPage("DEFAULT_5XX", "Something went wrong", _TRY_AGAIN_LATER),
+    GatewayPage(
+        "THROTTLED",
+        "Too many requests",
+        "We are receiving more requests than we can answer right now. Wait a few seconds, "
+        "then try again.",
+    ),
+    GatewayPage(
+        "WAF_FILTERED",
+        "Your request was blocked",
+        "Our firewall did not accept this request. To set up your account, start again from "
+        "your AWS Marketplace subscriptions.",
+    ),
+    GatewayPage("INTEGRATION_TIMEOUT", "This is taking too long", _TRY_AGAIN_LATER),
+)
+
+
+def gateway_page_html(page: GatewayPage, reference: str) -> str:
+    """The whole page for ``page``; ``reference`` is the request id (GATEWAY_REQUEST_ID where
+    API Gateway fills it in). Everything is escaped; the page loads nothing."""
+    e = html.escape
+    return (
+        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        '<meta name="robots" content="noindex">\n'
+        f"<title>{e(page.title)}</title>\n<style>{GATEWAY_PAGE_CSS}</style>\n</head>\n"
+        f"<body>\n<main>\n<h1>{e(page.title)}</h1>\n<p>{e(page.message)}</p>\n"
+        f'<p><a href="{e(MARKETPLACE_SUBSCRIPTIONS_URL)}">Go to your AWS Marketplace '
+        "subscriptions</a></p>\n"
+        '<p class="reference">If you contact the seller, quote this reference: '
+        f"<code>{e(reference)}</code></p>\n</main>\n</body>\n</html>"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,22 +35,28 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def stack() -> Iterator[LocalStack]:
-    running = start_local_stack(
-        port=0,
-        environ={
-            "PRODUCT_CODES": PRODUCT_CODE,
-            "LOCAL_WORKERS": "2",
-            "TRIAL_REGISTRATION_URL": TRIAL_REGISTRATION_PATH,
-            "SIGNUP_EXTRA_FIELDS": SIGNUP_EXTRA_FIELDS,
-        },
-    )
+@contextmanager
+def running_stack(environ: dict[str, str], workers: int | None = None) -> Iterator[LocalStack]:
+    """A local stack on a free port with ``environ``, warmed up, stopped afterwards."""
+    running = start_local_stack(port=0, environ=environ, workers=workers)
     try:
         running.warm_up()
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    with running_stack(
+        {
+            "PRODUCT_CODES": PRODUCT_CODE,
+            "LOCAL_WORKERS": "2",
+            "TRIAL_REGISTRATION_URL": TRIAL_REGISTRATION_PATH,
+            "SIGNUP_EXTRA_FIELDS": SIGNUP_EXTRA_FIELDS,
+        }
+    ) as running:
+        yield running
 
 
 @pytest.fixture

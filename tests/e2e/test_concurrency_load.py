@@ -19,8 +19,8 @@ from urllib.parse import urlencode, urlsplit
 import pytest
 
 from bench.load import LoadSettings, measure
-from local.run import LocalStack, start_local_stack
-from tests.e2e.conftest import PRODUCT_CODE
+from local.run import LocalStack
+from tests.e2e.conftest import PRODUCT_CODE, running_stack
 
 SUBMISSIONS = 50
 WORKERS = 8
@@ -33,16 +33,10 @@ pytestmark = pytest.mark.timeout(90)
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[LocalStack]:
-    running = start_local_stack(
-        port=0,
-        environ={"PRODUCT_CODES": PRODUCT_CODE, "POWERTOOLS_LOG_LEVEL": "WARNING"},
-        workers=WORKERS,
-    )
-    try:
-        running.warm_up()
+    with running_stack(
+        {"PRODUCT_CODES": PRODUCT_CODE, "POWERTOOLS_LOG_LEVEL": "WARNING"}, workers=WORKERS
+    ) as running:
         yield running
-    finally:
-        running.stop()
 
 
 @pytest.fixture(autouse=True)

@@ -249,15 +249,48 @@ def test_the_topic_is_encrypted_with_a_key_eventbridge_may_use(synth: Synth) -> 
     key = synth.json["Resources"][key_id]["Properties"]
 
     assert key["EnableKeyRotation"] is True
-    (allowed,) = [
-        s
-        for s in key["KeyPolicy"]["Statement"]
-        if s.get("Principal") == {"Service": "events.amazonaws.com"}
-    ]
+    (allowed,) = _eventbridge_statements(key["KeyPolicy"])
     assert set(allowed["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
     subscription = synth.one("AWS::SNS::Subscription")
     assert subscription["Protocol"] == "email"
     assert subscription["Endpoint"] == EMAIL
+
+
+def _eventbridge_statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        s for s in policy["Statement"] if s.get("Principal") == {"Service": "events.amazonaws.com"}
+    ]
+
+
+def test_eventbridge_may_publish_to_the_topic_and_use_its_key_for_the_notify_rule_only(
+    synth: Synth,
+) -> None:
+    # Given the seller-notification rule, as deployed on the stack's bus
+    (rule,) = [
+        r["Properties"]
+        for r in synth.resources("AWS::Events::Rule").values()
+        if r["Properties"].get("EventBusName") == {"Ref": synth.logical_id(synth.construct.bus)}
+    ]
+    topic_id = synth.logical_id(synth.construct.topic)
+    key_id = synth.json["Resources"][topic_id]["Properties"]["KmsMasterKeyId"]["Fn::GetAtt"][0]
+    (topic_policy,) = [
+        p["Properties"]["PolicyDocument"]
+        for p in synth.resources("AWS::SNS::TopicPolicy").values()
+        if p["Properties"]["Topics"] == [{"Ref": topic_id}]
+    ]
+    key_policy = synth.json["Resources"][key_id]["Properties"]["KeyPolicy"]
+
+    # Then both grants to EventBridge hold only for this account and that rule's ARN
+    for policy in (topic_policy, key_policy):
+        (allowed,) = _eventbridge_statements(policy)
+        condition = allowed["Condition"]
+        assert set(condition) == {"StringEquals", "ArnEquals"}
+        assert condition["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+        (source,) = condition["ArnEquals"].values()
+        assert list(condition["ArnEquals"]) == ["aws:SourceArn"]
+        parts = source["Fn::Join"][1]
+        assert ":events:" in parts
+        assert parts[-3:] == [":rule/", rule["EventBusName"], "/" + rule["Name"]]
 
 
 def test_alarms_on_dead_letters_stream_failures_retry_age_errors_and_lag(synth: Synth) -> None:

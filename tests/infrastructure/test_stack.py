@@ -23,6 +23,7 @@ from fulfillment.contract import (
     IDEMPOTENCY,
     LIFECYCLE_HANDLER,
     RECOVERY_HANDLER,
+    SECURITY_HEADERS,
     SIGNUP_HANDLER,
 )
 from fulfillment.registration.settings import load_settings
@@ -42,9 +43,9 @@ from infra.stack import FulfillmentStack
 from local.recovery import BATCH_SIZE as LOCAL_RECOVERY_BATCH_SIZE
 from tests.functions import ENVIRONMENT_KEYS as FUNCTION_ENVIRONMENT_KEYS
 
+# The built-in sign-up page (no registrationUrl): every function and route is deployed.
 CONTEXT = {
     "productCodes": "prod-abc123,prod-def456",
-    "registrationUrl": "https://app.example.io/aws",
     "trialRegistrationUrl": "https://app.example.io/trial",
     "alarmEmail": "oncall@example.io",
     "signupCompleteUrl": "https://app.example.io/welcome",
@@ -54,6 +55,8 @@ CONTEXT = {
         {"name": "team_size", "label": "Team size", "required": True},
     ],
 }
+# The seller's own sign-up site instead.
+OWN_SITE = {"registrationUrl": "https://app.example.io/aws"}
 HANDLERS = (FULFILLMENT_HANDLER, SIGNUP_HANDLER, HANDOFF_HANDLER)
 XRAY_ACTIONS = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
@@ -98,6 +101,11 @@ def synth(tmp_path_factory: pytest.TempPathFactory, function_artifact: Path) -> 
     return _synth(tmp_path_factory.mktemp("cdk.out"), function_artifact)
 
 
+@pytest.fixture(scope="module")
+def own_site(tmp_path_factory: pytest.TempPathFactory, function_artifact: Path) -> Synth:
+    return _synth(tmp_path_factory.mktemp("cdk.out"), function_artifact, **OWN_SITE)
+
+
 def test_the_api_has_its_three_functions(synth: Synth) -> None:
     assert set(HANDLERS) <= synth.functions().keys()
 
@@ -138,13 +146,44 @@ def _resolved(environment: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def test_fulfillment_environment_is_accepted_by_its_settings(synth: Synth) -> None:
-    environment = synth.function(FULFILLMENT_HANDLER)["Environment"]["Variables"]
+@pytest.mark.parametrize("site", ["built-in", "own"])
+def test_fulfillment_environment_is_accepted_by_its_settings(
+    synth: Synth, own_site: Synth, site: str
+) -> None:
+    deployed = own_site if site == "own" else synth
+    environment = deployed.function(FULFILLMENT_HANDLER)["Environment"]["Variables"]
 
     settings = load_settings(_resolved(environment))
 
     assert settings.product_codes == {"prod-abc123", "prod-def456"}
-    assert settings.registration_url == "https://app.example.io/aws"
+    assert settings.registration_url == (OWN_SITE["registrationUrl"] if site == "own" else None)
+    assert settings.trial_registration_url == CONTEXT["trialRegistrationUrl"]
+
+
+def test_with_the_sellers_own_site_the_built_in_sign_up_is_not_deployed(own_site: Synth) -> None:
+    # Given registrationUrl (the seller's own sign-up site)
+    # Then no function runs the sign-up page and the API has no /signup route
+    assert SIGNUP_HANDLER not in own_site.functions()
+    assert set(own_site.functions()) >= {FULFILLMENT_HANDLER, HANDOFF_HANDLER}
+    assert _routes(own_site).keys() == {
+        ("/", "GET"),
+        ("/", "POST"),
+        ("/registrations/{id}", "GET"),
+    }
+    # And nothing that only the sign-up function needed: its role, logs, alarms, grants
+    assert [k for k in own_site.json["Resources"] if "Signup" in k] == []
+    alarms = [
+        a["Properties"]["AlarmName"] for a in own_site.resources("AWS::CloudWatch::Alarm").values()
+    ]
+    assert [name for name in alarms if "Signup" in json.dumps(name)] == []
+    contacts = own_site.stack.node.find_child("Tables").node.find_child("Contacts")
+    contacts_key = own_site.stack.node.find_child("Tables").node.find_child("ContactsKey")
+    for arn in (contacts.table_arn, contacts_key.key_arn):
+        reference = json.dumps(own_site.stack.resolve(arn))
+        for policy in own_site.resources("AWS::IAM::Policy").values():
+            assert reference not in json.dumps(policy), "a role may still reach the contacts"
+    # And the buyer data already stored stays: the contacts table is kept (retained)
+    assert any("Contacts" in k for k in own_site.resources("AWS::DynamoDB::Table"))
 
 
 def test_signup_extra_fields_reach_the_sign_up_function_as_json(synth: Synth) -> None:
@@ -444,15 +483,18 @@ def test_action_constants_are_what_the_template_grants(synth: Synth) -> None:
     assert set(HANDOFF_CUSTOMERS_TABLE_ACTIONS) == {"dynamodb:GetItem"}
 
 
-def test_stage_logs_access_without_bodies_and_is_throttled(synth: Synth) -> None:
-    stage = synth.one("AWS::ApiGateway::Stage")
+def test_stages_log_access_without_bodies_and_are_throttled(synth: Synth) -> None:
+    # The buyers' API and the hand-off's alike
+    stages = [s["Properties"] for s in synth.resources("AWS::ApiGateway::Stage").values()]
+    assert len(stages) == 2
 
-    assert "AccessLogSetting" in stage
-    assert stage["TracingEnabled"] is True
-    (settings,) = stage["MethodSettings"]
-    assert settings["DataTraceEnabled"] is False
-    assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (50, 100)
-    assert "$context.path" not in json.dumps(stage["AccessLogSetting"])
+    for stage in stages:
+        assert "AccessLogSetting" in stage
+        assert stage["TracingEnabled"] is True
+        (settings,) = stage["MethodSettings"]
+        assert settings["DataTraceEnabled"] is False
+        assert (settings["ThrottlingRateLimit"], settings["ThrottlingBurstLimit"]) == (50, 100)
+        assert "$context.path" not in json.dumps(stage["AccessLogSetting"])
 
 
 def _routes(synth: Synth) -> dict[tuple[str, str], dict[str, Any]]:
@@ -492,8 +534,12 @@ def test_each_route_goes_to_its_function_with_its_authorization(synth: Synth) ->
         assert functions[handler] in json.dumps(method["Integration"]["Uri"]), route
         assert method["AuthorizationType"] == authorization, route
         validators.add(json.dumps(method["RequestValidatorId"]))
-    # One request validator, on every method
-    assert len(validators) == 1
+    # One request validator per API (buyers', hand-off's), on every method
+    assert len(validators) == 2
+    apis = {route: json.dumps(method["RestApiId"]) for route, method in routes.items()}
+    handoff_api = apis.pop(("/registrations/{id}", "GET"))
+    assert handoff_api not in apis.values()
+    assert len(set(apis.values())) == 1
     assert routes[("/registrations/{id}", "GET")]["RequestParameters"] == {
         "method.request.path.id": True
     }
@@ -515,9 +561,57 @@ def test_only_api_gateway_may_invoke_each_function_on_its_own_route(synth: Synth
             assert route in json.dumps(permission["SourceArn"])
 
 
+BUYER_GATEWAY_RESPONSES = {
+    "DEFAULT_4XX",
+    "DEFAULT_5XX",
+    "THROTTLED",
+    "WAF_FILTERED",
+    "INTEGRATION_TIMEOUT",
+}
+
+
+def test_api_gateways_own_errors_give_buyers_a_page_with_the_security_headers(
+    synth: Synth,
+) -> None:
+    # Given the buyers' API and the hand-off's
+    routes = _routes(synth)
+    buyers_api = routes[("/", "POST")]["RestApiId"]
+    handoff_api = routes[("/registrations/{id}", "GET")]["RestApiId"]
+    responses = [
+        r["Properties"] for r in synth.resources("AWS::ApiGateway::GatewayResponse").values()
+    ]
+
+    # Then API Gateway's throttling, WAF, timeout, 4xx and 5xx answers on the buyers' API are
+    # a small HTML page with the functions' security headers, whatever the Accept header
+    buyers = {r["ResponseType"]: r for r in responses if r["RestApiId"] == buyers_api}
+    assert buyers.keys() == BUYER_GATEWAY_RESPONSES
+    for response_type, response in buyers.items():
+        headers = {
+            name.removeprefix("gatewayresponse.header."): value
+            for name, value in response["ResponseParameters"].items()
+        }
+        assert {k: v for k, v in headers.items() if k in SECURITY_HEADERS} == {
+            k: f"'{v}'" for k, v in SECURITY_HEADERS.items()
+        }, response_type
+        assert headers["Content-Type"] == "'text/html; charset=utf-8'"
+        assert headers["Content-Security-Policy"].startswith("'default-src 'none';")
+        assert "StatusCode" not in response  # API Gateway's own status stays
+        pages = set(response["ResponseTemplates"].values())
+        assert response["ResponseTemplates"].keys() == {"application/json", "text/html"}
+        (page,) = pages
+        assert page.startswith("<!doctype html>")
+        assert "$context.requestId" in page
+        assert "<script" not in page and "http://" not in page
+    # And the hand-off API keeps API Gateway's JSON for its machine caller
+    assert [r for r in responses if r["RestApiId"] == handoff_api] == []
+
+
 def test_waf_guards_the_stage_with_a_rate_rule_and_common_rules(synth: Synth) -> None:
     acl = synth.one("AWS::WAFv2::WebACL")
-    association = synth.one("AWS::WAFv2::WebACLAssociation")
+    associations = [
+        a["Properties"] for a in synth.resources("AWS::WAFv2::WebACLAssociation").values()
+    ]
+    stages = synth.resources("AWS::ApiGateway::Stage")
 
     assert acl["Scope"] == "REGIONAL"
     rules = {r["Name"]: r for r in acl["Rules"]}
@@ -530,7 +624,11 @@ def test_waf_guards_the_stage_with_a_rate_rule_and_common_rules(synth: Synth) ->
         rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"]["Name"]
         == "AWSManagedRulesCommonRuleSet"
     )
-    assert "Stage" in json.dumps(association["ResourceArn"])
+    # Both stages (buyers' API and hand-off API) are behind it
+    assert len(associations) == len(stages) == 2
+    for stage_id, stage in stages.items():
+        api_id = json.dumps(stage["Properties"]["RestApiId"])
+        assert [a for a in associations if api_id in json.dumps(a["ResourceArn"])], stage_id
     overrides = rules["AWSManagedRulesCommonRuleSet"]["Statement"]["ManagedRuleGroupStatement"][
         "RuleActionOverrides"
     ]
@@ -572,9 +670,11 @@ def test_outputs_give_the_urls_and_the_hand_off_endpoint_and_arn(synth: Synth) -
     assert "DashboardUrl" in outputs
     assert "Marketplace Management Portal" in outputs["FulfillmentUrl"]["Description"]
     endpoint = _joined(outputs["RegistrationsEndpoint"]["Value"])
-    assert endpoint.startswith("https://<FulfillmentApi")
-    assert ".execute-api.<AWS::Region>.<AWS::URLSuffix>/<FulfillmentApiDeploymentStageprod" in (
-        endpoint
+    # The hand-off has its own API (JSON gateway responses), always on its execute-api host
+    assert endpoint.startswith("https://<FulfillmentHandoffApi")
+    assert (
+        ".execute-api.<AWS::Region>.<AWS::URLSuffix>/<FulfillmentHandoffApiDeploymentStageprod"
+        in endpoint
     )
     assert endpoint.endswith("/registrations/{id}")
     arn = _joined(outputs["RegistrationsInvokeArn"]["Value"])
@@ -646,7 +746,8 @@ def test_waf_off_and_no_registration_url(tmp_path: Path, function_artifact: Path
 
     # Then there is no web ACL, and its absence is acknowledged once
     assert synth.resources("AWS::WAFv2::WebACL") == {}
-    assert [a.rule_id for a in synth.stack.acknowledgements].count("AwsSolutions-APIG3") == 1
+    # once per stage (buyers' API, hand-off API)
+    assert [a.rule_id for a in synth.stack.acknowledgements].count("AwsSolutions-APIG3") == 2
     # And buyers go to the built-in sign-up page, which has no extra fields
     fulfillment = load_settings(
         _resolved(synth.function(FULFILLMENT_HANDLER)["Environment"]["Variables"])

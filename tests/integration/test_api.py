@@ -285,6 +285,8 @@ def test_landing_page_answers_a_plain_get(stack: Stack, lambda_context: LambdaCo
         ({"body": None, "content_type": None}, 400),
         ({"body": f"{TOKEN_FIELD}=bad%20token"}, 400),
         ({"body": f"{TOKEN_FIELD}=%3Cscript%3E%0A"}, 400),
+        # An invalid percent-escape: parse_qs would keep "%zz" in the token.
+        ({"body": f"{TOKEN_FIELD}=AbC%zzdEf%2BGhI%3D%3D"}, 400),
         ({"body": "a=" + "b" * 200_000}, 413),
     ],
 )

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from fulfillment.contract import GATEWAY_PAGE_CSP, SECURITY_HEADERS
 from local.gateway import MAX_BODY_BYTES, Route, RunningGateway, match_route, start_gateway
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -20,7 +21,7 @@ ROUTES = [
     Route("POST", "/"),
     Route("GET", "/echo"),
     Route("POST", "/echo"),
-    Route("GET", "/registrations/{id}", iam_auth=True),
+    Route("GET", "/registrations/{id}", iam_auth=True, json_errors=True),
     Route("GET", "/slow"),
     Route("GET", "/boom"),
     Route("GET", "/malformed"),
@@ -134,23 +135,42 @@ def test_an_iam_route_refuses_unsigned_requests_before_any_function_runs(
     assert event["pathParameters"] == {"id": "cust 42"}
 
 
+def _is_the_buyers_page(headers: http.client.HTTPMessage, body: bytes, title: str) -> bool:
+    """The page infra/api.py deploys as the buyers' API's gateway responses."""
+    return (
+        headers["Content-Type"] == "text/html; charset=utf-8"
+        and headers["Content-Security-Policy"] == GATEWAY_PAGE_CSP
+        and all(headers[name] == value for name, value in SECURITY_HEADERS.items())
+        and body.startswith(b"<!doctype html>")
+        and f"<h1>{title}</h1>".encode() in body
+    )
+
+
 def test_unknown_paths_undefined_methods_and_huge_bodies_are_refused(
     gateway: RunningGateway,
 ) -> None:
-    for method, path in [("GET", "/nowhere"), ("DELETE", "/echo"), ("POST", "/registrations/1")]:
-        status, _, body = call(gateway, path, method=method)
-        assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
+    # On the buyers' API: a page with the security headers, API Gateway's status
+    for method, path in [("GET", "/nowhere"), ("DELETE", "/echo")]:
+        status, headers, body = call(gateway, path, method=method)
+        assert status == 403
+        assert _is_the_buyers_page(headers, body, "This page is not available"), body
 
-    status, _, _ = call(gateway, "/echo", method="POST", body=b"x" * (MAX_BODY_BYTES + 1))
+    # On the hand-off API's paths: API Gateway's JSON
+    status, _, body = call(gateway, "/registrations/1", method="POST")
+    assert (status, json.loads(body)) == (403, {"message": "Missing Authentication Token"})
+
+    status, headers, body = call(gateway, "/echo", method="POST", body=b"x" * (MAX_BODY_BYTES + 1))
     assert status == 413
+    assert _is_the_buyers_page(headers, body, "This page is not available")
 
 
 def test_a_failing_function_or_a_malformed_result_answers_502(
     gateway: RunningGateway, capfd: pytest.CaptureFixture[str]
 ) -> None:
     for path in ("/boom", "/malformed"):
-        status, _, body = call(gateway, path)
-        assert (status, json.loads(body)) == (502, {"message": "Internal server error"})
+        status, headers, body = call(gateway, path)
+        assert status == 502
+        assert _is_the_buyers_page(headers, body, "Something went wrong"), body
     assert "the handler failed on purpose" in capfd.readouterr().err
 
 

@@ -401,6 +401,35 @@ def test_invalid_input_re_renders_the_form_with_messages_and_the_values_kept(
     assert corrected["statusCode"] == 200
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("contact_name", "Ada\u200bLovelace", "Contact name must not contain invisible characters"),
+        ("company", "Widgets\U000e0041", "Company must not contain invisible characters"),
+        ("email", "jane@xn--zz.example", "Enter an email address in the correct format"),
+        ("email", "jane@example\u3002com", "Enter an email address in the correct format"),
+    ],
+)
+def test_invisible_characters_and_bad_domains_get_the_form_back_not_an_error_page(
+    signup: Stack,
+    signup_page: Handler,
+    lambda_context: LambdaContext,
+    field: str,
+    value: str,
+    message: str,
+) -> None:
+    # Given a buyer whose value looks fine on screen but is not
+    registration = _register(signup, lambda_context)
+
+    # When they submit it
+    response = post(signup_page, lambda_context, _form(signup, registration, **{field: value}))
+
+    # Then the form comes back (400) with the message on that field, and nothing is stored
+    assert response["statusCode"] == 400
+    assert f'<a href="#{field}">{message}' in response["body"]
+    assert _nothing_stored(signup, registration)
+
+
 def test_second_submission_duplicates_nothing_and_says_it_is_done(
     signup: Stack,
     signup_page: Handler,

@@ -248,6 +248,72 @@ def test_implausible_email_addresses_are_refused(email: str) -> None:
 
 
 @pytest.mark.parametrize(
+    "email",
+    [
+        # xn-- labels that are no IDNA encoding of anything: Python's codec passes them on
+        "jane@xn--zz.example",
+        "jane@XN--ZZ.example",
+        "jane@xn--a.example",
+        "jane@xn--abc-.example",
+        "jane@example.xn--zz",
+        # Ideographic and full-width full stops, which IDNA 2003 would turn into dots
+        "jane@example\u3002com",
+        "jane@example\uff0ecom",
+        "jane@example\uff61com",
+        "jane@b\u00fccher\u3002example",
+    ],
+)
+def test_invalid_a_labels_and_ideographic_full_stops_are_refused_with_a_field_message(
+    email: str,
+) -> None:
+    form = contacts.validate_contact(posted(email=email))
+
+    assert form.contact is None
+    assert form.errors == {
+        "email": "Enter an email address in the correct format, like name@example.com"
+    }
+
+
+@pytest.mark.parametrize(
+    "email", ["jane@xn--bcher-kva.example", "jane@XN--BCHER-KVA.example", "jane@xn--ls8h.la"]
+)
+def test_real_a_labels_are_accepted_in_any_case(email: str) -> None:
+    assert contacts.validate_contact(posted(email=email)).errors == {}
+
+
+@pytest.mark.parametrize(
+    "character",
+    [
+        "\u200b",  # zero width space
+        "\u200c",  # zero width non-joiner
+        "\u200d",  # zero width joiner
+        "\u2060",  # word joiner
+        "\U000e0000",  # the first tag character
+        "\U000e0041",  # TAG LATIN CAPITAL LETTER A
+        "\U000e007f",  # CANCEL TAG, the last
+    ],
+)
+def test_zero_width_and_tag_characters_in_names_are_refused_with_a_field_message(
+    character: str,
+) -> None:
+    name = f"Ada{character}Lovelace"
+
+    form = contacts.validate_contact(posted(company=f"Widgets{character}", contact_name=name))
+
+    assert form.contact is None
+    assert form.errors == {
+        "company": "Company must not contain invisible characters",
+        "contact_name": "Contact name must not contain invisible characters",
+    }
+
+
+def test_characters_next_to_the_tag_block_are_not_invisible() -> None:
+    # U+DFFFF and U+E0080 are unassigned neighbours, not tags; U+E0100 is a variation selector
+    assert not contacts.has_invisible_characters("A\U000e0080\U000e0100")
+    assert contacts.has_invisible_characters("A\U000e0020")
+
+
+@pytest.mark.parametrize(
     "phone", ["+1 (555) 010-0000", "0301234567", "+49 30 1234.5678", "555-0100", "1234"]
 )
 def test_phone_numbers_with_the_allowed_characters_are_accepted(phone: str) -> None:

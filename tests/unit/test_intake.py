@@ -164,3 +164,26 @@ def test_too_many_fields_is_malformed() -> None:
 
     with pytest.raises(MalformedTokenError):
         read_submission(rest_event(body=body))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"{TOKEN_FIELD}=AbC%zzdEf",
+        f"{TOKEN_FIELD}=AbC%2",
+        f"{TOKEN_FIELD}=AbC%",
+        f"{TOKEN_FIELD}=AbC%2BdEf&note=%G1",
+        f"{TOKEN_FIELD}%zz=AbC",
+    ],
+)
+def test_an_invalid_percent_escape_anywhere_in_the_body_is_malformed(body: str) -> None:
+    # parse_qs would keep "%zz" in the token and Marketplace would be asked about it
+    with pytest.raises(MalformedTokenError):
+        read_submission(rest_event(body=body))
+
+
+def test_valid_percent_escapes_in_either_case_are_read() -> None:
+    submission = read_submission(rest_event(body=f"{TOKEN_FIELD}=AbC%2bdEf%2FGhI%3d"))
+
+    assert submission is not None
+    assert submission.token == "AbC+dEf/GhI="

@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from fulfillment import contract
 from fulfillment.core import responses
 from fulfillment.core.errors import (
     ConfigurationError,
@@ -205,3 +206,22 @@ def test_redirect_carries_the_security_headers() -> None:
 
     assert response["statusCode"] == 303
     assert response["headers"].keys() >= SECURITY_HEADERS
+
+
+@pytest.mark.parametrize("page", contract.GATEWAY_PAGES, ids=lambda p: p.response_type)
+def test_api_gateways_own_pages_load_nothing_and_escape_the_reference(
+    page: contract.GatewayPage,
+) -> None:
+    body = contract.gateway_page_html(page, '<b>"ref"</b>')
+    style = re.search(r"<style>(.*?)</style>", body, re.S)
+
+    assert style is not None
+    digest = base64.b64encode(hashlib.sha256(style.group(1).encode()).digest()).decode()
+    assert f"'sha256-{digest}'" in contract.GATEWAY_PAGE_CSP
+    assert "default-src 'none'" in contract.GATEWAY_PAGE_CSP
+    assert not re.search(r"<(script|img|link|iframe|form)", body)
+    assert "&lt;b&gt;&quot;ref&quot;&lt;/b&gt;" in body
+    assert f"<h1>{page.title}</h1>" in body
+    assert contract.MARKETPLACE_SUBSCRIPTIONS_URL in body
+    # API Gateway substitutes only $context variables: nothing else may look like one
+    assert "$" not in contract.gateway_page_html(page, "reference")

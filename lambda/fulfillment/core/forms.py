@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import parse_qs
@@ -17,6 +18,8 @@ from fulfillment.core.errors import OversizedFormError, UnreadableFormError
 
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 _ASCII = bytes(range(0x20, 0x7F))
+# parse_qs keeps "%zz" (or a trailing "%") as it is; a browser never sends one.
+_BAD_PERCENT_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
 
 Fields = dict[str, list[str]]
 
@@ -45,6 +48,8 @@ def form_fields(event: Mapping[str, Any], *, max_body_bytes: int, max_fields: in
     raw = _body_bytes(str(body), bool(event.get("isBase64Encoded")), max_body_bytes)
     if len(raw) > max_body_bytes:
         raise OversizedFormError("request body too large")
+    if _BAD_PERCENT_ESCAPE.search(raw):
+        raise UnreadableFormError("invalid percent-escape in the form body")
     try:
         return parse_qs(
             raw.decode("ascii"),

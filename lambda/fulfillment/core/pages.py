@@ -16,10 +16,9 @@ from typing import Any, NamedTuple
 
 from markupsafe import Markup
 
+from fulfillment.contract import MARKETPLACE_SUBSCRIPTIONS_URL
 from fulfillment.core import responses
 from fulfillment.core.answers import Count, Log, report
-
-MARKETPLACE_SUBSCRIPTIONS_URL = "https://console.aws.amazon.com/marketplace/home#/subscriptions"
 
 CSS = (
     "body{font:16px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;"

@@ -4,14 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-# Sent on every response, redirects included.
-SECURITY_HEADERS: dict[str, str] = {
-    "Strict-Transport-Security": "max-age=63072000; includeSubDomains",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-}
+from fulfillment.contract import SECURITY_HEADERS
+
+__all__ = ["REDIRECT_CSP", "SECURITY_HEADERS", "html", "see_other"]
+
 # Redirects have no body: nothing at all may load.
 REDIRECT_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 

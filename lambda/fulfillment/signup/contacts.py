@@ -44,6 +44,15 @@ _MIN_PHONE_DIGITS = 4
 # Characters no one types into a name on purpose: bidirectional overrides and isolates
 # (they reorder how a value is displayed to whoever reads it later) and line separators.
 _INVISIBLE = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029")
+# Characters that show as nothing at all: zero-width space, non-joiner and joiner, word joiner,
+# the zero-width no-break space, and the tag characters (U+E0000..U+E007F). A name holding one
+# looks like another name that does not.
+_ZERO_WIDTH = frozenset("\u200b\u200c\u200d\u2060\ufeff")
+_TAGS = range(0xE0000, 0xE0080)
+# Full stops IDNA 2003 (Python's "idna" codec) takes as dots; an address typed with one is
+# not what a mail server will be given.
+_IDEOGRAPHIC_FULL_STOPS = frozenset("\u3002\uff0e\uff61")
+_A_LABEL_PREFIX = "xn--"
 
 Kind = Literal["text", "email", "tel"]
 
@@ -224,6 +233,8 @@ def field_error(rule: FieldRule, value: str) -> str | None:
         return rule.missing if rule.required else None
     if has_control_characters(value):
         return f"{label} must not contain control characters or line breaks"
+    if has_invisible_characters(value):
+        return f"{label} must not contain invisible characters"
     if len(value) > rule.max_length:
         return f"{label} must be {rule.max_length} characters or fewer"
     if rule.kind == "email" and not is_email_address(value):
@@ -239,12 +250,19 @@ def has_control_characters(value: str) -> bool:
     )
 
 
+def has_invisible_characters(value: str) -> bool:
+    """Zero-width characters or tag characters anywhere in ``value``."""
+    return any(c in _ZERO_WIDTH or ord(c) in _TAGS for c in value)
+
+
 def is_email_address(value: str) -> bool:
     """A practical check: one @, a dot-atom local part, a domain with a top-level label."""
     if len(value) > MAX_EMAIL_LENGTH or value.count("@") != 1:
         return False
     local, domain = value.split("@")
     if not 0 < len(local) <= 64 or not _EMAIL_LOCAL.fullmatch(local):
+        return False
+    if any(c in _IDEOGRAPHIC_FULL_STOPS for c in domain):
         return False
     try:
         # Internationalised domain names are accepted in their Unicode form.
@@ -254,9 +272,23 @@ def is_email_address(value: str) -> bool:
     labels = ascii_domain.split(".")
     if len(labels) < 2 or len(ascii_domain) > 253:
         return False
-    return all(_DOMAIN_LABEL.fullmatch(label) for label in labels) and bool(
-        _TOP_LEVEL.fullmatch(labels[-1])
+    return (
+        all(_DOMAIN_LABEL.fullmatch(label) for label in labels)
+        and bool(_TOP_LEVEL.fullmatch(labels[-1]))
+        and all(_is_a_label(label) for label in labels if label.lower().startswith(_A_LABEL_PREFIX))
     )
+
+
+def _is_a_label(label: str) -> bool:
+    """True when ``label`` (``xn--...``) is the IDNA encoding of a non-ASCII label: the codec
+    passes ASCII labels through unchecked, so ``xn--zz`` would otherwise pass."""
+    try:
+        unicode_label = label[len(_A_LABEL_PREFIX) :].encode("ascii").decode("punycode")
+        return not unicode_label.isascii() and (
+            unicode_label.encode("idna").decode("ascii").lower() == label.lower()
+        )
+    except (UnicodeError, ValueError):
+        return False
 
 
 def is_phone_number(value: str) -> bool:
