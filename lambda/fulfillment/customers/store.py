@@ -1,8 +1,10 @@
 """Adapter (DynamoDB): customers and sign-up sessions; contact details in a table of their own.
 
 The customers table has two item types. A customer item (sk CUSTOMER) is shared with the
-lifecycle processor, so registration only ever SETs the attributes it owns, with UpdateItem; a
-session item (sk SESSION) is ours alone and expires through the table's TTL attribute. The
+lifecycle processor, so registration only ever SETs the attributes it owns, with UpdateItem
+(and moves lifecycle facts only by the lifecycle's own rule, when it folds an early
+notification's legacy item into the customer: `fold_legacy_item`); a session item (sk
+SESSION) is ours alone and expires through the table's TTL attribute. The
 buyer's contact details go to the contacts table (pk = the customer's key), which only the
 sign-up function can reach: the customers table's stream, exports and readers never see them.
 """

@@ -171,8 +171,9 @@ def identity_of(notification: LifecycleNotification) -> Identity:
 
 def _license_keyed_first(keys: list[str]) -> list[str]:
     """Where a license-keyed item is found, it is the customer: a legacy-keyed item found
-    beside it is one an SNS notification created before the buyer registered with a license,
-    or one registered before licenses keyed customers (docs/lifecycle.md)."""
+    beside it is one registered before licenses keyed customers, or one an SNS notification
+    created before the buyer registered with a license that registration has not folded into
+    the license-keyed item yet (docs/lifecycle.md)."""
     licensed = [key for key in keys if key.startswith(LICENSE_KEY_PREFIX)]
     return licensed or keys
 
