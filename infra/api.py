@@ -22,9 +22,16 @@ from infra.tables import Tables
 
 # Three functions from the one artifact, each with its own role. The DynamoDB actions are
 # exactly the calls each one makes (tests/infrastructure/test_stack.py pins them).
-# Fulfillment: UpdateItem (customer) and PutItem (session) on the customers table; Powertools
-# idempotency's get/put/update/delete on its own table; ResolveCustomer.
-CUSTOMERS_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem")
+# Fulfillment: UpdateItem (customer) and PutItem (session) on the customers table, and for a
+# legacy buyer with a license the fold of an early notification's item: GetItem (both items),
+# then one TransactWriteItems of Update (customer) + Delete (legacy item) + Put (history);
+# Powertools idempotency's get/put/update/delete on its own table; ResolveCustomer.
+CUSTOMERS_TABLE_ACTIONS = (
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+)
 IDEMPOTENCY_TABLE_ACTIONS = (
     "dynamodb:DeleteItem",
     "dynamodb:GetItem",

@@ -33,8 +33,14 @@ from infra.queues import encrypted_queue
 # What the fulfillment function may do with the queue: send, nothing else.
 SEND_ACTIONS = ("sqs:SendMessage",)
 # Exactly the processor's own calls: PutItem (session, conditional) and UpdateItem (customer,
-# conditional) on the customers table. The SQS event source adds its own receive/delete grant.
-CUSTOMERS_TABLE_ACTIONS = ("dynamodb:PutItem", "dynamodb:UpdateItem")
+# conditional) on the customers table, and the fold registration makes (infra/api.py): GetItem,
+# then Update + Delete + Put in one transaction. The SQS event source adds its own grant.
+CUSTOMERS_TABLE_ACTIONS = (
+    "dynamodb:DeleteItem",
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+)
 # And UpdateItem (conditional) on the idempotency table: it completes the token's record with
 # the parked answer when the fulfillment function could not save it.
 IDEMPOTENCY_TABLE_ACTIONS = ("dynamodb:UpdateItem",)

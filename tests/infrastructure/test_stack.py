@@ -342,7 +342,8 @@ RECOVERY_CONSUMER_ACTIONS = {
     [
         (
             FULFILLMENT_HANDLER,
-            {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+            # GetItem, DeleteItem: the fold of an early notification's legacy item
+            {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
             {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
             set(),
             {"sqs:SendMessage"},
@@ -359,7 +360,7 @@ RECOVERY_CONSUMER_ACTIONS = {
         (HANDOFF_HANDLER, {"dynamodb:GetItem"}, set(), set(), set(), XRAY_ACTIONS),
         (
             RECOVERY_HANDLER,
-            {"dynamodb:PutItem", "dynamodb:UpdateItem"},
+            {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
             {"dynamodb:UpdateItem"},
             set(),
             # Added by the SQS event source: what Lambda's poller does on the function's behalf.
@@ -469,7 +470,12 @@ def test_contacts_table_is_encrypted_with_its_own_rotating_key(synth: Synth) -> 
 
 def test_action_constants_are_what_the_template_grants(synth: Synth) -> None:
     # The constants infra/api.py builds the policies from, as named in the decision log
-    assert set(CUSTOMERS_TABLE_ACTIONS) == {"dynamodb:PutItem", "dynamodb:UpdateItem"}
+    assert set(CUSTOMERS_TABLE_ACTIONS) == {
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    }
     assert set(IDEMPOTENCY_TABLE_ACTIONS) == _actions_on(
         _function_statements(synth, FULFILLMENT_HANDLER), _ref_to("Idempotency")
     )

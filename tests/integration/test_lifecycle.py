@@ -26,7 +26,8 @@ from local.gateway import LambdaContext
 from local.marketplace import TestCustomer
 from tests.events import form_post
 from tests.handoff_events import registration_request
-from tests.integration.conftest import Handler, Stack
+from tests.integration.conftest import FunctionClients, Handler, Stack
+from tests.integration.test_fault_injection import _replay, failing
 from tests.lifecycle_events import (
     ACCOUNT,
     AGREEMENT,
@@ -263,10 +264,14 @@ LICENSED_LEGACY = TestCustomer(
 )
 
 
-def _register_licensed_legacy(flow: Lifecycle) -> str:
+def _licensed_legacy_token(flow: Lifecycle) -> str:
     if LICENSED_LEGACY.name not in {c.name for c in flow.stack.marketplace.customers}:
         flow.stack.marketplace.add_customer(LICENSED_LEGACY)
-    token = flow.stack.marketplace.issue_token(LICENSED_LEGACY.name)
+    return flow.stack.marketplace.issue_token(LICENSED_LEGACY.name)
+
+
+def _register_licensed_legacy(flow: Lifecycle, token: str | None = None) -> str:
+    token = token or _licensed_legacy_token(flow)
     response = api_handler(form_post(token), flow.context)
     assert response["statusCode"] == 303, response.get("body")
     return parse_qs(urlsplit(response["headers"]["Location"]).query)["registration"][0]
@@ -320,6 +325,163 @@ def test_registration_of_a_legacy_customer_then_both_notifications_make_one_cust
     assert item["status_source"] == {"S": "License Updated"}
     assert item["offer_id"] == {"S": "offer-uovnpk2f6jq7s"}
     assert len(item["entitlements"]["L"]) == 1
+
+
+def _sns_first(flow: Lifecycle) -> None:
+    """SNS notifications of a legacy product's buyer before the buyer registers: they carry
+    the identifier only, find no item, and write the legacy key."""
+    flow.handle(sns_envelope("subscribe_success"))
+    flow.entitlements([SEATS], filters={"CUSTOMER_IDENTIFIER": [LEGACY_ID]})
+    flow.handle(sns_envelope("entitlement_updated"))
+    assert [c["pk"]["S"] for c in _customer_items(flow)] == [LEGACY_PK]
+
+
+def _assert_one_customer_with_the_sns_status(flow: Lifecycle, registration_id: str) -> None:
+    (item,) = _customer_items(flow)
+    assert item["pk"] == {"S": LICENSE_PK}
+    assert item["registration_count"] == {"N": "1"}
+    assert item["customer_identifier"] == {"S": LEGACY_ID}
+    assert item["customer_aws_account_id"] == {"S": ACCOUNT}
+    assert (item["status"], item["status_source"]) == (
+        {"S": "subscribed"},
+        {"S": "subscribe-success"},
+    )
+    assert item["status_changed_at"] == {"S": "2026-11-26T09:00:05.120+00:00"}
+    assert (item["offer_id"], item["free_trial"]) == ({"S": "offer-abcexample123"}, {"BOOL": True})
+    assert len(item["entitlements"]["L"]) == 1
+    assert flow.history(LICENSE_PK) == ["subscribed"]
+    assert flow.history(LEGACY_PK) == ["subscribed"]  # the old history ages out by its TTL
+
+
+def test_sns_notifications_then_registration_of_a_legacy_customer_with_a_license_make_one_customer(
+    flow: Lifecycle, seller_handoff: Handler
+) -> None:
+    # Given SNS notifications (identifier only) arrive before the buyer registers
+    _sns_first(flow)
+
+    # When the buyer registers (ResolveCustomer answers the identifier and a license)
+    registration_id = _register_licensed_legacy(flow)
+
+    # Then the early item is folded into the registered one: one customer, with its status
+    _assert_one_customer_with_the_sns_status(flow, registration_id)
+    answer = seller_handoff(registration_request(registration_id), flow.context)
+    customer = json.loads(answer["body"])["customer"]
+    assert (answer["statusCode"], customer["status"]) == (200, "subscribed")
+    # and later notifications of either kind land on it
+    flow.handle(sns_envelope("unsubscribe_pending"))
+    (item,) = _customer_items(flow)
+    assert item["status"] == {"S": "unsubscribe-pending"}
+
+
+@pytest.mark.parametrize(
+    ("sns", "status", "source", "offer"),
+    [
+        # the SNS notification is newer than the license event: it wins
+        (
+            "unsubscribe_pending",
+            "unsubscribe-pending",
+            "unsubscribe-pending",
+            "offer-uovnpk2f6jq7s",
+        ),
+        # it is older: the license event's status stays, and so does its offer
+        ("subscribe_fail", "subscribed", "License Updated", "offer-uovnpk2f6jq7s"),
+    ],
+)
+def test_the_fold_keeps_the_newest_status_of_both_early_items(
+    flow: Lifecycle, sns: str, status: str, source: str, offer: str
+) -> None:
+    # Given a license event (license key) and an SNS notification (legacy key), both early
+    flow.entitlements([SEATS], filters=LICENSE_FILTER)
+    flow.handle(event("license_updated_manufacturer"))
+    flow.handle(sns_envelope(sns))
+    assert len(_customer_items(flow)) == 2
+
+    # When the buyer registers
+    _register_licensed_legacy(flow)
+
+    # Then one customer with the newest status, nothing moved backwards
+    (item,) = _customer_items(flow)
+    assert item["pk"] == {"S": LICENSE_PK}
+    assert (item["status"], item["status_source"]) == ({"S": status}, {"S": source})
+    assert item["offer_id"] == {"S": offer}
+    assert item["registration_count"] == {"N": "1"}
+    assert len(item["entitlements"]["L"]) == 1
+
+
+def test_the_fold_is_idempotent_and_a_resubmission_changes_nothing(flow: Lifecycle) -> None:
+    # Given SNS notifications first, then the registration that folded them
+    _sns_first(flow)
+    token = _licensed_legacy_token(flow)
+    registration_id = _register_licensed_legacy(flow, token)
+    folded = _customer_items(flow)
+
+    # When the buyer submits the same token again, and registers once more later
+    assert _register_licensed_legacy(flow, token) == registration_id
+    assert _customer_items(flow) == folded
+    _register_licensed_legacy(flow)
+
+    # Then still one customer, its status and history unchanged
+    (item,) = _customer_items(flow)
+    assert item["registration_count"] == {"N": "2"}
+    assert item["status"] == {"S": "subscribed"}
+    assert flow.history(LICENSE_PK) == ["subscribed"]
+
+
+def test_a_notification_written_while_the_fold_runs_is_folded_too(flow: Lifecycle) -> None:
+    # Given an SNS notification first
+    flow.handle(sns_envelope("subscribe_success"))
+
+    # When another one lands on the legacy item between the fold's read and its write
+    client = aws.dynamodb()
+    landed: list[str] = []
+
+    def notification_meanwhile(**_: Any) -> None:
+        if not landed:
+            landed.append("unsubscribe-pending")
+            flow.handle(sns_envelope("unsubscribe_pending"))
+
+    client.meta.events.register_first(
+        "before-send.dynamodb.TransactWriteItems", notification_meanwhile
+    )
+    try:
+        _register_licensed_legacy(flow)
+    finally:
+        client.meta.events.unregister(
+            "before-send.dynamodb.TransactWriteItems", notification_meanwhile
+        )
+
+    # Then the fold tried again and kept it: one customer, the newest status
+    assert landed
+    (item,) = _customer_items(flow)
+    assert item["pk"] == {"S": LICENSE_PK}
+    assert item["status"] == {"S": "unsubscribe-pending"}
+    assert item["registration_count"] == {"N": "1"}
+
+
+def test_a_parked_registration_folds_the_early_item_when_it_is_replayed(
+    flow: Lifecycle, fulfillment_url: Handler, clients: FunctionClients, seller_handoff: Handler
+) -> None:
+    # Given SNS notifications first, then a registration whose customer write is parked
+    _sns_first(flow)
+    token = _licensed_legacy_token(flow)
+    with failing(clients.dynamodb, "TransactWriteItems", times=10):
+        response = fulfillment_url(form_post(token), flow.context)
+    assert response["statusCode"] == 202, response.get("body")
+    (message,) = flow.stack.recovery_messages()
+    assert [c["pk"]["S"] for c in _customer_items(flow)] == [LEGACY_PK]
+
+    # When the recovery processor replays it (and SQS delivers it twice)
+    _replay(flow.stack, message)
+    _replay(flow.stack, message)
+
+    # Then one customer with the notification's status, which the hand-off reports
+    registration_id = json.loads(message["Body"])["registration_id"]
+    _assert_one_customer_with_the_sns_status(flow, registration_id)
+    answer = seller_handoff(registration_request(registration_id), flow.context)
+    assert (answer["statusCode"], json.loads(answer["body"])["customer"]["status"]) == (
+        200,
+        "subscribed",
+    )
 
 
 def test_entitlements_over_two_pages_are_stored_typed(flow: Lifecycle) -> None:

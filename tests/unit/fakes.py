@@ -31,6 +31,11 @@ class FakeCustomerStore:
     failing: set[str] = field(default_factory=set)
     applied: set[str] = field(default_factory=set)
 
+    def fold_legacy_item(self, customer: ResolvedCustomer) -> bool:
+        if "customer" in self.failing:
+            raise StorageUnavailableError("ProvisionedThroughputExceededException")
+        return False
+
     def record_registration(
         self, customer: ResolvedCustomer, at: datetime, registration_id: str
     ) -> bool:

@@ -10,13 +10,12 @@ from typing import Any
 import pytest
 
 from fulfillment.contract import LifecycleOutcome
+from fulfillment.customers.status import CustomerStatus, StatusChange
 from fulfillment.lifecycle.notifications import LifecycleNotification, parse_notification
 from fulfillment.lifecycle.subscriptions import (
-    CustomerStatus,
     Entitlement,
     EntitlementQuery,
     Identity,
-    StatusChange,
     apply_notification,
     status_change,
 )

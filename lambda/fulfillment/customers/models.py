@@ -5,6 +5,19 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
+LICENSE_KEY_PREFIX = "LICENSE#"
+
+
+def license_key(license_arn: str) -> str:
+    """The key of every customer with a license, new and legacy products alike."""
+    return f"{LICENSE_KEY_PREFIX}{license_arn}"
+
+
+def legacy_key(product_code: str, customer_identifier: str) -> str:
+    """The key of a legacy customer without a license, and of the item an SNS notification
+    (identifier only) writes before a legacy buyer registers."""
+    return f"LEGACY#{product_code}#{customer_identifier}"
+
 
 class ResolvedCustomer(NamedTuple):
     """What ResolveCustomer told us about the buyer; empty strings are normalised to None."""
@@ -21,10 +34,19 @@ class ResolvedCustomer(NamedTuple):
         can hold several), so the license events that may come first name the same item; the
         legacy identifier only for an answer without a license (docs/lifecycle.md)."""
         if self.license_arn:
-            return f"LICENSE#{self.license_arn}"
+            return license_key(self.license_arn)
         if self.customer_identifier:
-            return f"LEGACY#{self.product_code}#{self.customer_identifier}"
+            return legacy_key(self.product_code, self.customer_identifier)
         raise ValueError("customer has neither a CustomerIdentifier nor a LicenseArn")
+
+    @property
+    def early_legacy_key(self) -> str | None:
+        """For a legacy product's buyer with a license only: the key an SNS notification
+        (identifier only) wrote before the buyer registered, which registration folds into
+        ``customer_key`` (docs/lifecycle.md). None for every other answer: nothing to fold."""
+        if self.license_arn and self.customer_identifier:
+            return legacy_key(self.product_code, self.customer_identifier)
+        return None
 
 
 class SignupSession(NamedTuple):

@@ -1,8 +1,10 @@
 """Adapter (DynamoDB): customers and sign-up sessions; contact details in a table of their own.
 
 The customers table has two item types. A customer item (sk CUSTOMER) is shared with the
-lifecycle processor, so registration only ever SETs the attributes it owns, with UpdateItem; a
-session item (sk SESSION) is ours alone and expires through the table's TTL attribute. The
+lifecycle processor, so registration only ever SETs the attributes it owns, with UpdateItem
+(and moves lifecycle facts only by the lifecycle's own rule, when it folds an early
+notification's legacy item into the customer: `fold_legacy_item`); a session item (sk
+SESSION) is ours alone and expires through the table's TTL attribute. The
 buyer's contact details go to the contacts table (pk = the customer's key), which only the
 sign-up function can reach: the customers table's stream, exports and readers never see them.
 """
@@ -28,6 +30,16 @@ from fulfillment.customers.models import (
     CustomerRecord,
     ResolvedCustomer,
     SignupSession,
+)
+from fulfillment.customers.status import (
+    ENTITLEMENT_ATTRIBUTES,
+    NEWER_CONDITION,
+    NEWER_ENTITLEMENTS_CONDITION,
+    STATUS_ATTRIBUTES,
+    STATUS_COMPANIONS,
+    entitlements_newer,
+    history_item,
+    stored_change,
 )
 
 if TYPE_CHECKING:
@@ -131,6 +143,91 @@ class DynamoDBCustomerStore:
             return False
         return True
 
+    def fold_legacy_item(self, customer: ResolvedCustomer) -> bool:
+        """Fold the item an early SNS notification wrote under the legacy key into the
+        customer's own (``customer.early_legacy_key`` into ``customer.customer_key``): its
+        lifecycle facts by the rule lifecycle records them by (customers/status.py), then the
+        legacy item is deleted, in one transaction conditional on both items as read, so a
+        notification written meanwhile is folded on the next attempt, never lost. True when
+        this call folded one. One consistent read when there is nothing to fold; no call at
+        all for an answer without both a customer identifier and a license."""
+        legacy = customer.early_legacy_key
+        if legacy is None:
+            return False
+        for _ in range(_FOLD_ATTEMPTS):
+            early = self._customer_item(legacy)
+            # A legacy item that was registered (before licenses keyed customers) has sessions
+            # and contacts under its key: it stays (docs/lifecycle.md).
+            if early is None or "registration_count" in early:
+                return False
+            current = self._customer_item(customer.customer_key, _FOLD_READ) or {}
+            if self._fold(customer, legacy, early, current):
+                return True
+        # Notifications keep landing in between: fail like an unavailable table (parked).
+        raise StorageUnavailableError("FoldConflict")
+
+    def _customer_item(
+        self, customer_key: str, attributes: tuple[str, ...] = ()
+    ) -> dict[str, Any] | None:
+        projection: dict[str, Any] = {}
+        if attributes:
+            names = {f"#a{number}": name for number, name in enumerate(attributes)}
+            projection = {
+                "ProjectionExpression": ", ".join(names),
+                "ExpressionAttributeNames": names,
+            }
+        with _storage_errors():
+            item = self._client.get_item(
+                TableName=self._table,
+                Key=_key(customer_key),
+                ConsistentRead=True,
+                **projection,
+            ).get("Item")
+        return None if item is None else dict(item)
+
+    def _fold(
+        self,
+        customer: ResolvedCustomer,
+        legacy: str,
+        early: dict[str, Any],
+        current: dict[str, Any],
+    ) -> bool:
+        """One attempt; False when either item changed since it was read."""
+        key, fold = customer.customer_key, _Fold()
+        # Who the customer is: filled in where absent, as lifecycle does, so both indexes
+        # find the item even before registration's own write.
+        fold.set("entity", {"S": "customer"}, only_if_absent=True)
+        for attribute in ("product_code", "license_arn", "customer_identifier"):
+            fold.set(attribute, {"S": getattr(customer, attribute)}, only_if_absent=True)
+        change = stored_change(early)
+        history: list[Any] = []
+        if change is not None and change.supersedes(stored_change(current)):
+            rank = early["status_rank"]
+            fold.condition(NEWER_CONDITION, {":at": {"S": change.at}, ":rank": rank})
+            for attribute in STATUS_ATTRIBUTES + STATUS_COMPANIONS:
+                fold.set(attribute, early.get(attribute))
+            # The change is applied to this customer now: its history says so too.
+            history.append({"Put": {"TableName": self._table, "Item": history_item(key, change)}})
+        else:
+            for attribute in STATUS_COMPANIONS:
+                fold.set(attribute, early.get(attribute), only_if_absent=True)
+        if entitlements_newer(early, current):
+            fetched = early["entitlements_updated_at"]
+            fold.condition(NEWER_ENTITLEMENTS_CONDITION, {":fetched": fetched})
+            for attribute in ENTITLEMENT_ATTRIBUTES:
+                fold.set(attribute, early.get(attribute))
+        items: list[Any] = [
+            {"Update": {"TableName": self._table, "Key": _key(key), **fold.arguments()}},
+            {"Delete": {"TableName": self._table, "Key": _key(legacy), **_unchanged(early)}},
+            *history,
+        ]
+        try:
+            with _storage_errors():
+                self._client.transact_write_items(TransactItems=items)
+        except _TransactionConflictError:
+            return False
+        return True
+
     def _update_customer(
         self,
         customer: ResolvedCustomer,
@@ -205,12 +302,7 @@ class DynamoDBCustomerStore:
         )
 
     def get_customer(self, customer_key: str) -> CustomerRecord | None:
-        with _storage_errors():
-            item = self._client.get_item(
-                TableName=self._table,
-                Key={PK: {"S": customer_key}, SK: {"S": CUSTOMER_SK}},
-                ConsistentRead=True,
-            ).get("Item")
+        item = self._customer_item(customer_key)
         if item is None:
             return None
 
@@ -305,6 +397,77 @@ class DynamoDBCustomerStore:
             raise StorageUnavailableError(_error_code(exc)) from exc
 
 
+# A fold retries when a notification lands between its read and its write; after this many
+# attempts in a row it gives up, and the registration is parked and replayed later.
+_FOLD_ATTEMPTS = 3
+# What versions a customer item's lifecycle facts: every lifecycle write moves one of them.
+_FOLD_VERSION = ("status_changed_at", "status_rank", "entitlements_updated_at")
+# What the rule compares on the customer's own item.
+_FOLD_READ = ("status", *_FOLD_VERSION)
+
+
+def _key(customer_key: str) -> dict[str, Any]:
+    return {PK: {"S": customer_key}, SK: {"S": CUSTOMER_SK}}
+
+
+def _unchanged(item: dict[str, Any]) -> dict[str, Any]:
+    """A condition that holds only while the item is as read (and still unregistered)."""
+    names = {f"#v{number}": name for number, name in enumerate(_FOLD_VERSION)}
+    values: dict[str, Any] = {}
+    clauses = ["attribute_exists(pk)", "attribute_not_exists(registration_count)"]
+    for placeholder, name in names.items():
+        if name in item:
+            values[f":{placeholder[1:]}"] = item[name]
+            clauses.append(f"{placeholder} = :{placeholder[1:]}")
+        else:
+            clauses.append(f"attribute_not_exists({placeholder})")
+    condition: dict[str, Any] = {
+        "ConditionExpression": " AND ".join(clauses),
+        "ExpressionAttributeNames": names,
+    }
+    if values:
+        condition["ExpressionAttributeValues"] = values
+    return condition
+
+
+class _Fold:
+    """The customer item's UpdateItem of a fold: SET clauses and the rule's conditions."""
+
+    def __init__(self) -> None:
+        self._clauses: list[str] = []
+        self._conditions: list[str] = []
+        self._names: dict[str, str] = {}
+        self._values: dict[str, Any] = {}
+
+    def set(self, attribute: str, value: Any, *, only_if_absent: bool = False) -> None:
+        if value is None:
+            return
+        # Every name through a placeholder: `status` is a DynamoDB reserved word.
+        name, placeholder = f"#n{len(self._names)}", f":f{len(self._names)}"
+        self._names[name], self._values[placeholder] = attribute, value
+        target = f"if_not_exists({name}, {placeholder})" if only_if_absent else placeholder
+        self._clauses.append(f"{name} = {target}")
+
+    def condition(self, expression: str, values: dict[str, Any]) -> None:
+        self._conditions.append(f"({expression})")
+        self._values.update(values)
+
+    def arguments(self) -> dict[str, Any]:
+        arguments: dict[str, Any] = {
+            "UpdateExpression": "SET " + ", ".join(self._clauses),
+            "ExpressionAttributeNames": self._names,
+            "ExpressionAttributeValues": self._values,
+        }
+        if self._conditions:
+            arguments["ConditionExpression"] = " AND ".join(self._conditions)
+        return arguments
+
+
+class _TransactionConflictError(Exception):
+    """A transaction was cancelled because an item changed since it was read (or another
+    transaction held it): read again and retry."""
+
+
 class _AlreadyWrittenError(Exception):
     """A conditional write found its item already written (a replay, or botocore's retry of an
     attempt that did reach DynamoDB); ``item`` is the item as found, when it was returned."""
@@ -322,6 +485,9 @@ def _storage_errors() -> Iterator[None]:
         if _error_code(exc) == "ConditionalCheckFailedException":
             found: Any = exc.response.get("Item") or {}
             raise _AlreadyWrittenError(dict(found)) from exc
+        reasons = {reason.get("Code") for reason in exc.response.get("CancellationReasons") or []}
+        if reasons & {"ConditionalCheckFailed", "TransactionConflict"}:
+            raise _TransactionConflictError(_error_code(exc)) from exc
         raise StorageUnavailableError(_error_code(exc)) from exc
     except BotoCoreError as exc:
         raise StorageUnavailableError(_error_code(exc)) from exc

@@ -7,7 +7,7 @@ Two more item types belong to the lifecycle alone:
 
 - a status-history item per recorded change, `pk` = the customer's key, `sk` =
   `STATUS#<time>#<status>`, written in the same transaction as the change (so only applied
-  changes are in the history), removed by the table's TTL after HISTORY_TTL;
+  changes are in the history), removed by the table's TTL after HISTORY_TTL (customers/status.py);
 - a parked agreement, `pk` = `AGREEMENT#<agreement id>`, `sk` = AGREEMENT: the newest status
   of an agreement no customer had yet, for its license event to merge; TTL'd too. It carries
   none of the indexed attribute names, so no customer lookup ever finds it.
@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -30,25 +29,23 @@ from fulfillment.contract import (
     BY_LICENSE,
     CUSTOMER_SK,
     EXPIRES_AT,
-    HISTORY_PREFIX,
     PK,
     SK,
 )
 from fulfillment.core.errors import StorageUnavailableError
-from fulfillment.lifecycle.subscriptions import CustomerStatus, Entitlement, Identity, StatusChange
+from fulfillment.customers.status import (
+    NEWER_CONDITION,
+    NEWER_ENTITLEMENTS_CONDITION,
+    StatusChange,
+    history_item,
+    stored_change,
+)
+from fulfillment.lifecycle.subscriptions import Entitlement, Identity
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-HISTORY_TTL = timedelta(days=400)
 # Index names: infra/schema.py (a test checks they exist there).
-
-# The ordering rule as a condition: no stored change, an older one, or one of the same time
-# and a lower rank (a same-time, same-status change is a duplicate and writes nothing).
-NEWER_CONDITION = (
-    "attribute_not_exists(status_changed_at) OR status_changed_at < :at "
-    "OR (status_changed_at = :at AND status_rank < :rank)"
-)
 _CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
 
 
@@ -100,13 +97,7 @@ class DynamoDBLifecycleStore:
                 Key={PK: {"S": AGREEMENT_PREFIX + agreement_id}, SK: {"S": AGREEMENT_SK}},
                 ConsistentRead=True,
             ).get("Item")
-        if item is None or "status" not in item:
-            return None
-        return StatusChange(
-            status=CustomerStatus(item["status"]["S"]),
-            at=item["status_changed_at"]["S"],
-            source=item["status_source"]["S"],
-        )
+        return None if item is None else stored_change(item)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -123,15 +114,7 @@ class DynamoDBLifecycleStore:
         update.status(change)
         if entitlements is not None and fetched_at is not None:
             update.entitlements(entitlements, fetched_at)
-        history: dict[str, Any] = {
-            PK: {"S": customer_key},
-            SK: {"S": f"{HISTORY_PREFIX}{change.at}#{change.status}"},
-            "entity": {"S": "status_change"},
-            "status": {"S": change.status},
-            "at": {"S": change.at},
-            "source": {"S": change.source},
-            EXPIRES_AT: {"N": str(_expiry(change.at, HISTORY_TTL))},
-        }
+        history = history_item(customer_key, change)
         items: list[Any] = [
             {
                 "Update": {
@@ -186,7 +169,7 @@ class DynamoDBLifecycleStore:
         return self._conditional_update(
             {PK: {"S": customer_key}, SK: {"S": CUSTOMER_SK}},
             update,
-            "attribute_not_exists(entitlements_updated_at) OR entitlements_updated_at < :fetched",
+            NEWER_ENTITLEMENTS_CONDITION,
         )
 
     def _conditional_update(self, key: dict[str, Any], update: _Update, condition: str) -> bool:
@@ -277,10 +260,6 @@ def _entitlement_item(entitlement: Entitlement) -> dict[str, Any]:
     if entitlement.expiration:
         item["expiration"] = {"S": entitlement.expiration}
     return item
-
-
-def _expiry(at: str, ttl: timedelta) -> int:
-    return int((datetime.fromisoformat(at) + ttl).timestamp())
 
 
 @contextmanager

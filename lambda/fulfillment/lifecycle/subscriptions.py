@@ -4,39 +4,20 @@ Pure domain. The mapping (`status_change`) is a function of the notification alo
 case (`apply_notification`) finds the customer, fetches entitlements and records the change
 through two ports (the lifecycle store and the Marketplace entitlements), so its ordering
 rules are tested with fakes. No boto3, no environment, no clock: the caller passes `now`.
+The status and its ordering rule are the customers layer's (`fulfillment.customers.status`):
+registration merges by them too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence, Set
 from datetime import datetime, timedelta
-from enum import StrEnum
 from typing import NamedTuple, Protocol
 
 from fulfillment.contract import LifecycleOutcome, NotificationType
+from fulfillment.customers.models import LICENSE_KEY_PREFIX, legacy_key, license_key
+from fulfillment.customers.status import CustomerStatus, StatusChange
 from fulfillment.lifecycle.notifications import LifecycleNotification
-
-
-class CustomerStatus(StrEnum):
-    PENDING = "pending"
-    SUBSCRIBED = "subscribed"
-    SUBSCRIBE_FAILED = "subscribe-failed"
-    UNSUBSCRIBE_PENDING = "unsubscribe-pending"
-    UNSUBSCRIBED = "unsubscribed"
-    DEPROVISIONED = "deprovisioned"
-
-
-# Precedence of two changes with the same event time (EventBridge times have one-second
-# resolution): the later stage of the lifecycle wins, the same status is a duplicate.
-STATUS_RANK: dict[CustomerStatus, int] = {
-    CustomerStatus.PENDING: 1,
-    CustomerStatus.SUBSCRIBED: 2,
-    CustomerStatus.SUBSCRIBE_FAILED: 3,
-    CustomerStatus.UNSUBSCRIBE_PENDING: 4,
-    CustomerStatus.UNSUBSCRIBED: 5,
-    CustomerStatus.DEPROVISIONED: 6,
-}
-
 
 # `Purchase Agreement Ended` with these agreement statuses means a successor agreement took
 # over (renewal, replacement): the customer did not leave.
@@ -65,22 +46,6 @@ PARKED_AGREEMENT_TTL = timedelta(days=30)
 def timestamp(at: datetime) -> str:
     """The one text form of times in the table: UTC, milliseconds, sortable as text."""
     return at.isoformat(timespec="milliseconds")
-
-
-class StatusChange(NamedTuple):
-    status: CustomerStatus
-    at: str
-    source: str
-
-    @property
-    def rank(self) -> int:
-        return STATUS_RANK[self.status]
-
-    def supersedes(self, other: StatusChange | None) -> bool:
-        """True when this change is to be recorded over ``other`` (the ordering rule)."""
-        if other is None:
-            return True
-        return (self.at, self.rank) > (other.at, other.rank)
 
 
 class Identity(NamedTuple):
@@ -204,23 +169,11 @@ def identity_of(notification: LifecycleNotification) -> Identity:
     )
 
 
-LICENSE_KEY_PREFIX = "LICENSE#"
-
-
-def legacy_key(product_code: str, customer_identifier: str) -> str:
-    """The key registration gives a legacy customer without a license (customers/models.py)."""
-    return f"LEGACY#{product_code}#{customer_identifier}"
-
-
-def license_key(license_arn: str) -> str:
-    """The key registration gives every customer with a license (customers/models.py)."""
-    return f"{LICENSE_KEY_PREFIX}{license_arn}"
-
-
 def _license_keyed_first(keys: list[str]) -> list[str]:
     """Where a license-keyed item is found, it is the customer: a legacy-keyed item found
-    beside it is one an SNS notification created before the buyer registered with a license,
-    or one registered before licenses keyed customers (docs/lifecycle.md)."""
+    beside it is one registered before licenses keyed customers, or one an SNS notification
+    created before the buyer registered with a license that registration has not folded into
+    the license-keyed item yet (docs/lifecycle.md)."""
     licensed = [key for key in keys if key.startswith(LICENSE_KEY_PREFIX)]
     return licensed or keys
 

@@ -10,7 +10,12 @@ from fulfillment.customers.models import ParkedRegistration, ResolvedCustomer
 
 
 class RecoveryStore(Protocol):
-    """The writes a parked registration is replayed with; both are idempotent."""
+    """The writes a parked registration is replayed with; all are idempotent."""
+
+    def fold_legacy_item(self, customer: ResolvedCustomer) -> bool:
+        """Fold an early notification's legacy item into the customer's own, as registration
+        does; True when this call did."""
+        ...
 
     def restore_session(
         self,
@@ -60,6 +65,8 @@ def replay(
         parked.session_expires_at,
         parked.csrf_token,
     )
+    # As registration does, before the customer's own write (docs/lifecycle.md).
+    customers.fold_legacy_item(customer)
     applied = customers.replay_registration(customer, at, parked.registration_id)
     completed = False
     # Messages parked before version 2 name no record.

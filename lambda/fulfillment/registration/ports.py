@@ -15,6 +15,11 @@ class Marketplace(Protocol):
 
 
 class CustomerStore(Protocol):
+    def fold_legacy_item(self, customer: ResolvedCustomer) -> bool:
+        """Fold the item an early notification wrote under ``customer.early_legacy_key`` into
+        the customer's own, once; True when this call did (nothing to fold: False)."""
+        ...
+
     def record_registration(
         self, customer: ResolvedCustomer, at: datetime, registration_id: str
     ) -> bool:

@@ -52,6 +52,9 @@ def register(
             session_id=session_id,
             csrf_token=csrf_token,
         )
+        # A notification that came first under the legacy key joins the customer's item
+        # before the registration lands on it: one item, whatever arrived first.
+        customers.fold_legacy_item(customer)
         new_customer = customers.record_registration(customer, now, opened.session_id)
     except (StorageUnavailableError, DeadlineExceededError) as error:
         deferred = RegistrationOutcome(
