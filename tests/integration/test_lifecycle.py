@@ -175,6 +175,44 @@ def test_a_poison_message_fails_alone_and_is_logged_without_its_body(
     assert "4111-secret" not in logs
 
 
+@pytest.mark.parametrize(
+    "detail_type", ["Purchase Agreement Ending - Proposer", "Purchase Agreement Created - Acceptor"]
+)
+def test_an_unhandled_detail_type_is_acknowledged_logged_and_counted_as_ignored(
+    flow: Lifecycle,
+    function_logs: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
+    detail_type: str,
+) -> None:
+    # Given a batch with a Marketplace event of a type the function does not handle, beside
+    # a notification it does
+    unhandled = {**event("agreement_ended_proposer"), "detail-type": detail_type}
+    batch = sqs_event(unhandled, sns_envelope("subscribe_success"))
+
+    # When the handler processes it
+    response = flow.handle_batch(batch)
+
+    # Then nothing fails (so nothing is retried or dead-lettered), the other record is applied,
+    # the unhandled one writes nothing, and it is logged once at INFO and counted as ignored
+    assert response == NO_FAILURES
+    assert flow.item(LEGACY_PK)["status"] == {"S": "subscribed"}
+    assert {item["pk"]["S"] for item in flow.stack.items()} == {LEGACY_PK}
+    lines = [json.loads(line) for line in function_logs.getvalue().splitlines() if "{" in line[:1]]
+    (ignored,) = [line for line in lines if line.get("detail_type") == detail_type]
+    assert ignored["level"] == "INFO"
+    assert ignored["message_id"] == batch["Records"][0]["messageId"]
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(b.get("Outcome") == "ignored" and b.get("EventType") == "Unknown" for b in blobs)
+    assert not any(b.get("Outcome") == "failed" for b in blobs)
+
+
+def test_a_batch_of_only_an_unhandled_detail_type_is_acknowledged(flow: Lifecycle) -> None:
+    assert (
+        flow.handle({**event("license_updated_manufacturer"), "detail-type": "Offer Released"})
+        == NO_FAILURES
+    )
+
+
 def test_a_batch_of_only_poison_fails_as_a_whole(flow: Lifecycle) -> None:
     with pytest.raises(BatchProcessingError):
         flow.handle("not json")

@@ -1,7 +1,9 @@
 """Lifecycle notifications as they arrive on the lifecycle queue, parsed into one typed shape.
 
-Pure: a message body (a string) in, a LifecycleNotification or a MalformedNotificationError
-out. Two formats share the queue:
+Pure: a message body (a string) in, a LifecycleNotification out, or a
+MalformedNotificationError (poison: fails), or an UnhandledDetailTypeError (a well-formed
+Marketplace event of a detail type not handled here: acknowledged). Two formats share the
+queue:
 
 - an **EventBridge event** (an EventBridge rule targeting SQS delivers the event JSON as the
   body): source `aws.agreement-marketplace`, detail types `Purchase Agreement Created|Amended|
@@ -22,7 +24,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from fulfillment.contract import MARKETPLACE_EVENT_SOURCE, NotificationType
+from fulfillment.contract import (
+    AGREEMENT_DETAIL_TYPES,
+    LICENSE_DETAIL_TYPES,
+    MARKETPLACE_EVENT_SOURCE,
+    NotificationType,
+)
 
 SNS_NOTIFICATION = "Notification"
 # Far above any Marketplace message; a larger body is refused before JSON parsing.
@@ -42,7 +49,9 @@ LICENSE_TYPES = frozenset(
     {NotificationType.LICENSE_UPDATED, NotificationType.LICENSE_DEPROVISIONED}
 )
 SNS_TYPES = frozenset(NotificationType) - EVENTBRIDGE_TYPES
-ROLES = frozenset({"Manufacturer", "Proposer"})
+HANDLED_DETAIL_TYPES = frozenset(AGREEMENT_DETAIL_TYPES + LICENSE_DETAIL_TYPES)
+# A detail type is AWS's text, but it reaches a log line: bounded.
+MAX_DETAIL_TYPE_CHARS = 128
 
 
 class NotificationFormat(StrEnum):
@@ -70,6 +79,17 @@ class MalformedNotificationError(ValueError):
         super().__init__(f"{reason}: {field}" if field else str(reason))
         self.reason = reason
         self.field = field
+
+
+class UnhandledDetailTypeError(Exception):
+    """A Marketplace EventBridge event of a detail type this function does not handle (an
+    advisory, an agreement-ending notice, the buyer's variant): to be acknowledged, not
+    failed, since retrying it cannot help (docs/lifecycle.md lists both sets)."""
+
+    def __init__(self, detail_type: str, message_id: str | None) -> None:
+        super().__init__(detail_type)
+        self.detail_type = detail_type
+        self.message_id = message_id
 
 
 class LifecycleNotification(NamedTuple):
@@ -117,15 +137,16 @@ def parse_notification(body: str) -> LifecycleNotification:
 
 def _from_event(event: dict[str, Any]) -> LifecycleNotification:
     detail_type = event.get("detail-type")
-    if not isinstance(detail_type, str):
-        raise MalformedNotificationError(MalformedReason.UNKNOWN_EVENT_TYPE)
+    if not isinstance(detail_type, str) or not detail_type.strip():
+        raise MalformedNotificationError(MalformedReason.INVALID_FIELD, "detail-type")
+    if detail_type not in HANDLED_DETAIL_TYPES:
+        message_id = event.get("id")
+        raise UnhandledDetailTypeError(
+            detail_type[:MAX_DETAIL_TYPE_CHARS],
+            message_id[:256] if isinstance(message_id, str) else None,
+        )
     base, _, role = detail_type.rpartition(" - ")
-    try:
-        event_type = NotificationType(base)
-    except ValueError:
-        raise MalformedNotificationError(MalformedReason.UNKNOWN_EVENT_TYPE) from None
-    if event_type not in EVENTBRIDGE_TYPES or role not in ROLES:
-        raise MalformedNotificationError(MalformedReason.UNKNOWN_EVENT_TYPE)
+    event_type = NotificationType(base)
     detail = event.get("detail")
     if not isinstance(detail, dict):
         raise MalformedNotificationError(MalformedReason.MISSING_FIELD, "detail")
