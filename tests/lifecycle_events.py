@@ -39,6 +39,27 @@ def event(name: str, **changes: Any) -> dict[str, Any]:
     return {**copy.deepcopy(_load("eventbridge_events.json")[name]), **changes}
 
 
+def agreement_event(name: str, agreement_id: str, time: str, **agreement: Any) -> dict[str, Any]:
+    """An agreement event by fixture name for another agreement (and time); ``agreement``
+    updates its ``detail.agreement`` (e.g. ``intent``, ``previousAgreementId``, ``status``)."""
+    payload = event(name, time=time)
+    payload["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/{agreement_id}/{time}"))
+    payload["resources"] = [f"arn:aws:aws-marketplace::aws:agreement:{agreement_id}"]
+    payload["detail"]["agreement"].update(id=agreement_id, **agreement)
+    return payload
+
+
+def renewal(role: str, agreement_id: str, previous: str, time: str) -> dict[str, Any]:
+    """`Purchase Agreement Created - <role>` of a renewal: intent RENEW, previousAgreementId."""
+    return agreement_event(
+        f"agreement_created_{role}",
+        agreement_id,
+        time,
+        intent="RENEW",
+        previousAgreementId=previous,
+    )
+
+
 def sns_envelope(
     name: str, *, message: dict[str, Any] | None = None, **changes: Any
 ) -> dict[str, Any]:

@@ -35,8 +35,10 @@ from tests.lifecycle_events import (
     LICENSE_ARN,
     LICENSE_PK,
     PRODUCT,
+    agreement_event,
     event,
     eventbridge_names,
+    renewal,
     sns_envelope,
     sns_names,
     sqs_event,
@@ -252,6 +254,104 @@ def test_an_end_parked_before_the_license_event_is_merged(flow: Lifecycle) -> No
     item = flow.item(LICENSE_PK)
     assert item["status"] == {"S": "unsubscribed"}
     assert item["entitlements"] == {"L": []}
+
+
+RENEWED = "agmt-2b3c4d5e6f7g8h9i0j1k2l3m4"
+RENEWED_AT = "2027-11-26T08:59:59Z"
+
+
+def _subscribed_on_the_first_agreement(flow: Lifecycle) -> None:
+    flow.entitlements([SEATS], filters=LICENSE_FILTER)
+    assert flow.handle(event("license_updated_manufacturer")) == NO_FAILURES
+
+
+def test_a_renewal_moves_the_customer_so_the_new_agreements_end_finds_them(
+    flow: Lifecycle,
+) -> None:
+    # Given a subscribed customer on the first agreement
+    _subscribed_on_the_first_agreement(flow)
+
+    # When the agreement renews (both roles' variants), then the new agreement ends
+    assert (
+        flow.handle(
+            renewal("manufacturer", RENEWED, AGREEMENT, RENEWED_AT),
+            renewal("proposer", RENEWED, AGREEMENT, RENEWED_AT),
+        )
+        == NO_FAILURES
+    )
+    renewed = flow.item(LICENSE_PK)
+    flow.handle(agreement_event("agreement_ended_proposer", RENEWED, "2028-01-05T10:00:00Z"))
+
+    # Then the renewal moved the customer without touching its status, and the end found it
+    assert renewed["agreement_id"] == {"S": RENEWED}
+    assert renewed["status"] == {"S": "subscribed"}
+    assert renewed["agreement_changed_at"] == {"S": "2027-11-26T08:59:59.000+00:00"}
+    item = flow.item(LICENSE_PK)
+    assert item["status"] == {"S": "unsubscribed"}
+    assert flow.history(LICENSE_PK) == ["subscribed", "unsubscribed"]
+
+
+def test_an_end_of_the_old_agreement_after_a_renewal_does_not_unsubscribe(
+    flow: Lifecycle,
+) -> None:
+    _subscribed_on_the_first_agreement(flow)
+    flow.handle(renewal("proposer", RENEWED, AGREEMENT, RENEWED_AT))
+
+    # The first agreement's end, after the renewal (not even marked RENEWED)
+    response = flow.handle(
+        agreement_event("agreement_ended_proposer", AGREEMENT, "2027-11-26T09:00:00Z")
+    )
+
+    assert response == NO_FAILURES
+    item = flow.item(LICENSE_PK)
+    assert item["status"] == {"S": "subscribed"}
+    assert item["agreement_id"] == {"S": RENEWED}
+
+
+def test_a_late_license_event_of_the_old_agreement_does_not_move_the_customer_back(
+    flow: Lifecycle,
+) -> None:
+    # Given the customer renewed onto the new agreement
+    _subscribed_on_the_first_agreement(flow)
+    flow.handle(renewal("proposer", RENEWED, AGREEMENT, RENEWED_AT))
+
+    # When a license event of the first agreement, older than the renewal, arrives late
+    flow.entitlements([SEATS], filters=LICENSE_FILTER)
+    response = flow.handle(event("license_updated_proposer", time="2027-06-01T00:00:00Z"))
+
+    # Then its status is news, its agreement is not
+    assert response == NO_FAILURES
+    item = flow.item(LICENSE_PK)
+    assert item["agreement_id"] == {"S": RENEWED}
+    assert item["status_changed_at"] == {"S": "2027-06-01T00:00:00.000+00:00"}
+    assert item["agreement_changed_at"] == {"S": "2027-11-26T08:59:59.000+00:00"}
+
+
+def test_a_renewal_older_than_the_customers_agreement_moves_nothing(flow: Lifecycle) -> None:
+    # Given the first agreement was named by a notification newer than the renewal
+    flow.entitlements([SEATS], filters=LICENSE_FILTER)
+    flow.handle(event("license_updated_manufacturer", time="2027-12-01T00:00:00Z"))
+
+    flow.handle(renewal("proposer", RENEWED, AGREEMENT, RENEWED_AT))
+
+    assert flow.item(LICENSE_PK)["agreement_id"] == {"S": AGREEMENT}
+
+
+def test_an_end_of_the_new_agreement_parked_before_the_renewal_is_merged(
+    flow: Lifecycle,
+) -> None:
+    # Given the new agreement's end arrived before its renewal event (nobody had it yet)
+    _subscribed_on_the_first_agreement(flow)
+    flow.handle(agreement_event("agreement_ended_proposer", RENEWED, "2028-01-05T10:00:00Z"))
+    assert flow.item(LICENSE_PK)["status"] == {"S": "subscribed"}
+
+    # When the renewal arrives
+    flow.handle(renewal("manufacturer", RENEWED, AGREEMENT, RENEWED_AT))
+
+    # Then the customer is on the new agreement and its (newer) end stands
+    item = flow.item(LICENSE_PK)
+    assert item["agreement_id"] == {"S": RENEWED}
+    assert item["status"] == {"S": "unsubscribed"}
 
 
 def test_notification_then_registration_make_one_customer(flow: Lifecycle) -> None:

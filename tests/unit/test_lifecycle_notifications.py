@@ -25,6 +25,7 @@ from tests.lifecycle_events import (
     body,
     event,
     eventbridge_names,
+    renewal,
     sns_envelope,
     sns_names,
 )
@@ -230,3 +231,15 @@ def test_a_marketplace_event_of_an_unhandled_detail_type_is_not_poison(detail_ty
 
     assert caught.value.detail_type == detail_type
     assert caught.value.message_id == payload["id"]
+
+
+def test_a_renewal_names_the_agreement_it_succeeds() -> None:
+    payload = renewal("proposer", "agmt-new", AGREEMENT, "2027-11-26T08:59:59Z")
+
+    notification = parse_notification(body(payload))
+
+    assert notification.agreement_id == "agmt-new"
+    assert notification.previous_agreement_id == AGREEMENT
+    assert (
+        parse_notification(body(event("agreement_created_proposer"))).previous_agreement_id is None
+    )

@@ -107,6 +107,9 @@ class LifecycleNotification(NamedTuple):
     agreement_status: str | None = None
     offer_id: str | None = None
     free_trial: bool | None = None
+    # Purchase Agreement Created of a renewal (intent RENEW) or replacement: the agreement
+    # the new one succeeds.
+    previous_agreement_id: str | None = None
     # EventBridge only: "Manufacturer" or "Proposer" (the same change may come in both).
     role: str | None = None
 
@@ -166,6 +169,9 @@ def _from_event(event: dict[str, Any]) -> LifecycleNotification:
         agreement_id=_text(_object(detail, "agreement"), "id", _IDENTIFIER, required=True),
         agreement_status=_text(_object(detail, "agreement"), "status", _IDENTIFIER),
         offer_id=_text(_object(detail, "offer"), "id", _IDENTIFIER),
+        previous_agreement_id=_previous_agreement(detail)
+        if event_type is NotificationType.AGREEMENT_CREATED
+        else None,
         role=role,
     )
 
@@ -197,6 +203,14 @@ def _from_sns(envelope: dict[str, Any]) -> LifecycleNotification:
         customer_identifier=_text(message, "customer-identifier", _IDENTIFIER, required=True),
         offer_id=_text(message, "offer-identifier", _IDENTIFIER),
         free_trial=_flag(message, "isFreeTrialTermPresent"),
+    )
+
+
+def _previous_agreement(detail: dict[str, Any]) -> str | None:
+    # On the agreement object beside its intent; the stored copy of AWS's renewal example did
+    # not show its position in full, so the detail's top level is read too (docs/decisions.md).
+    return _text(_object(detail, "agreement"), "previousAgreementId", _IDENTIFIER) or _text(
+        detail, "previousAgreementId", _IDENTIFIER
     )
 
 
