@@ -71,6 +71,39 @@ def sns_envelope(
     return {**envelope, **changes}
 
 
+# AWS's own examples (aws_examples.json): keys starting with "_" (the source address, notes)
+# are the fixture's, not AWS's, and never reach a body.
+AWS_PRODUCT = "n0123EXAMPLEXXXXXXXXXXXX"
+MARKETPLACE_TOPICS = "arn:aws:sns:us-east-1:287250355862:"
+
+
+def aws_sns_examples() -> list[tuple[str, str]]:
+    """(example, action) for every action of every SNS example AWS prints."""
+    return [
+        (name, action)
+        for name, example in _load("aws_examples.json").items()
+        for action in example["actions"]
+    ]
+
+
+def aws_sns_envelope(name: str, action: str) -> dict[str, Any]:
+    """AWS's example message for ``action``, as the stack delivers it: in the SNS envelope
+    (raw message delivery off) of the product's Marketplace topic."""
+    example = _load("aws_examples.json")[name]
+    message = {k: v for k, v in example["message"].items() if not k.startswith("_")}
+    message["action"] = message["action"].replace("<action-name>", action)
+    envelope = sns_envelope("subscribe_success")
+    envelope["MessageId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/{action}"))
+    topic = f"{MARKETPLACE_TOPICS}{example['topic']}{message['product-code']}"
+    envelope["TopicArn"] = topic
+    envelope["UnsubscribeURL"] = (
+        "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn="
+        f"{topic}:c7fe3a54-ab0e-4ec2-88e0-db410a0f2bee"
+    )
+    envelope["Message"] = json.dumps(message)
+    return envelope
+
+
 def body(payload: dict[str, Any] | str) -> str:
     return payload if isinstance(payload, str) else json.dumps(payload)
 

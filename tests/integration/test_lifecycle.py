@@ -30,12 +30,16 @@ from tests.integration.conftest import Handler, Stack
 from tests.lifecycle_events import (
     ACCOUNT,
     AGREEMENT,
+    AWS_PRODUCT,
+    FIXTURES,
     LEGACY_ID,
     LEGACY_PK,
     LICENSE_ARN,
     LICENSE_PK,
     PRODUCT,
     agreement_event,
+    aws_sns_envelope,
+    aws_sns_examples,
     event,
     eventbridge_names,
     renewal,
@@ -86,7 +90,15 @@ class Lifecycle:
 
 
 @pytest.fixture
-def flow(stack: Stack, lambda_context: LambdaContext) -> Iterator[Lifecycle]:
+def products() -> frozenset[str]:
+    """The products the processor serves (a test parametrizes it for AWS's example product)."""
+    return frozenset({PRODUCT})
+
+
+@pytest.fixture
+def flow(
+    stack: Stack, lambda_context: LambdaContext, products: frozenset[str]
+) -> Iterator[Lifecycle]:
     # The stack's tables through the test's DynamoDB client; a real entitlement client, stubbed.
     client = boto3.client(
         "marketplace-entitlement", region_name=ENTITLEMENT_REGION, config=aws.QUEUE_CONFIG
@@ -94,7 +106,7 @@ def flow(stack: Stack, lambda_context: LambdaContext) -> Iterator[Lifecycle]:
     processor = lifecycle.LifecycleProcessor(
         store=DynamoDBLifecycleStore(stack.dynamodb, stack.customers_table),
         entitlements=MarketplaceEntitlements(client),
-        product_codes=frozenset({PRODUCT}),
+        product_codes=products,
     )
     with Stubber(client) as stub:
         yield Lifecycle(stack, stub, lambda_context, processor)
@@ -153,6 +165,56 @@ def test_every_sns_message_is_handled(flow: Lifecycle, name: str) -> None:
             }[name]
         )
         assert item["status_source"] == {"S": name.replace("_", "-")}
+
+
+# AWS's own examples (aws_examples.json, each with the page it was copied from), as the stack
+# delivers them. Only the SNS examples were in the stored copies of the Seller Guide
+# (tests/fixtures/lifecycle/README.md). AWS prints the identifier with a leading space; the
+# key and the item carry it trimmed.
+AWS_CUSTOMER = "X01EXAMPLEX"
+AWS_CUSTOMER_PK = f"LEGACY#{AWS_PRODUCT}#{AWS_CUSTOMER}"
+STATUS_OF_ACTION = {
+    "subscribe-success": "subscribed",
+    "subscribe-fail": "subscribe-failed",
+    "unsubscribe-pending": "unsubscribe-pending",
+    "unsubscribe-success": "unsubscribed",
+}
+
+
+def test_every_aws_example_names_the_page_it_was_copied_from() -> None:
+    examples = json.loads((FIXTURES / "aws_examples.json").read_text())
+
+    for example in examples.values():
+        assert example["_source"].startswith("https://docs.aws.amazon.com/marketplace/")
+
+
+@pytest.mark.parametrize("products", [frozenset({AWS_PRODUCT})])
+@pytest.mark.parametrize(("name", "action"), aws_sns_examples())
+def test_an_aws_sns_example_stores_what_it_says(flow: Lifecycle, name: str, action: str) -> None:
+    if action == "entitlement-updated":
+        flow.stub.add_response(
+            "get_entitlements",
+            {"Entitlements": [{"ProductCode": AWS_PRODUCT, "Dimension": "Seats"}]},
+            {"ProductCode": AWS_PRODUCT, "Filter": {"CUSTOMER_IDENTIFIER": [AWS_CUSTOMER]}},
+        )
+
+    response = flow.handle(aws_sns_envelope(name, action))
+
+    assert response == NO_FAILURES
+    item = flow.item(AWS_CUSTOMER_PK)
+    assert item["product_code"] == {"S": AWS_PRODUCT}
+    assert item["customer_identifier"] == {"S": AWS_CUSTOMER}
+    if action == "entitlement-updated":
+        assert "status" not in item
+        assert item["entitlements"] == {"L": [{"M": {"dimension": {"S": "Seats"}}}]}
+        assert "offer_id" not in item and "free_trial" not in item
+    else:
+        assert item["status"] == {"S": STATUS_OF_ACTION[action]}
+        assert item["status_source"] == {"S": action}
+        # The SNS envelope's publish time is the change's time
+        assert item["status_changed_at"] == {"S": "2026-11-26T09:00:05.120+00:00"}
+        assert item["offer_id"] == {"S": "offer-abcexample123"}
+        assert item["free_trial"] == {"BOOL": True}
 
 
 def test_a_poison_message_fails_alone_and_is_logged_without_its_body(
