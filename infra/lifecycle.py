@@ -41,25 +41,10 @@ from infra.queues import encrypted_queue
 
 # The Marketplace events (and the legacy topics) exist in this region only.
 MARKETPLACE_EVENTS_REGION = "us-east-1"
-# Each notification type arrives as two EventBridge detail types, "<type> - <role>".
-ROLES = ("Manufacturer", "Proposer")
-AGREEMENT_EVENTS = tuple(
-    f"{notification} - {role}"
-    for notification in (
-        contract.NotificationType.AGREEMENT_CREATED,
-        contract.NotificationType.AGREEMENT_AMENDED,
-        contract.NotificationType.AGREEMENT_ENDED,
-    )
-    for role in ROLES
-)
-LICENSE_EVENTS = tuple(
-    f"{notification} - {role}"
-    for notification in (
-        contract.NotificationType.LICENSE_UPDATED,
-        contract.NotificationType.LICENSE_DEPROVISIONED,
-    )
-    for role in ROLES
-)
+# The detail types the rules subscribe to: exactly those the function handles (one
+# declaration, fulfillment.contract).
+AGREEMENT_EVENTS = contract.AGREEMENT_DETAIL_TYPES
+LICENSE_EVENTS = contract.LICENSE_DETAIL_TYPES
 
 # The AWS-owned account that holds every product's legacy SNS topics (the ARN the Marketplace
 # Management Portal shows for a product: arn:aws:sns:us-east-1:287250355862:aws-mp-...).

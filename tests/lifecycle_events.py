@@ -39,6 +39,27 @@ def event(name: str, **changes: Any) -> dict[str, Any]:
     return {**copy.deepcopy(_load("eventbridge_events.json")[name]), **changes}
 
 
+def agreement_event(name: str, agreement_id: str, time: str, **agreement: Any) -> dict[str, Any]:
+    """An agreement event by fixture name for another agreement (and time); ``agreement``
+    updates its ``detail.agreement`` (e.g. ``intent``, ``previousAgreementId``, ``status``)."""
+    payload = event(name, time=time)
+    payload["id"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/{agreement_id}/{time}"))
+    payload["resources"] = [f"arn:aws:aws-marketplace::aws:agreement:{agreement_id}"]
+    payload["detail"]["agreement"].update(id=agreement_id, **agreement)
+    return payload
+
+
+def renewal(role: str, agreement_id: str, previous: str, time: str) -> dict[str, Any]:
+    """`Purchase Agreement Created - <role>` of a renewal: intent RENEW, previousAgreementId."""
+    return agreement_event(
+        f"agreement_created_{role}",
+        agreement_id,
+        time,
+        intent="RENEW",
+        previousAgreementId=previous,
+    )
+
+
 def sns_envelope(
     name: str, *, message: dict[str, Any] | None = None, **changes: Any
 ) -> dict[str, Any]:
@@ -48,6 +69,39 @@ def sns_envelope(
     if message is not None:
         envelope["Message"] = json.dumps({**json.loads(envelope["Message"]), **message})
     return {**envelope, **changes}
+
+
+# AWS's own examples (aws_examples.json): keys starting with "_" (the source address, notes)
+# are the fixture's, not AWS's, and never reach a body.
+AWS_PRODUCT = "n0123EXAMPLEXXXXXXXXXXXX"
+MARKETPLACE_TOPICS = "arn:aws:sns:us-east-1:287250355862:"
+
+
+def aws_sns_examples() -> list[tuple[str, str]]:
+    """(example, action) for every action of every SNS example AWS prints."""
+    return [
+        (name, action)
+        for name, example in _load("aws_examples.json").items()
+        for action in example["actions"]
+    ]
+
+
+def aws_sns_envelope(name: str, action: str) -> dict[str, Any]:
+    """AWS's example message for ``action``, as the stack delivers it: in the SNS envelope
+    (raw message delivery off) of the product's Marketplace topic."""
+    example = _load("aws_examples.json")[name]
+    message = {k: v for k, v in example["message"].items() if not k.startswith("_")}
+    message["action"] = message["action"].replace("<action-name>", action)
+    envelope = sns_envelope("subscribe_success")
+    envelope["MessageId"] = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/{action}"))
+    topic = f"{MARKETPLACE_TOPICS}{example['topic']}{message['product-code']}"
+    envelope["TopicArn"] = topic
+    envelope["UnsubscribeURL"] = (
+        "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe&SubscriptionArn="
+        f"{topic}:c7fe3a54-ab0e-4ec2-88e0-db410a0f2bee"
+    )
+    envelope["Message"] = json.dumps(message)
+    return envelope
 
 
 def body(payload: dict[str, Any] | str) -> str:

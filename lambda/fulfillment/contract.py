@@ -156,6 +156,9 @@ class LifecycleOutcome(StrEnum):
     IGNORED_PRODUCT = "ignored-product"
     NO_CHANGE = "no-change"
     PARKED = "parked"
+    # A well-formed Marketplace event of a detail type the function does not handle
+    # (acknowledged, never retried; not a failure).
+    IGNORED = "ignored"
     FAILED = "failed"
 
 
@@ -190,7 +193,30 @@ class NotificationType(StrEnum):
     ENTITLEMENT_UPDATED = "entitlement-updated"
 
 
-# The EventType of a body that could not be parsed.
+# Each EventBridge notification type arrives as two detail types, "<type> - <role>". These
+# are the detail types the lifecycle function handles and the only ones its rules subscribe
+# to; any other that reaches the queue is acknowledged as LifecycleOutcome.IGNORED.
+MARKETPLACE_ROLES = ("Manufacturer", "Proposer")
+AGREEMENT_DETAIL_TYPES = tuple(
+    f"{notification} - {role}"
+    for notification in (
+        NotificationType.AGREEMENT_CREATED,
+        NotificationType.AGREEMENT_AMENDED,
+        NotificationType.AGREEMENT_ENDED,
+    )
+    for role in MARKETPLACE_ROLES
+)
+LICENSE_DETAIL_TYPES = tuple(
+    f"{notification} - {role}"
+    for notification in (
+        NotificationType.LICENSE_UPDATED,
+        NotificationType.LICENSE_DEPROVISIONED,
+    )
+    for role in MARKETPLACE_ROLES
+)
+
+# The EventType of a body that could not be parsed, or of an EventBridge detail type the
+# function does not handle (Outcome IGNORED; the detail type itself is in the log line).
 UNKNOWN_EVENT_TYPE = "Unknown"
 
 # --- Tables ------------------------------------------------------------------------------

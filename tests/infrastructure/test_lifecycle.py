@@ -14,12 +14,15 @@ import pytest
 from aws_cdk import App, Environment
 
 from fulfillment.contract import (
+    AGREEMENT_DETAIL_TYPES,
     CUSTOMERS,
+    LICENSE_DETAIL_TYPES,
     LIFECYCLE_HANDLER,
     UNKNOWN_EVENT_TYPE,
     LifecycleOutcome,
     NotificationType,
 )
+from fulfillment.lifecycle.notifications import HANDLED_DETAIL_TYPES
 from infra.app import build_app
 from infra.config import ConfigError, FulfillmentConfig
 from infra.lifecycle import (
@@ -357,6 +360,26 @@ def test_dashboard_draws_notifications_by_event_type_and_outcome(synth: Synth) -
     for event_type in (*NotificationType, UNKNOWN_EVENT_TYPE):
         assert event_type in body
     assert f'\\"{LifecycleOutcome.FAILED}\\"' in body
+
+
+def test_ignored_notifications_are_neither_alarmed_nor_drawn_as_failures(synth: Synth) -> None:
+    (dashboard,) = synth.resources("AWS::CloudWatch::Dashboard").values()
+    body = json.dumps(dashboard["Properties"]["DashboardBody"])
+    alarms = json.dumps(synth.resources("AWS::CloudWatch::Alarm"))
+
+    # The failures graph names its outcome exactly (failed); the SEARCH draws ignored as its
+    # own line. No alarm watches the lifecycle metric's outcomes at all.
+    assert f'\\"{LifecycleOutcome.IGNORED}\\"' not in body
+    assert "LifecycleNotification" not in alarms
+
+
+def test_the_rules_subscribe_to_exactly_the_detail_types_the_function_handles(
+    synth: Synth,
+) -> None:
+    subscribed = {t for rule in _rules(synth).values() for t in rule["EventPattern"]["detail-type"]}
+
+    assert subscribed == set(AGREEMENT_DETAIL_TYPES) | set(LICENSE_DETAIL_TYPES)
+    assert subscribed == HANDLED_DETAIL_TYPES
 
 
 def test_outputs_name_the_dead_letter_queue(synth: Synth) -> None:

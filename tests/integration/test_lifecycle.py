@@ -31,13 +31,19 @@ from tests.integration.test_fault_injection import _replay, failing
 from tests.lifecycle_events import (
     ACCOUNT,
     AGREEMENT,
+    AWS_PRODUCT,
+    FIXTURES,
     LEGACY_ID,
     LEGACY_PK,
     LICENSE_ARN,
     LICENSE_PK,
     PRODUCT,
+    agreement_event,
+    aws_sns_envelope,
+    aws_sns_examples,
     event,
     eventbridge_names,
+    renewal,
     sns_envelope,
     sns_names,
     sqs_event,
@@ -85,7 +91,15 @@ class Lifecycle:
 
 
 @pytest.fixture
-def flow(stack: Stack, lambda_context: LambdaContext) -> Iterator[Lifecycle]:
+def products() -> frozenset[str]:
+    """The products the processor serves (a test parametrizes it for AWS's example product)."""
+    return frozenset({PRODUCT})
+
+
+@pytest.fixture
+def flow(
+    stack: Stack, lambda_context: LambdaContext, products: frozenset[str]
+) -> Iterator[Lifecycle]:
     # The stack's tables through the test's DynamoDB client; a real entitlement client, stubbed.
     client = boto3.client(
         "marketplace-entitlement", region_name=ENTITLEMENT_REGION, config=aws.QUEUE_CONFIG
@@ -93,7 +107,7 @@ def flow(stack: Stack, lambda_context: LambdaContext) -> Iterator[Lifecycle]:
     processor = lifecycle.LifecycleProcessor(
         store=DynamoDBLifecycleStore(stack.dynamodb, stack.customers_table),
         entitlements=MarketplaceEntitlements(client),
-        product_codes=frozenset({PRODUCT}),
+        product_codes=products,
     )
     with Stubber(client) as stub:
         yield Lifecycle(stack, stub, lambda_context, processor)
@@ -154,6 +168,56 @@ def test_every_sns_message_is_handled(flow: Lifecycle, name: str) -> None:
         assert item["status_source"] == {"S": name.replace("_", "-")}
 
 
+# AWS's own examples (aws_examples.json, each with the page it was copied from), as the stack
+# delivers them. Only the SNS examples were in the stored copies of the Seller Guide
+# (tests/fixtures/lifecycle/README.md). AWS prints the identifier with a leading space; the
+# key and the item carry it trimmed.
+AWS_CUSTOMER = "X01EXAMPLEX"
+AWS_CUSTOMER_PK = f"LEGACY#{AWS_PRODUCT}#{AWS_CUSTOMER}"
+STATUS_OF_ACTION = {
+    "subscribe-success": "subscribed",
+    "subscribe-fail": "subscribe-failed",
+    "unsubscribe-pending": "unsubscribe-pending",
+    "unsubscribe-success": "unsubscribed",
+}
+
+
+def test_every_aws_example_names_the_page_it_was_copied_from() -> None:
+    examples = json.loads((FIXTURES / "aws_examples.json").read_text())
+
+    for example in examples.values():
+        assert example["_source"].startswith("https://docs.aws.amazon.com/marketplace/")
+
+
+@pytest.mark.parametrize("products", [frozenset({AWS_PRODUCT})])
+@pytest.mark.parametrize(("name", "action"), aws_sns_examples())
+def test_an_aws_sns_example_stores_what_it_says(flow: Lifecycle, name: str, action: str) -> None:
+    if action == "entitlement-updated":
+        flow.stub.add_response(
+            "get_entitlements",
+            {"Entitlements": [{"ProductCode": AWS_PRODUCT, "Dimension": "Seats"}]},
+            {"ProductCode": AWS_PRODUCT, "Filter": {"CUSTOMER_IDENTIFIER": [AWS_CUSTOMER]}},
+        )
+
+    response = flow.handle(aws_sns_envelope(name, action))
+
+    assert response == NO_FAILURES
+    item = flow.item(AWS_CUSTOMER_PK)
+    assert item["product_code"] == {"S": AWS_PRODUCT}
+    assert item["customer_identifier"] == {"S": AWS_CUSTOMER}
+    if action == "entitlement-updated":
+        assert "status" not in item
+        assert item["entitlements"] == {"L": [{"M": {"dimension": {"S": "Seats"}}}]}
+        assert "offer_id" not in item and "free_trial" not in item
+    else:
+        assert item["status"] == {"S": STATUS_OF_ACTION[action]}
+        assert item["status_source"] == {"S": action}
+        # The SNS envelope's publish time is the change's time
+        assert item["status_changed_at"] == {"S": "2026-11-26T09:00:05.120+00:00"}
+        assert item["offer_id"] == {"S": "offer-abcexample123"}
+        assert item["free_trial"] == {"BOOL": True}
+
+
 def test_a_poison_message_fails_alone_and_is_logged_without_its_body(
     flow: Lifecycle, function_logs: io.StringIO
 ) -> None:
@@ -174,6 +238,44 @@ def test_a_poison_message_fails_alone_and_is_logged_without_its_body(
     logs = function_logs.getvalue()
     assert "lifecycle message is not a notification" in logs
     assert "4111-secret" not in logs
+
+
+@pytest.mark.parametrize(
+    "detail_type", ["Purchase Agreement Ending - Proposer", "Purchase Agreement Created - Acceptor"]
+)
+def test_an_unhandled_detail_type_is_acknowledged_logged_and_counted_as_ignored(
+    flow: Lifecycle,
+    function_logs: io.StringIO,
+    capsys: pytest.CaptureFixture[str],
+    detail_type: str,
+) -> None:
+    # Given a batch with a Marketplace event of a type the function does not handle, beside
+    # a notification it does
+    unhandled = {**event("agreement_ended_proposer"), "detail-type": detail_type}
+    batch = sqs_event(unhandled, sns_envelope("subscribe_success"))
+
+    # When the handler processes it
+    response = flow.handle_batch(batch)
+
+    # Then nothing fails (so nothing is retried or dead-lettered), the other record is applied,
+    # the unhandled one writes nothing, and it is logged once at INFO and counted as ignored
+    assert response == NO_FAILURES
+    assert flow.item(LEGACY_PK)["status"] == {"S": "subscribed"}
+    assert {item["pk"]["S"] for item in flow.stack.items()} == {LEGACY_PK}
+    lines = [json.loads(line) for line in function_logs.getvalue().splitlines() if "{" in line[:1]]
+    (ignored,) = [line for line in lines if line.get("detail_type") == detail_type]
+    assert ignored["level"] == "INFO"
+    assert ignored["message_id"] == batch["Records"][0]["messageId"]
+    blobs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    assert any(b.get("Outcome") == "ignored" and b.get("EventType") == "Unknown" for b in blobs)
+    assert not any(b.get("Outcome") == "failed" for b in blobs)
+
+
+def test_a_batch_of_only_an_unhandled_detail_type_is_acknowledged(flow: Lifecycle) -> None:
+    assert (
+        flow.handle({**event("license_updated_manufacturer"), "detail-type": "Offer Released"})
+        == NO_FAILURES
+    )
 
 
 def test_a_batch_of_only_poison_fails_as_a_whole(flow: Lifecycle) -> None:
@@ -215,6 +317,104 @@ def test_an_end_parked_before_the_license_event_is_merged(flow: Lifecycle) -> No
     item = flow.item(LICENSE_PK)
     assert item["status"] == {"S": "unsubscribed"}
     assert item["entitlements"] == {"L": []}
+
+
+RENEWED = "agmt-2b3c4d5e6f7g8h9i0j1k2l3m4"
+RENEWED_AT = "2027-11-26T08:59:59Z"
+
+
+def _subscribed_on_the_first_agreement(flow: Lifecycle) -> None:
+    flow.entitlements([SEATS], filters=LICENSE_FILTER)
+    assert flow.handle(event("license_updated_manufacturer")) == NO_FAILURES
+
+
+def test_a_renewal_moves_the_customer_so_the_new_agreements_end_finds_them(
+    flow: Lifecycle,
+) -> None:
+    # Given a subscribed customer on the first agreement
+    _subscribed_on_the_first_agreement(flow)
+
+    # When the agreement renews (both roles' variants), then the new agreement ends
+    assert (
+        flow.handle(
+            renewal("manufacturer", RENEWED, AGREEMENT, RENEWED_AT),
+            renewal("proposer", RENEWED, AGREEMENT, RENEWED_AT),
+        )
+        == NO_FAILURES
+    )
+    renewed = flow.item(LICENSE_PK)
+    flow.handle(agreement_event("agreement_ended_proposer", RENEWED, "2028-01-05T10:00:00Z"))
+
+    # Then the renewal moved the customer without touching its status, and the end found it
+    assert renewed["agreement_id"] == {"S": RENEWED}
+    assert renewed["status"] == {"S": "subscribed"}
+    assert renewed["agreement_changed_at"] == {"S": "2027-11-26T08:59:59.000+00:00"}
+    item = flow.item(LICENSE_PK)
+    assert item["status"] == {"S": "unsubscribed"}
+    assert flow.history(LICENSE_PK) == ["subscribed", "unsubscribed"]
+
+
+def test_an_end_of_the_old_agreement_after_a_renewal_does_not_unsubscribe(
+    flow: Lifecycle,
+) -> None:
+    _subscribed_on_the_first_agreement(flow)
+    flow.handle(renewal("proposer", RENEWED, AGREEMENT, RENEWED_AT))
+
+    # The first agreement's end, after the renewal (not even marked RENEWED)
+    response = flow.handle(
+        agreement_event("agreement_ended_proposer", AGREEMENT, "2027-11-26T09:00:00Z")
+    )
+
+    assert response == NO_FAILURES
+    item = flow.item(LICENSE_PK)
+    assert item["status"] == {"S": "subscribed"}
+    assert item["agreement_id"] == {"S": RENEWED}
+
+
+def test_a_late_license_event_of_the_old_agreement_does_not_move_the_customer_back(
+    flow: Lifecycle,
+) -> None:
+    # Given the customer renewed onto the new agreement
+    _subscribed_on_the_first_agreement(flow)
+    flow.handle(renewal("proposer", RENEWED, AGREEMENT, RENEWED_AT))
+
+    # When a license event of the first agreement, older than the renewal, arrives late
+    flow.entitlements([SEATS], filters=LICENSE_FILTER)
+    response = flow.handle(event("license_updated_proposer", time="2027-06-01T00:00:00Z"))
+
+    # Then its status is news, its agreement is not
+    assert response == NO_FAILURES
+    item = flow.item(LICENSE_PK)
+    assert item["agreement_id"] == {"S": RENEWED}
+    assert item["status_changed_at"] == {"S": "2027-06-01T00:00:00.000+00:00"}
+    assert item["agreement_changed_at"] == {"S": "2027-11-26T08:59:59.000+00:00"}
+
+
+def test_a_renewal_older_than_the_customers_agreement_moves_nothing(flow: Lifecycle) -> None:
+    # Given the first agreement was named by a notification newer than the renewal
+    flow.entitlements([SEATS], filters=LICENSE_FILTER)
+    flow.handle(event("license_updated_manufacturer", time="2027-12-01T00:00:00Z"))
+
+    flow.handle(renewal("proposer", RENEWED, AGREEMENT, RENEWED_AT))
+
+    assert flow.item(LICENSE_PK)["agreement_id"] == {"S": AGREEMENT}
+
+
+def test_an_end_of_the_new_agreement_parked_before_the_renewal_is_merged(
+    flow: Lifecycle,
+) -> None:
+    # Given the new agreement's end arrived before its renewal event (nobody had it yet)
+    _subscribed_on_the_first_agreement(flow)
+    flow.handle(agreement_event("agreement_ended_proposer", RENEWED, "2028-01-05T10:00:00Z"))
+    assert flow.item(LICENSE_PK)["status"] == {"S": "subscribed"}
+
+    # When the renewal arrives
+    flow.handle(renewal("manufacturer", RENEWED, AGREEMENT, RENEWED_AT))
+
+    # Then the customer is on the new agreement and its (newer) end stands
+    item = flow.item(LICENSE_PK)
+    assert item["agreement_id"] == {"S": RENEWED}
+    assert item["status"] == {"S": "unsubscribed"}
 
 
 def test_notification_then_registration_make_one_customer(flow: Lifecycle) -> None:

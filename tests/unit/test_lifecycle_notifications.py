@@ -13,6 +13,7 @@ from fulfillment.lifecycle.notifications import (
     MalformedNotificationError,
     MalformedReason,
     NotificationFormat,
+    UnhandledDetailTypeError,
     parse_notification,
 )
 from tests.lifecycle_events import (
@@ -24,6 +25,7 @@ from tests.lifecycle_events import (
     body,
     event,
     eventbridge_names,
+    renewal,
     sns_envelope,
     sns_names,
 )
@@ -130,19 +132,9 @@ def _poison() -> list[Any]:
             id="other source",
         ),
         pytest.param(
-            body({**license_event, "detail-type": "Offer Released"}),
-            MalformedReason.UNKNOWN_EVENT_TYPE,
-            id="other detail type",
-        ),
-        pytest.param(
-            body({**license_event, "detail-type": "License Updated - Acceptor"}),
-            MalformedReason.UNKNOWN_EVENT_TYPE,
-            id="buyer-side role",
-        ),
-        pytest.param(
-            body({**license_event, "detail-type": "Purchase Agreement Ending - Proposer"}),
-            MalformedReason.UNKNOWN_EVENT_TYPE,
-            id="unhandled agreement event",
+            body({**license_event, "detail-type": 7}),
+            MalformedReason.INVALID_FIELD,
+            id="detail type not a string",
         ),
         pytest.param(
             body(_without(event("license_updated_proposer"), "detail", "license")),
@@ -219,3 +211,35 @@ def test_poison_bodies_raise_a_typed_error(raw: str, reason: MalformedReason) ->
         parse_notification(raw)
 
     assert caught.value.reason is reason
+
+
+@pytest.mark.parametrize(
+    "detail_type",
+    [
+        "Offer Released",
+        "License Updated - Acceptor",
+        "Purchase Agreement Ending - Proposer",
+        "Purchase Agreement Created",
+    ],
+)
+def test_a_marketplace_event_of_an_unhandled_detail_type_is_not_poison(detail_type: str) -> None:
+    # Even without the fields a handled type needs: it is acknowledged, not judged.
+    payload = {**event("license_updated_manufacturer"), "detail-type": detail_type, "detail": {}}
+
+    with pytest.raises(UnhandledDetailTypeError) as caught:
+        parse_notification(body(payload))
+
+    assert caught.value.detail_type == detail_type
+    assert caught.value.message_id == payload["id"]
+
+
+def test_a_renewal_names_the_agreement_it_succeeds() -> None:
+    payload = renewal("proposer", "agmt-new", AGREEMENT, "2027-11-26T08:59:59Z")
+
+    notification = parse_notification(body(payload))
+
+    assert notification.agreement_id == "agmt-new"
+    assert notification.previous_agreement_id == AGREEMENT
+    assert (
+        parse_notification(body(event("agreement_created_proposer"))).previous_agreement_id is None
+    )

@@ -76,8 +76,8 @@ class FakeStore:
         item["change"] = change
         for name in ("license_arn", "customer_identifier", "product_code"):
             item.setdefault(name, getattr(identity, name))
-        if identity.agreement_id:
-            item["agreement_id"] = identity.agreement_id
+        if identity.agreement_id and item.get("agreement_at", "") <= change.at:
+            item["agreement_id"], item["agreement_at"] = identity.agreement_id, change.at
         if entitlements is not None:
             item["entitlements"] = list(entitlements)
         return True
@@ -102,6 +102,16 @@ class FakeStore:
             return False
         self.writes.append(customer_key)
         item["entitlements"], item["entitlements_at"] = list(entitlements), fetched_at
+        return True
+
+    def move_agreement(
+        self, customer_key: str, previous_agreement_id: str, identity: Identity, at: str
+    ) -> bool:
+        item = self.items.get(customer_key, {})
+        if item.get("agreement_id") != previous_agreement_id or item.get("agreement_at", "") >= at:
+            return False
+        self.writes.append(customer_key)
+        item["agreement_id"], item["agreement_at"] = identity.agreement_id, at
         return True
 
     def status(self, key: str) -> CustomerStatus | None:

@@ -4,7 +4,9 @@ and legacy SNS notifications on one queue).
 Each record is parsed, applied to its customer and counted by event type and outcome. A
 record that fails (a body that is not a notification, DynamoDB or GetEntitlements unavailable)
 fails alone: Powertools reports it as a batch item failure, SQS delivers it again, and after
-the queue's maxReceiveCount it moves to the dead-letter queue.
+the queue's maxReceiveCount it moves to the dead-letter queue. A Marketplace event of a
+detail type not handled here (the rules subscribe to none, but AWS adds types) is
+acknowledged: logged at INFO, counted as ignored, never retried.
 
 `LifecycleProcessor` holds the dependencies. Lambda passes none, so `lambda_handler` uses
 `default_processor()`, built from the environment on first use, once per execution
@@ -40,6 +42,7 @@ from fulfillment.lifecycle.entitlements import ENTITLEMENT_REGION, MarketplaceEn
 from fulfillment.lifecycle.notifications import (
     LifecycleNotification,
     MalformedNotificationError,
+    UnhandledDetailTypeError,
     parse_notification,
 )
 from fulfillment.lifecycle.settings import get_lifecycle_settings
@@ -110,6 +113,19 @@ class LifecycleProcessor:
         """Apply one record's notification; an exception fails this record alone."""
         try:
             notification = parse_notification(record.body)
+        except UnhandledDetailTypeError as unhandled:
+            # Acknowledged: retrying cannot make it one this function handles, and a dead-
+            # lettered advisory would page on-call for nothing. Logged once, counted.
+            logger.info(
+                "lifecycle event of a detail type not handled, acknowledged",
+                extra={
+                    "message_id": record.message_id,
+                    "detail_type": unhandled.detail_type,
+                    "notification_id": unhandled.message_id,
+                },
+            )
+            _count(UNKNOWN_EVENT_TYPE, LifecycleOutcome.IGNORED)
+            return
         except MalformedNotificationError as error:
             # Never the body: only what identifies the message and why it was refused.
             logger.error(

@@ -1,7 +1,9 @@
 """Lifecycle notifications as they arrive on the lifecycle queue, parsed into one typed shape.
 
-Pure: a message body (a string) in, a LifecycleNotification or a MalformedNotificationError
-out. Two formats share the queue:
+Pure: a message body (a string) in, a LifecycleNotification out, or a
+MalformedNotificationError (poison: fails), or an UnhandledDetailTypeError (a well-formed
+Marketplace event of a detail type not handled here: acknowledged). Two formats share the
+queue:
 
 - an **EventBridge event** (an EventBridge rule targeting SQS delivers the event JSON as the
   body): source `aws.agreement-marketplace`, detail types `Purchase Agreement Created|Amended|
@@ -22,7 +24,12 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from fulfillment.contract import MARKETPLACE_EVENT_SOURCE, NotificationType
+from fulfillment.contract import (
+    AGREEMENT_DETAIL_TYPES,
+    LICENSE_DETAIL_TYPES,
+    MARKETPLACE_EVENT_SOURCE,
+    NotificationType,
+)
 
 SNS_NOTIFICATION = "Notification"
 # Far above any Marketplace message; a larger body is refused before JSON parsing.
@@ -42,7 +49,9 @@ LICENSE_TYPES = frozenset(
     {NotificationType.LICENSE_UPDATED, NotificationType.LICENSE_DEPROVISIONED}
 )
 SNS_TYPES = frozenset(NotificationType) - EVENTBRIDGE_TYPES
-ROLES = frozenset({"Manufacturer", "Proposer"})
+HANDLED_DETAIL_TYPES = frozenset(AGREEMENT_DETAIL_TYPES + LICENSE_DETAIL_TYPES)
+# A detail type is AWS's text, but it reaches a log line: bounded.
+MAX_DETAIL_TYPE_CHARS = 128
 
 
 class NotificationFormat(StrEnum):
@@ -72,6 +81,17 @@ class MalformedNotificationError(ValueError):
         self.field = field
 
 
+class UnhandledDetailTypeError(Exception):
+    """A Marketplace EventBridge event of a detail type this function does not handle (an
+    advisory, an agreement-ending notice, the buyer's variant): to be acknowledged, not
+    failed, since retrying it cannot help (docs/lifecycle.md lists both sets)."""
+
+    def __init__(self, detail_type: str, message_id: str | None) -> None:
+        super().__init__(detail_type)
+        self.detail_type = detail_type
+        self.message_id = message_id
+
+
 class LifecycleNotification(NamedTuple):
     """One lifecycle notification, whatever its format; absent facts are None."""
 
@@ -87,6 +107,9 @@ class LifecycleNotification(NamedTuple):
     agreement_status: str | None = None
     offer_id: str | None = None
     free_trial: bool | None = None
+    # Purchase Agreement Created of a renewal (intent RENEW) or replacement: the agreement
+    # the new one succeeds.
+    previous_agreement_id: str | None = None
     # EventBridge only: "Manufacturer" or "Proposer" (the same change may come in both).
     role: str | None = None
 
@@ -117,15 +140,16 @@ def parse_notification(body: str) -> LifecycleNotification:
 
 def _from_event(event: dict[str, Any]) -> LifecycleNotification:
     detail_type = event.get("detail-type")
-    if not isinstance(detail_type, str):
-        raise MalformedNotificationError(MalformedReason.UNKNOWN_EVENT_TYPE)
+    if not isinstance(detail_type, str) or not detail_type.strip():
+        raise MalformedNotificationError(MalformedReason.INVALID_FIELD, "detail-type")
+    if detail_type not in HANDLED_DETAIL_TYPES:
+        message_id = event.get("id")
+        raise UnhandledDetailTypeError(
+            detail_type[:MAX_DETAIL_TYPE_CHARS],
+            message_id[:256] if isinstance(message_id, str) else None,
+        )
     base, _, role = detail_type.rpartition(" - ")
-    try:
-        event_type = NotificationType(base)
-    except ValueError:
-        raise MalformedNotificationError(MalformedReason.UNKNOWN_EVENT_TYPE) from None
-    if event_type not in EVENTBRIDGE_TYPES or role not in ROLES:
-        raise MalformedNotificationError(MalformedReason.UNKNOWN_EVENT_TYPE)
+    event_type = NotificationType(base)
     detail = event.get("detail")
     if not isinstance(detail, dict):
         raise MalformedNotificationError(MalformedReason.MISSING_FIELD, "detail")
@@ -145,6 +169,9 @@ def _from_event(event: dict[str, Any]) -> LifecycleNotification:
         agreement_id=_text(_object(detail, "agreement"), "id", _IDENTIFIER, required=True),
         agreement_status=_text(_object(detail, "agreement"), "status", _IDENTIFIER),
         offer_id=_text(_object(detail, "offer"), "id", _IDENTIFIER),
+        previous_agreement_id=_previous_agreement(detail)
+        if event_type is NotificationType.AGREEMENT_CREATED
+        else None,
         role=role,
     )
 
@@ -176,6 +203,14 @@ def _from_sns(envelope: dict[str, Any]) -> LifecycleNotification:
         customer_identifier=_text(message, "customer-identifier", _IDENTIFIER, required=True),
         offer_id=_text(message, "offer-identifier", _IDENTIFIER),
         free_trial=_flag(message, "isFreeTrialTermPresent"),
+    )
+
+
+def _previous_agreement(detail: dict[str, Any]) -> str | None:
+    # On the agreement object beside its intent; the stored copy of AWS's renewal example did
+    # not show its position in full, so the detail's top level is read too (docs/decisions.md).
+    return _text(_object(detail, "agreement"), "previousAgreementId", _IDENTIFIER) or _text(
+        detail, "previousAgreementId", _IDENTIFIER
     )
 
 

@@ -46,6 +46,15 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 # Index names: infra/schema.py (a test checks they exist there).
+
+# The agreement a customer is on moves forward only: `agreement_changed_at` is the time of
+# the notification that named it (a renewal, or a status change that carried it).
+AGREEMENT_NEWER = "(attribute_not_exists(agreement_changed_at) OR agreement_changed_at <= :at)"
+# A renewal moves a customer only from the agreement it succeeds, and only forward.
+RENEWAL_CONDITION = (
+    "agreement_id = :previous AND "
+    "(attribute_not_exists(agreement_changed_at) OR agreement_changed_at < :at)"
+)
 _CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
 
 
@@ -109,9 +118,36 @@ class DynamoDBLifecycleStore:
         entitlements: Sequence[Entitlement] | None = None,
         fetched_at: str | None = None,
     ) -> bool:
+        if identity.agreement_id and self._record_status(
+            customer_key, identity, change, entitlements, fetched_at, with_agreement=True
+        ):
+            return True
+        if identity.agreement_id:
+            # Stale, or the customer is on an agreement named later than this notification
+            # (a renewal moved it on): the status may still be news, the agreement (and its
+            # offer) are not.
+            identity = identity._replace(offer_id=None)
+        return self._record_status(
+            customer_key, identity, change, entitlements, fetched_at, with_agreement=False
+        )
+
+    def _record_status(
+        self,
+        customer_key: str,
+        identity: Identity,
+        change: StatusChange,
+        entitlements: Sequence[Entitlement] | None,
+        fetched_at: str | None,
+        *,
+        with_agreement: bool,
+    ) -> bool:
         update = _Update()
-        update.identity(identity)
+        update.identity(identity, with_agreement=with_agreement)
         update.status(change)
+        condition = NEWER_CONDITION
+        if with_agreement:
+            update.agreement_time()
+            condition = f"({NEWER_CONDITION}) AND {AGREEMENT_NEWER}"
         if entitlements is not None and fetched_at is not None:
             update.entitlements(entitlements, fetched_at)
         history = history_item(customer_key, change)
@@ -120,7 +156,7 @@ class DynamoDBLifecycleStore:
                 "Update": {
                     "TableName": self._table,
                     "Key": {PK: {"S": customer_key}, SK: {"S": CUSTOMER_SK}},
-                    "ConditionExpression": NEWER_CONDITION,
+                    "ConditionExpression": condition,
                     **update.arguments(),
                 }
             },
@@ -170,6 +206,22 @@ class DynamoDBLifecycleStore:
             {PK: {"S": customer_key}, SK: {"S": CUSTOMER_SK}},
             update,
             NEWER_ENTITLEMENTS_CONDITION,
+        )
+
+    def move_agreement(
+        self, customer_key: str, previous_agreement_id: str, identity: Identity, at: str
+    ) -> bool:
+        if not identity.agreement_id:
+            return False
+        update = _Update()
+        update.set("agreement_id", {"S": identity.agreement_id})
+        update.set("agreement_changed_at", {"S": at})
+        if identity.offer_id:
+            update.set("offer_id", {"S": identity.offer_id})
+        update.value(":previous", {"S": previous_agreement_id})
+        update.value(":at", {"S": at})
+        return self._conditional_update(
+            {PK: {"S": customer_key}, SK: {"S": CUSTOMER_SK}}, update, RENEWAL_CONDITION
         )
 
     def _conditional_update(self, key: dict[str, Any], update: _Update, condition: str) -> bool:
@@ -225,6 +277,14 @@ class _Update:
             self.set("offer_id", {"S": identity.offer_id})
         if identity.free_trial is not None:
             self.set("free_trial", {"BOOL": identity.free_trial})
+
+    def value(self, placeholder: str, value: Any) -> None:
+        """A value only a condition uses."""
+        self._values[placeholder] = value
+
+    def agreement_time(self) -> None:
+        # With the agreement id it dates (status() supplies :at).
+        self._clauses.append("agreement_changed_at = :at")
 
     def status(self, change: StatusChange) -> None:
         self._values[":at"] = {"S": change.at}

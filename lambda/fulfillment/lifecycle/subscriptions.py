@@ -133,6 +133,14 @@ class LifecycleStore(Protocol):
         """Store the entitlements unless a later fetch is stored; False when stale."""
         ...
 
+    def move_agreement(
+        self, customer_key: str, previous_agreement_id: str, identity: Identity, at: str
+    ) -> bool:
+        """Move the customer from ``previous_agreement_id`` to ``identity.agreement_id``, unless
+        it is on another agreement by now or its agreement was named at ``at`` or later;
+        False when not moved."""
+        ...
+
 
 class Entitlements(Protocol):
     def fetch(self, query: EntitlementQuery) -> list[Entitlement]:
@@ -145,7 +153,8 @@ class Entitlements(Protocol):
 
 def status_change(notification: LifecycleNotification) -> StatusChange | None:
     """The status a notification sets, or None when it changes no status (an amendment,
-    an entitlement update, an agreement ended because a successor took over)."""
+    an entitlement update, an agreement ended because a successor took over, a successor
+    agreement created)."""
     status = _STATUS_OF.get(notification.event_type)
     if status is None:
         return None
@@ -153,6 +162,10 @@ def status_change(notification: LifecycleNotification) -> StatusChange | None:
         notification.event_type is NotificationType.AGREEMENT_ENDED
         and (notification.agreement_status or "").upper() in SUCCEEDED_AGREEMENT_STATUSES
     ):
+        return None
+    if notification.previous_agreement_id is not None:
+        # A renewal's (or replacement's) new agreement: the customer continues; only the
+        # agreement it is on changes (`renew`).
         return None
     return StatusChange(status, timestamp(notification.occurred_at), notification.event_type)
 
@@ -230,6 +243,8 @@ def apply_notification(
     """Record what ``notification`` says about its customer; return what became of it."""
     if notification.product_code is not None and notification.product_code not in product_codes:
         return LifecycleOutcome.IGNORED_PRODUCT
+    if notification.previous_agreement_id is not None and notification.agreement_id is not None:
+        return renew(notification, store)
     change = status_change(notification)
     identity = identity_of(notification)
     fetched = None
@@ -258,4 +273,28 @@ def apply_notification(
             written |= store.record_status(key, identity, change, fetched, timestamp(now))
         elif fetched is not None:
             written |= store.record_entitlements(key, identity, fetched, timestamp(now))
+    return LifecycleOutcome.APPLIED if written else LifecycleOutcome.STALE
+
+
+def renew(notification: LifecycleNotification, store: LifecycleStore) -> LifecycleOutcome:
+    """A renewal (or replacement) moves the customers of the previous agreement to the new
+    one, so the new agreement's later events find them and the old one's do not; a change
+    parked for the new agreement before the move (its Ended came first) is then recorded."""
+    previous = notification.previous_agreement_id
+    agreement = notification.agreement_id
+    if previous is None or agreement is None:
+        return LifecycleOutcome.NO_CHANGE
+    keys = store.customer_keys_by_agreement(previous)
+    if not keys:
+        # Moved already (the other role's variant of this event), or nobody known yet.
+        return LifecycleOutcome.NO_CHANGE
+    identity = identity_of(notification)
+    at = timestamp(notification.occurred_at)
+    written = False
+    for key in keys:
+        written |= store.move_agreement(key, previous, identity, at)
+    kept = store.parked_change(agreement)
+    if kept is not None:
+        for key in keys:
+            written |= store.record_status(key, identity, kept)
     return LifecycleOutcome.APPLIED if written else LifecycleOutcome.STALE
