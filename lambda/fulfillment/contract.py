@@ -135,6 +135,9 @@ class MarketplaceErrorCode(StrEnum):
     NETWORK_ERROR = "NetworkError"
     # ResolveCustomer answered without an identity a customer can be keyed on.
     MISSING_IDENTITY = "MissingIdentity"
+    # ResolveCustomer answered without CustomerAWSAccountId (missing or empty): the customer
+    # item's indexed attribute cannot hold an empty string, so nothing is stored or parked.
+    MISSING_ACCOUNT_ID = "MissingAccountId"
     # Any other AWS code, under one name so the metric stays bounded.
     OTHER_ERROR = "OtherError"
 
