@@ -140,6 +140,16 @@ def _legacy_product_codes(value: Any, key: str, parsed: Parsed) -> tuple[str, ..
             f"context '{key}' needs lifecycle intake: "
             "set lifecycleEnabled=true or empty legacySnsProductCodes"
         )
+    return _known_products(codes, key, parsed)
+
+
+def _subscription_product_codes(value: Any, key: str, parsed: Parsed) -> tuple[str, ...]:
+    if value is None or value == [] or not str(value).strip():
+        return ()
+    return _known_products(_product_codes(value, key, {**parsed, "deploy": False}), key, parsed)
+
+
+def _known_products(codes: tuple[str, ...], key: str, parsed: Parsed) -> tuple[str, ...]:
     unknown = [code for code in codes if code not in parsed.get("product_codes", ())]
     if unknown:
         raise ConfigError(
@@ -269,6 +279,9 @@ class FulfillmentConfig(BaseModel):
     lifecycle_enabled: Annotated[bool, _read(_boolean(True))]
     # Product codes whose legacy SNS topics are subscribed too (a subset of product_codes).
     legacy_sns_product_codes: Annotated[tuple[str, ...], _read(_legacy_product_codes)]
+    # Product codes priced by subscription only (no contract dimensions; a subset of
+    # product_codes): their lifecycle notifications never call GetEntitlements.
+    subscription_product_codes: Annotated[tuple[str, ...], _read(_subscription_product_codes)]
 
     @classmethod
     def from_context(cls, source: ContextSource) -> FulfillmentConfig:

@@ -8,6 +8,7 @@ from pathlib import Path
 from aws_cdk import CfnOutput, Environment, Stack
 from constructs import Construct, IConstruct
 
+from fulfillment import contract
 from infra import recovery
 from infra.api import FulfillmentApi, powertools_environment
 from infra.config import FulfillmentConfig
@@ -118,7 +119,13 @@ class FulfillmentStack(Stack):
                 legacy_sns_product_codes=config.legacy_sns_product_codes,
                 code_dir=code_dir,
                 # GetEntitlements with a LICENSE_ARN filter: the shipped, current model.
-                environment_extra={**powertools, **DATA_PATH_ENV},
+                environment_extra={
+                    **powertools,
+                    **DATA_PATH_ENV,
+                    contract.SUBSCRIPTION_PRODUCT_CODES: ",".join(
+                        config.subscription_product_codes
+                    ),
+                },
                 log_retention=api.log_retention,
             )
             self.acknowledgements.extend(self.lifecycle.acknowledgements)

@@ -198,6 +198,11 @@ class Faults:
     throttle_rate: float = 0.0
     seed: int | None = None
     latency_seconds: float = 0.0
+    # GetEntitlements: answer the next n calls with InvalidParameterException (permanent).
+    invalid_parameter_next: int = 0
+    # GetEntitlements: answer every entitlement of the product, whatever the filter says
+    # (an answer carrying other licenses' and customers' entitlements).
+    ignore_entitlement_filters: bool = False
 
 
 def _number(value: object, most: float = sys.float_info.max) -> bool:
@@ -211,6 +216,8 @@ def _fault_error(name: str, value: object) -> str | None:
     rules: dict[str, tuple[bool, str]] = {
         "throttle_next": (count, "a non-negative integer"),
         "internal_error_next": (count, "a non-negative integer"),
+        "invalid_parameter_next": (count, "a non-negative integer"),
+        "ignore_entitlement_filters": (isinstance(value, bool), "true or false"),
         "disabled": (isinstance(value, bool), "true or false"),
         "expire_after_seconds": (_number(value), "a finite, non-negative number"),
         "latency_seconds": (_number(value), "a finite, non-negative number"),
@@ -246,6 +253,7 @@ class MarketplaceStandIn:
     _random: random.Random
     _tokens: dict[str, _IssuedToken]
     _resolve_calls: int
+    _entitlement_calls: int
     _calls_by_key: dict[str, int]  # calls per token, by digest
     _answers: dict[str, int]
     # customer name -> (time of its last notification, the bodies last sent)
@@ -372,15 +380,19 @@ class MarketplaceStandIn:
         ):
             return _error("InvalidParameterException")
         with self._lock:
+            self._entitlement_calls += 1
             if self._take("throttle_next"):
                 return _error(Code.THROTTLING)
+            if self._take("invalid_parameter_next"):
+                return _error("InvalidParameterException")
             customers = list(self._customers.values())
+            ignore_filters = self._faults.ignore_entitlement_filters
         entitlements = [
             entitlement
             for customer in customers
             if customer.product_code == request["ProductCode"]
             for entitlement in _entitlements(customer)
-            if _matches(entitlement, filters)
+            if ignore_filters or _matches(entitlement, filters)
         ]
         start = int(token)
         body: dict[str, Any] = {"Entitlements": entitlements[start : start + size]}
@@ -433,6 +445,7 @@ class MarketplaceStandIn:
             self._random = random.Random()  # noqa: S311 - fault injection only
             self._tokens = {}
             self._resolve_calls = 0
+            self._entitlement_calls = 0
             self._calls_by_key = {}
             self._answers = {}
             self._last_sent = {}
@@ -445,6 +458,12 @@ class MarketplaceStandIn:
     def resolve_calls_for(self, token: str) -> int:
         with self._lock:
             return self._calls_by_key.get(_token_key(token), 0)
+
+    @property
+    def entitlement_calls(self) -> int:
+        """GetEntitlements calls answered since the last reset."""
+        with self._lock:
+            return self._entitlement_calls
 
     @property
     def resolve_answers(self) -> dict[str, int]:

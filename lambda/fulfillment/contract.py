@@ -30,6 +30,9 @@ CUSTOMERS_TABLE_NAME = "CUSTOMERS_TABLE_NAME"
 CONTACTS_TABLE_NAME = "CONTACTS_TABLE_NAME"
 IDEMPOTENCY_TABLE_NAME = "IDEMPOTENCY_TABLE_NAME"
 PRODUCT_CODES = "PRODUCT_CODES"
+# Optional, the lifecycle processor's: products priced by subscription only (no contract
+# dimensions), a subset of PRODUCT_CODES, for which GetEntitlements is never called.
+SUBSCRIPTION_PRODUCT_CODES = "SUBSCRIPTION_PRODUCT_CODES"
 REGISTRATION_URL = "REGISTRATION_URL"
 TRIAL_REGISTRATION_URL = "TRIAL_REGISTRATION_URL"
 MARKETPLACE_REGION = "MARKETPLACE_REGION"
@@ -88,6 +91,9 @@ class MetricName(StrEnum):
     # One per lifecycle notification: {EventType, Outcome, service}, EventType a
     # NotificationType or UNKNOWN_EVENT_TYPE, Outcome a LifecycleOutcome.
     LIFECYCLE_NOTIFICATION = "LifecycleNotification"
+    # GetEntitlements answers not stored: {Reason, service}, Reason an
+    # EntitlementDiscardReason. One per fetch that discarded anything.
+    ENTITLEMENTS_DISCARDED = "EntitlementsDiscarded"
 
 
 SERVICE_DIMENSION = "service"
@@ -109,6 +115,17 @@ class RejectionReason(StrEnum):
     INVALID_TOKEN = "InvalidToken"
     EXPIRED_TOKEN = "ExpiredToken"
     UNKNOWN_PRODUCT = "UnknownProduct"
+
+
+class EntitlementDiscardReason(StrEnum):
+    """Why GetEntitlements' answer was not (wholly) stored: the Reason of
+    EntitlementsDiscarded."""
+
+    # The answer carried entitlements of another license, customer or product: ignored.
+    OTHER_CUSTOMER = "OtherCustomer"
+    # GetEntitlements refused the request (InvalidParameterException, permanent): the
+    # notification's status is applied, its entitlements are not fetched again.
+    INVALID_PARAMETER = "InvalidParameter"
 
 
 class SignupRejectionReason(StrEnum):
@@ -135,6 +152,9 @@ class MarketplaceErrorCode(StrEnum):
     NETWORK_ERROR = "NetworkError"
     # ResolveCustomer answered without an identity a customer can be keyed on.
     MISSING_IDENTITY = "MissingIdentity"
+    # ResolveCustomer answered without CustomerAWSAccountId (missing or empty): the customer
+    # item's indexed attribute cannot hold an empty string, so nothing is stored or parked.
+    MISSING_ACCOUNT_ID = "MissingAccountId"
     # Any other AWS code, under one name so the metric stays bounded.
     OTHER_ERROR = "OtherError"
 

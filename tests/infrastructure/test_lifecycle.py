@@ -427,3 +427,17 @@ def test_legacy_codes_must_be_configured_products() -> None:
 
     with pytest.raises(ConfigError, match="legacySnsProductCodes"):
         FulfillmentConfig.from_context(app.node)
+
+
+def test_subscription_only_codes_reach_the_function_and_must_be_configured_products() -> None:
+    chosen = FulfillmentConfig.from_context(
+        App(context={**CONTEXT, "subscriptionProductCodes": "prod-def456"}).node
+    )
+    assert chosen.subscription_product_codes == ("prod-def456",)
+    assert (
+        FulfillmentConfig.from_context(App(context=CONTEXT).node).subscription_product_codes == ()
+    )
+
+    app = App(context={**CONTEXT, "subscriptionProductCodes": "prod-zzz999"})
+    with pytest.raises(ConfigError, match="subscriptionProductCodes"):
+        FulfillmentConfig.from_context(app.node)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from typing import Any
@@ -360,6 +361,32 @@ def test_unknown_product_is_403_and_nothing_is_stored(
     assert stack.items() == []
     blobs = _emf(capsys.readouterr().out)
     assert any(b.get("Reason") == "UnknownProduct" for b in blobs)
+
+
+def test_an_answer_without_an_account_id_is_refused_and_nothing_is_stored_or_parked(
+    stack: Stack, lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a buyer for whom ResolveCustomer answers no CustomerAWSAccountId
+    original = next(c for c in stack.marketplace.customers if c.name == "new-style")
+    stack.marketplace.add_customer(
+        dataclasses.replace(original, name="no-account", customer_aws_account_id="")
+    )
+
+    # When their browser posts the token
+    response = lambda_handler(
+        form_post(stack.marketplace.issue_token("no-account")), lambda_context
+    )
+
+    # Then they see a page saying so, with a reference and no Try again button (the same
+    # answer would come back), and the seller's Marketplace failure metric counts it
+    assert response["statusCode"] == 500
+    assert "We could not confirm your subscription" in response["body"]
+    assert "Try again" not in response["body"]
+    # And nothing was stored, nor parked for a replay that could never store it
+    assert stack.items() == []
+    assert stack.recovery_messages() == []
+    blobs = _emf(capsys.readouterr().out)
+    assert any(b.get("ErrorCode") == "MissingAccountId" for b in blobs)
 
 
 def test_throttling_within_retries_is_invisible_to_the_buyer(

@@ -834,3 +834,33 @@ def test_the_token_is_in_no_recovery_message_and_no_log_line_on_these_paths(
     # Nor the registration ids (they open the sign-up page) in any log line
     for message in messages:
         assert json.loads(message["Body"])["registration_id"] not in captured
+
+
+def test_a_registration_parked_without_an_account_id_is_dropped_once_not_retried(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    fulfillment_url: Handler,
+    clients: FunctionClients,
+    function_logs: io.StringIO,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given a message parked before 2026-12-03, when an answer without CustomerAWSAccountId
+    # was parked: no replay could ever write it (an empty string in an indexed attribute)
+    message = _park(stack, lambda_context, fulfillment_url, clients)
+    stack.dynamodb.delete_item(
+        TableName=stack.customers_table, Key={"pk": {"S": CUSTOMER_PK}, "sk": {"S": "CUSTOMER"}}
+    )
+    body = json.loads(message["Body"])
+    message = {**message, "Body": json.dumps({**body, "customer_aws_account_id": ""})}
+    capsys.readouterr()
+
+    # When SQS delivers it
+    _replay(stack, message)
+
+    # Then the invocation succeeds (SQS deletes the message: no retries, no dead letter),
+    # nothing is written, and the drop is logged at ERROR and counted as the refusal it is
+    assert stack.customer(CUSTOMER_PK) is None
+    logs = all_logs(function_logs, caplog)
+    assert "can never be stored" in logs and '"level":"ERROR"' in logs.replace(" ", "")
+    assert "MissingAccountId" in _error_codes(capsys.readouterr().out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -768,3 +769,85 @@ def test_a_stored_status_change_is_published_as_customer_status_changed(
     assert announced.detail["previousStatus"] == "subscribed"
     assert announced.detail["status"] == "unsubscribed"
     assert announced.detail["statusChangedAt"] == "2026-12-01T12:00:00.000+00:00"
+
+
+# -- GetEntitlements through the Marketplace stand-in (its own filtering and faults) ----------
+
+
+def _standin_processor(
+    stack: Stack, subscription_products: frozenset[str] = frozenset()
+) -> lifecycle.LifecycleProcessor:
+    client = boto3.client(
+        "marketplace-entitlement",
+        region_name=ENTITLEMENT_REGION,
+        endpoint_url=os.environ["AWS_ENDPOINT_URL_MARKETPLACE_METERING"],  # the stand-in
+        config=aws.QUEUE_CONFIG,
+    )
+    return lifecycle.LifecycleProcessor(
+        store=DynamoDBLifecycleStore(stack.dynamodb, stack.customers_table),
+        entitlements=MarketplaceEntitlements(client, subscription_products),
+        product_codes=frozenset({PRODUCT}),
+    )
+
+
+def _license_updated(
+    stack: Stack, context: LambdaContext, processor: lifecycle.LifecycleProcessor
+) -> dict[str, Any]:
+    batch = sqs_event(event("license_updated_manufacturer"))
+    return lifecycle.lambda_handler(batch, context, processor=processor)
+
+
+def _assert_subscribed_without_entitlements(stack: Stack) -> None:
+    stored = stack.customer(LICENSE_PK)
+    assert stored is not None
+    assert stored["status"] == {"S": "subscribed"}
+    assert "entitlements" not in stored
+
+
+def test_entitlements_of_other_licenses_and_customers_in_the_answer_are_not_stored(
+    stack: Stack, lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given GetEntitlements answers every entitlement of the product, whatever the filter:
+    # this license's, the same account's second license's, and a legacy buyer's
+    stack.marketplace.set_faults(ignore_entitlement_filters=True)
+
+    # When the license event is processed
+    response = _license_updated(stack, lambda_context, _standin_processor(stack))
+
+    # Then only this license's entitlement is stored on its customer, and the rest counted
+    assert response == NO_FAILURES
+    stored = stack.customer(LICENSE_PK)
+    assert stored is not None
+    assert stored["status"] == {"S": "subscribed"}
+    product = [c for c in stack.marketplace.customers if c.product_code == PRODUCT]
+    ours = [d for c in product if c.license_arn == LICENSE_ARN for d, _ in c.entitlements]
+    assert len(ours) < sum(len(c.entitlements) for c in product)  # the answer held others
+    assert [e["M"]["dimension"]["S"] for e in stored["entitlements"]["L"]] == ours
+    assert '"Reason":"OtherCustomer"' in capsys.readouterr().out.replace(" ", "")
+
+
+def test_an_invalid_parameter_answer_applies_the_status_once_and_is_not_retried(
+    stack: Stack, lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given GetEntitlements refuses the request as invalid (every time it would be asked)
+    stack.marketplace.set_faults(invalid_parameter_next=5)
+
+    # When the license event is processed
+    response = _license_updated(stack, lambda_context, _standin_processor(stack))
+
+    # Then the record succeeds (SQS deletes it: no five deliveries, no dead letter) after one
+    # call, the customer is subscribed, no entitlements are stored, and the refusal counted
+    assert (response, stack.marketplace.entitlement_calls) == (NO_FAILURES, 1)
+    _assert_subscribed_without_entitlements(stack)
+    assert '"Reason":"InvalidParameter"' in capsys.readouterr().out.replace(" ", "")
+
+
+def test_a_subscription_only_product_never_calls_get_entitlements(
+    stack: Stack, lambda_context: LambdaContext
+) -> None:
+    processor = _standin_processor(stack, subscription_products=frozenset({PRODUCT}))
+
+    response = _license_updated(stack, lambda_context, processor)
+
+    assert (response, stack.marketplace.entitlement_calls) == (NO_FAILURES, 0)
+    _assert_subscribed_without_entitlements(stack)

@@ -221,7 +221,10 @@ def test_a_license_event_before_registration_creates_the_customer_under_its_lice
     assert outcome is LifecycleOutcome.APPLIED
     assert store.status(LICENSE_PK) is CustomerStatus.SUBSCRIBED
     assert store.items[LICENSE_PK]["entitlements"] == [SEATS]
-    assert entitlements.queries == [EntitlementQuery(PRODUCT, license_arn=LICENSE_ARN)]
+    # The account too: the adapter checks the answer's entitlements against both.
+    assert entitlements.queries == [
+        EntitlementQuery(PRODUCT, license_arn=LICENSE_ARN, customer_aws_account_id="111122223333")
+    ]
 
 
 def test_a_license_finds_a_legacy_keyed_customer_that_carries_it() -> None:

@@ -64,6 +64,27 @@ def test_answer_without_identity_is_incomplete(
         marketplace.resolve_customer(TOKEN)
 
 
+def test_answer_without_account_id_is_incomplete(
+    stubbed: tuple[MeteringMarketplace, Stubber],
+) -> None:
+    # No account id cannot be written to the indexed attribute: refused before any write.
+    # (An empty one the model's validation refuses here; test_api.py covers it.)
+    marketplace, stubber = stubbed
+    stubber.add_response(
+        "resolve_customer",
+        {
+            "CustomerIdentifier": "Ab1",
+            "ProductCode": "prod-abc",
+            "LicenseArn": "arn:aws:license-manager::111122223333:license:l-1",
+        },
+    )
+
+    with pytest.raises(IncompleteCustomerError) as raised:
+        marketplace.resolve_customer(TOKEN)
+
+    assert raised.value.code == "MissingAccountId"
+
+
 @pytest.mark.parametrize(
     ("code", "status", "error"),
     [

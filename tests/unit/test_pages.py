@@ -82,8 +82,10 @@ ROWS = [
     (MarketplaceDisabledError("DisabledApiException"), 503, "ERROR", DISABLED,
      {"variable": "MARKETPLACE_REGION", "error_code": "DisabledApiException"},
      [_marketplace("DisabledApiException")]),
-    (IncompleteCustomerError("IncompleteCustomer"), 500, "WARNING", RESOLVE_FAILED,
-     {"error_code": "IncompleteCustomer"}, [_marketplace("IncompleteCustomer")]),
+    (IncompleteCustomerError("MissingIdentity"), 500, "WARNING", RESOLVE_FAILED,
+     {"error_code": "MissingIdentity"}, [_marketplace("MissingIdentity")]),
+    (IncompleteCustomerError("MissingAccountId"), 500, "WARNING", RESOLVE_FAILED,
+     {"error_code": "MissingAccountId"}, [_marketplace("MissingAccountId")]),
     (MarketplaceError("OtherError"), 500, "WARNING", RESOLVE_FAILED,
      {"error_code": "OtherError"}, [_marketplace("OtherError")]),
     (RecoveryUnavailableError("ServiceUnavailable"), 503, "ERROR", NOT_PARKED,
@@ -135,6 +137,19 @@ def test_unexpected_error_shows_the_reference_and_no_detail() -> None:
     assert "req-123" in body
     assert "secret detail" not in body
     assert "Traceback" not in body
+
+
+def test_incomplete_answer_says_nothing_was_stored_and_offers_no_retry() -> None:
+    # Resubmitting gets the same answer from ResolveCustomer: a Try again button would loop.
+    page = pages.answer_for(IncompleteCustomerError("MissingAccountId")).page
+
+    response = pages.render(page, reference="req-123")
+
+    body = response["body"]
+    assert "We could not confirm your subscription" in body
+    assert "nothing was stored" in body
+    assert "req-123" in body
+    assert "Try again" not in body and "Retry-After" not in response["headers"]
 
 
 def test_retry_page_resubmits_the_token_as_an_escaped_form_post() -> None:

@@ -108,6 +108,12 @@ class MalformedParkedRegistrationError(ValueError):
     """A recovery queue message is not a registration this function parked."""
 
 
+class UnstorableParkedRegistrationError(MalformedParkedRegistrationError):
+    """A parked registration that no replay can ever store: ResolveCustomer answered no
+    account id (parked before 2026-12-03, when the fulfillment URL did not check it yet), and
+    the customer item's indexed attribute cannot hold an empty string."""
+
+
 class ParkedRegistration(NamedTuple):
     """A resolved registration whose writes failed, kept on the recovery queue for replay.
 
@@ -158,6 +164,8 @@ class ParkedRegistration(NamedTuple):
             raise MalformedParkedRegistrationError("unknown message version")
         if set(message) != (_V1_FIELDS if version == 1 else _V2_FIELDS):
             raise MalformedParkedRegistrationError("unexpected fields")
+        if message["customer_aws_account_id"] == "":
+            raise UnstorableParkedRegistrationError("customer_aws_account_id is empty")
         text = ("registration_id", "product_code", "customer_aws_account_id", "csrf_token")
         optional = (
             "license_arn",

@@ -1,13 +1,21 @@
 """Adapter: GetEntitlements (service `marketplace-entitlement`, us-east-1 only), behind the
-Entitlements port. Every page is read; an empty list is an answer, not an error."""
+Entitlements port. Every page is read; an empty list is an answer, not an error. None is no
+answer: the product is subscription-only (never asked), or the service refused the request
+as invalid (permanent: asking again cannot help); the notification's status still applies.
+Each entitlement is checked against the customer it was asked for: one of another license,
+customer or product is ignored and counted, never stored on this customer."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Set
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from fulfillment.contract import REASON_DIMENSION, EntitlementDiscardReason, MetricName
+from fulfillment.core.observability import count_by, logger
 from fulfillment.lifecycle.subscriptions import (
     Entitlement,
     EntitlementQuery,
@@ -17,12 +25,12 @@ from fulfillment.lifecycle.subscriptions import (
 # The service exists in us-east-1 only, whatever region the function runs in.
 ENTITLEMENT_REGION = "us-east-1"
 # Codes outside these are reported under one name so logs and metrics stay bounded.
-KNOWN_ERROR_CODES = frozenset(
-    {"ThrottlingException", "InternalServiceErrorException", "InvalidParameterException"}
-)
+KNOWN_ERROR_CODES = frozenset({"ThrottlingException", "InternalServiceErrorException"})
 OTHER_ERROR_CODE = "OtherError"
 NETWORK_ERROR_CODE = "NetworkError"
 REPEATED_TOKEN_ERROR_CODE = "RepeatedNextToken"
+# A permanent refusal: the request itself is wrong for this product or customer.
+INVALID_PARAMETER_ERROR_CODE = "InvalidParameterException"
 
 _VALUE_TYPES = (
     ("IntegerValue", "integer"),
@@ -33,10 +41,14 @@ _VALUE_TYPES = (
 
 
 class MarketplaceEntitlements:
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, subscription_products: Set[str] = frozenset()) -> None:
         self._client = client
+        # Products without contract dimensions: nothing to fetch (SUBSCRIPTION_PRODUCT_CODES).
+        self._subscription_products = subscription_products
 
-    def fetch(self, query: EntitlementQuery) -> list[Entitlement]:
+    def fetch(self, query: EntitlementQuery) -> list[Entitlement] | None:
+        if query.product_code in self._subscription_products:
+            return None
         # The most specific filter: the license (a buyer account can hold several licenses
         # of one product), else the legacy identifier, else the account.
         if query.license_arn:
@@ -48,6 +60,7 @@ class MarketplaceEntitlements:
         else:
             raise ValueError("an entitlement query needs a customer filter")
         found: list[Entitlement] = []
+        others = 0
         # Every page (a page may be empty and still carry a NextToken). botocore's paginator
         # refuses a token repeated on the very next page only; a token seen on any earlier page
         # would loop until the function times out, so that is refused here.
@@ -57,20 +70,65 @@ class MarketplaceEntitlements:
         )
         try:
             for page in pages:
-                found += [_entitlement(raw) for raw in page.get("Entitlements") or []]
+                for raw in page.get("Entitlements") or []:
+                    if _belongs_to(raw, query):
+                        found.append(_entitlement(raw))
+                    else:
+                        others += 1
                 token = page.get("NextToken")
                 if token in seen:
                     raise EntitlementsUnavailableError(REPEATED_TOKEN_ERROR_CODE)
                 seen.add(token)
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code == INVALID_PARAMETER_ERROR_CODE:
+                # Not retried (SQS would deliver it five times, then dead-letter it): the
+                # same request is refused every time. Logged and counted once.
+                logger.error(
+                    "GetEntitlements refused the request; entitlements not updated",
+                    extra={"error_code": code, "product_code": query.product_code},
+                )
+                _count_discarded(EntitlementDiscardReason.INVALID_PARAMETER)
+                return None
             raise EntitlementsUnavailableError(
                 code if code in KNOWN_ERROR_CODES else OTHER_ERROR_CODE
             ) from None
         except BotoCoreError:
             # Timeouts and connection failures that outlasted botocore's retries.
             raise EntitlementsUnavailableError(NETWORK_ERROR_CODE) from None
+        if others:
+            logger.warning(
+                "GetEntitlements answered entitlements of another customer; ignored",
+                extra={"ignored": others, "kept": len(found), "product_code": query.product_code},
+            )
+            _count_discarded(EntitlementDiscardReason.OTHER_CUSTOMER)
         return found
+
+
+def _count_discarded(reason: EntitlementDiscardReason) -> None:
+    count_by(MetricName.ENTITLEMENTS_DISCARDED, REASON_DIMENSION, reason)
+
+
+def _license_id(arn: str) -> str:
+    """The license's own id (``l-...``), the last part of every spelling of its ARN
+    (``...:l-<id>``, ``...:license:l-<id>``, ``.../license/l-<id>``)."""
+    return re.split(r"[:/]", arn)[-1]
+
+
+def _belongs_to(raw: dict[str, Any], query: EntitlementQuery) -> bool:
+    """Whether an entitlement is the queried customer's: each identity field it carries must
+    name what was asked for (a field it leaves out is no evidence either way)."""
+    wanted = (
+        ("ProductCode", query.product_code, str),
+        ("LicenseArn", query.license_arn, _license_id),
+        ("CustomerIdentifier", query.customer_identifier, str),
+        ("CustomerAWSAccountId", query.customer_aws_account_id, str),
+    )
+    for field, asked, normal in wanted:
+        given = raw.get(field)
+        if asked and given and normal(given) != normal(asked):
+            return False
+    return True
 
 
 def _entitlement(raw: dict[str, Any]) -> Entitlement:

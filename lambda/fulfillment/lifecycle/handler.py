@@ -94,7 +94,9 @@ class LifecycleProcessor:
         settings = get_lifecycle_settings()
         return cls(
             store=DynamoDBLifecycleStore(aws.dynamodb(), settings.customers_table_name),
-            entitlements=MarketplaceEntitlements(aws.entitlement(ENTITLEMENT_REGION)),
+            entitlements=MarketplaceEntitlements(
+                aws.entitlement(ENTITLEMENT_REGION), settings.subscription_product_codes
+            ),
             product_codes=settings.product_codes,
         )
 

@@ -143,8 +143,10 @@ class LifecycleStore(Protocol):
 
 
 class Entitlements(Protocol):
-    def fetch(self, query: EntitlementQuery) -> list[Entitlement]:
-        """Every page of GetEntitlements; raise EntitlementsUnavailableError on failure."""
+    def fetch(self, query: EntitlementQuery) -> list[Entitlement] | None:
+        """Every page of GetEntitlements, the query's customer's only; None when there is no
+        answer to store (a subscription-only product, or a request the service refuses as
+        invalid); raise EntitlementsUnavailableError on a failure worth retrying."""
         ...
 
 
@@ -195,7 +197,12 @@ def entitlement_query(notification: LifecycleNotification) -> EntitlementQuery:
     if notification.product_code is None:
         raise CustomerNotIdentifiableError("no product code")
     if notification.license_arn:
-        return EntitlementQuery(notification.product_code, license_arn=notification.license_arn)
+        # The account too, when known: the answer's entitlements are checked against both.
+        return EntitlementQuery(
+            notification.product_code,
+            license_arn=notification.license_arn,
+            customer_aws_account_id=notification.customer_aws_account_id,
+        )
     if notification.customer_identifier:
         return EntitlementQuery(
             notification.product_code, customer_identifier=notification.customer_identifier

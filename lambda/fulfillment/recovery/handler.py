@@ -24,12 +24,16 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent, SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fulfillment.contract import MetricName
+from fulfillment.contract import ERROR_CODE_DIMENSION, MarketplaceErrorCode, MetricName
 from fulfillment.core import aws, startup
 from fulfillment.core.errors import StorageUnavailableError
 from fulfillment.core.ids import pseudonym
-from fulfillment.core.observability import count, logger, metrics
-from fulfillment.customers.models import MalformedParkedRegistrationError, ParkedRegistration
+from fulfillment.core.observability import count, count_by, logger, metrics
+from fulfillment.customers.models import (
+    MalformedParkedRegistrationError,
+    ParkedRegistration,
+    UnstorableParkedRegistrationError,
+)
 from fulfillment.customers.store import DynamoDBCustomerStore
 from fulfillment.recovery.records import DynamoDBIdempotencyRecords
 from fulfillment.recovery.replay import IdempotencyRecords, RecoveryStore, replay
@@ -64,6 +68,26 @@ class RecoveryProcessor:
         receive_count = int(record.attributes.approximate_receive_count)
         try:
             parked = ParkedRegistration.from_message(record.body)
+        except UnstorableParkedRegistrationError as error:
+            # Every delivery would fail the same way, and a redrive from the dead-letter queue
+            # too: acknowledged, logged and counted with the fulfillment URL's own refusal
+            # (it feeds the Marketplace failure alarm). The buyer registers again from
+            # Marketplace; ResolveCustomer's answer decides then.
+            logger.error(
+                "parked registration can never be stored, dropped: ResolveCustomer answered "
+                "no account id",
+                extra={
+                    "message_id": record.message_id,
+                    "problem": str(error),
+                    "receive_count": receive_count,
+                },
+            )
+            count_by(
+                MetricName.MARKETPLACE_ERROR,
+                ERROR_CODE_DIMENSION,
+                MarketplaceErrorCode.MISSING_ACCOUNT_ID,
+            )
+            return
         except MalformedParkedRegistrationError as error:
             # Never the body: only what identifies the message and why it was refused.
             logger.error(

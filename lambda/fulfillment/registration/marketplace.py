@@ -54,4 +54,8 @@ class MeteringMarketplace:
         )
         if not customer.product_code or not (customer.license_arn or customer.customer_identifier):
             raise IncompleteCustomerError(MarketplaceErrorCode.MISSING_IDENTITY)
+        # by_account indexes the attribute: DynamoDB refuses an empty string there, so a
+        # registration without it could be neither stored nor replayed.
+        if not customer.customer_aws_account_id:
+            raise IncompleteCustomerError(MarketplaceErrorCode.MISSING_ACCOUNT_ID)
         return customer

@@ -24,6 +24,7 @@ from fulfillment.core.errors import (
 from fulfillment.core.pages import BUSY, UNEXPECTED, ErrorPage, Page
 from fulfillment.registration.errors import (
     ExpiredTokenError,
+    IncompleteCustomerError,
     InvalidTokenError,
     MalformedTokenError,
     MarketplaceDisabledError,
@@ -170,7 +171,24 @@ ERRORS: dict[type[Exception], ErrorPage] = {
         ),
         (_COUNT_MARKETPLACE,),
     ),
-    # IncompleteCustomerError, and any code no entry above names.
+    # ResolveCustomer answered without an identity or account id: nothing can be stored, and
+    # trying again gets the same answer; the seller has to look (the metric feeds the alarm).
+    IncompleteCustomerError: ErrorPage(
+        Page(
+            500,
+            "We could not confirm your subscription",
+            (
+                "AWS Marketplace did not tell us everything we need to set up your account, "
+                "so nothing was stored. Your subscription is safe in AWS Marketplace.",
+                "Please contact the seller and quote the reference below.",
+            ),
+            marketplace_link=True,
+            show_reference=True,
+        ),
+        _RESOLVE_FAILED,
+        (_COUNT_MARKETPLACE,),
+    ),
+    # Any code no entry above names.
     MarketplaceError: ErrorPage(UNEXPECTED, _RESOLVE_FAILED, (_COUNT_MARKETPLACE,)),
     RecoveryUnavailableError: ErrorPage(
         BUSY,
