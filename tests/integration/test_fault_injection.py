@@ -27,7 +27,8 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 from botocore.awsrequest import AWSResponse
-from botocore.exceptions import ConnectTimeoutError
+from botocore.exceptions import ConnectTimeoutError, ReadTimeoutError
+from botocore.httpsession import URLLib3Session
 
 from fulfillment.core import aws
 from fulfillment.core.errors import StorageUnavailableError
@@ -110,6 +111,27 @@ def _api_context(timeout_seconds: float) -> LambdaContext:
         timeout_seconds=timeout_seconds,
         log_stream_name="2026/11/26/[$LATEST]0123456789abcdef",
     )
+
+
+@contextmanager
+def answer_lost(client: Any, operation: str) -> Iterator[list[int]]:
+    """Send the first ``operation`` on ``client`` for real, then lose its answer (a read
+    timeout): DynamoDB applied it, and botocore retries it. Yields a one-item count."""
+    served = [0]
+    http = URLLib3Session()
+
+    def hook(event_name: str, request: Any, **_: Any) -> None:
+        if not event_name.endswith(f".{operation}") or served[0]:
+            return
+        served[0] += 1
+        http.send(request)
+        raise ReadTimeoutError(endpoint_url=request.url)
+
+    client.meta.events.register_first("before-send", hook, unique_id=f"lost-{id(hook)}")
+    try:
+        yield served
+    finally:
+        client.meta.events.unregister("before-send", unique_id=f"lost-{id(hook)}")
 
 
 def _recovery_context() -> LambdaContext:
@@ -447,6 +469,39 @@ def test_a_signup_sent_before_its_parked_customer_is_replayed_keeps_the_form_and
     _replay_all(stack)
     done = signup_page(rest_event(method="POST", body=urlencode(fields)), lambda_context)
     assert done["statusCode"] == 200
+    assert len(stack.items(stack.contacts_table)) == 1
+
+
+def test_a_signup_whose_answer_was_lost_and_retried_is_confirmed_not_already_complete(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    fulfillment_url: Handler,
+    signup_page: Handler,
+    clients: FunctionClients,
+) -> None:
+    # Given a registered buyer on the sign-up form
+    registered = fulfillment_url(
+        form_post(stack.marketplace.issue_token("new-style")), lambda_context
+    )
+    assert registered["statusCode"] == 303
+    (session,) = _sessions(stack)
+    fields = {
+        "registration": session["pk"]["S"].removeprefix("SESSION#"),
+        "csrf_token": session["csrf_token"]["S"],
+        "company": "Example Corp",
+        "contact_name": "Jane Q. Buyer",
+        "email": "jane.buyer@example.com",
+    }
+
+    # When the sign-up's transaction is applied but its answer is lost, and botocore retries
+    with answer_lost(clients.dynamodb, "TransactWriteItems") as lost:
+        done = signup_page(rest_event(method="POST", body=urlencode(fields)), lambda_context)
+
+    # Then the buyer sees the confirmation (not "your sign-up is complete" from an earlier
+    # visit they never made), and the contacts are stored once
+    assert lost[0] == 1
+    assert done["statusCode"] == 200
+    assert "Thank you, your account is set up" in done["body"]
     assert len(stack.items(stack.contacts_table)) == 1
 
 

@@ -283,6 +283,17 @@ class DynamoDBCustomerStore:
         # attempt of this very call that botocore retried after a timeout.
         self.restore_session(session_id, customer_key, product_code, at, expires_at, csrf_token)
 
+    def _completed_at(self, session_id: str) -> str | None:
+        """The session's stored completion time (a consistent read), if any."""
+        with _storage_errors():
+            item = self._client.get_item(
+                TableName=self._table,
+                Key={PK: {"S": SESSION_PREFIX + session_id}, SK: {"S": SESSION_SK}},
+                ConsistentRead=True,
+                ProjectionExpression="completed_at",
+            ).get("Item")
+        return str(item["completed_at"]["S"]) if item and "completed_at" in item else None
+
     def get_session(self, session_id: str) -> SignupSession | None:
         with _storage_errors():
             item = self._client.get_item(
@@ -384,6 +395,11 @@ class DynamoDBCustomerStore:
             reasons = exc.response.get("CancellationReasons") or []
             session_reason = reasons[_SESSION_ITEM].get("Code") if reasons else None
             if session_reason == "ConditionalCheckFailed":
+                if self._completed_at(session.session_id) == now:
+                    # An earlier attempt of this very call was applied and its answer lost (a
+                    # timeout botocore retried; DynamoDB honours the retry's idempotency
+                    # token, a stand-in may not): the buyer's sign-up is what completed it.
+                    return
                 if session.completed or session.expires_at > int(at.timestamp()):
                     raise SignupAlreadyCompletedError("sign-up already submitted") from None
                 raise SignupSessionUnavailableError("sign-up session expired") from None
