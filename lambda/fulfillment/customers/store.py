@@ -283,24 +283,18 @@ class DynamoDBCustomerStore:
         # attempt of this very call that botocore retried after a timeout.
         self.restore_session(session_id, customer_key, product_code, at, expires_at, csrf_token)
 
-    def _completed_at(self, session_id: str) -> str | None:
-        """The session's stored completion time (a consistent read), if any."""
+    def _session_item(self, session_id: str) -> dict[str, Any] | None:
+        """The session's item (a consistent read), if stored."""
         with _storage_errors():
-            item = self._client.get_item(
+            item: dict[str, Any] | None = self._client.get_item(
                 TableName=self._table,
                 Key={PK: {"S": SESSION_PREFIX + session_id}, SK: {"S": SESSION_SK}},
                 ConsistentRead=True,
-                ProjectionExpression="completed_at",
             ).get("Item")
-        return str(item["completed_at"]["S"]) if item and "completed_at" in item else None
+        return item
 
     def get_session(self, session_id: str) -> SignupSession | None:
-        with _storage_errors():
-            item = self._client.get_item(
-                TableName=self._table,
-                Key={PK: {"S": SESSION_PREFIX + session_id}, SK: {"S": SESSION_SK}},
-                ConsistentRead=True,
-            ).get("Item")
+        item = self._session_item(session_id)
         if item is None:
             return None
         return SignupSession(
@@ -395,7 +389,8 @@ class DynamoDBCustomerStore:
             reasons = exc.response.get("CancellationReasons") or []
             session_reason = reasons[_SESSION_ITEM].get("Code") if reasons else None
             if session_reason == "ConditionalCheckFailed":
-                if self._completed_at(session.session_id) == now:
+                stored = self._session_item(session.session_id) or {}
+                if stored.get("completed_at", {}).get("S") == now:
                     # An earlier attempt of this very call was applied and its answer lost (a
                     # timeout botocore retried; DynamoDB honours the retry's idempotency
                     # token, a stand-in may not): the buyer's sign-up is what completed it.
