@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from collections.abc import Iterable
 from typing import Any, NamedTuple
 
@@ -18,7 +19,8 @@ from markupsafe import Markup
 
 from fulfillment.contract import MARKETPLACE_SUBSCRIPTIONS_URL
 from fulfillment.core import responses
-from fulfillment.core.answers import Count, Log, report
+from fulfillment.core.answers import Count, Detail, Log, lookup, report
+from fulfillment.core.errors import ConfigurationError, FulfillmentError
 
 CSS = (
     "body{font:16px/1.5 system-ui,-apple-system,'Segoe UI',sans-serif;margin:0;"
@@ -103,6 +105,25 @@ BUSY = Page(
     retry_after_seconds=5,
     show_reference=True,
 )
+
+# What both page surfaces (fulfillment URL, sign-up) log and answer alike: a line naming the
+# error's class, a configuration fault, any other FulfillmentError, anything unforeseen.
+BY_CLASS_NAME = Log(logging.WARNING, "{type}")
+SHARED_ERRORS: dict[type[Exception], ErrorPage] = {
+    ConfigurationError: ErrorPage(
+        UNEXPECTED,
+        Log(logging.ERROR, "configuration fault: {error}", details=(Detail.VARIABLE,)),
+    ),
+    FulfillmentError: ErrorPage(UNEXPECTED, BY_CLASS_NAME),
+}
+UNFORESEEN = ErrorPage(UNEXPECTED, Log(logging.ERROR, "unexpected error", traceback=True))
+
+
+def answer_for(error: BaseException, table: dict[type[Exception], ErrorPage]) -> ErrorPage:
+    """``table``'s entry for ``error`` (nearest base class); anything unforeseen gets the 500
+    page."""
+    return lookup(error, table, UNFORESEEN)
+
 
 _DOCUMENT = Markup(
     "<!doctype html>\n"

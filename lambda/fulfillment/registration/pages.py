@@ -14,14 +14,12 @@ from fulfillment.contract import (
     MetricName,
 )
 from fulfillment.core import pages
-from fulfillment.core.answers import Count, Detail, Log, lookup
+from fulfillment.core.answers import Count, Detail, Log
 from fulfillment.core.errors import (
-    ConfigurationError,
     DeadlineExceededError,
-    FulfillmentError,
     StorageUnavailableError,
 )
-from fulfillment.core.pages import BUSY, UNEXPECTED, ErrorPage, Page
+from fulfillment.core.pages import BUSY, BY_CLASS_NAME, UNEXPECTED, ErrorPage, Page
 from fulfillment.registration.errors import (
     ExpiredTokenError,
     IncompleteCustomerError,
@@ -79,7 +77,6 @@ _REJECTED = Log(logging.WARNING, "registration rejected", details=(Detail.REASON
 _COUNT_REJECTED = Count(MetricName.REGISTRATION_REJECTED, REASON_DIMENSION, Detail.REASON)
 _COUNT_MARKETPLACE = Count(MetricName.MARKETPLACE_ERROR, ERROR_CODE_DIMENSION, Detail.ERROR_CODE)
 _RESOLVE_FAILED = Log(logging.WARNING, "ResolveCustomer failed", details=(Detail.ERROR_CODE,))
-_BY_CLASS_NAME = Log(logging.WARNING, "{type}")
 
 
 def _rejected(page: Page) -> ErrorPage:
@@ -201,7 +198,7 @@ ERRORS: dict[type[Exception], ErrorPage] = {
     StorageUnavailableError: ErrorPage(
         BUSY, Log(logging.ERROR, "DynamoDB unavailable", details=(Detail.ERROR,))
     ),
-    DeadlineExceededError: ErrorPage(BUSY, _BY_CLASS_NAME),
+    DeadlineExceededError: ErrorPage(BUSY, BY_CLASS_NAME),
     RegistrationInProgressError: ErrorPage(
         Page(
             409,
@@ -213,20 +210,15 @@ ERRORS: dict[type[Exception], ErrorPage] = {
             resubmit=True,
             retry_after_seconds=2,
         ),
-        _BY_CLASS_NAME,
+        BY_CLASS_NAME,
     ),
-    ConfigurationError: ErrorPage(
-        UNEXPECTED,
-        Log(logging.ERROR, "configuration fault: {error}", details=(Detail.VARIABLE,)),
-    ),
-    FulfillmentError: ErrorPage(UNEXPECTED, _BY_CLASS_NAME),
+    **pages.SHARED_ERRORS,
 }
-UNFORESEEN = ErrorPage(UNEXPECTED, Log(logging.ERROR, "unexpected error", traceback=True))
 
 
 def answer_for(error: BaseException) -> ErrorPage:
     """The table's entry for ``error``; anything unforeseen gets the 500 page."""
-    return lookup(error, ERRORS, UNFORESEEN)
+    return pages.answer_for(error, ERRORS)
 
 
 def render(

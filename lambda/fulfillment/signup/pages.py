@@ -10,16 +10,14 @@ from markupsafe import Markup
 
 from fulfillment.contract import REASON_DIMENSION, MetricName, SignupRejectionReason
 from fulfillment.core import pages
-from fulfillment.core.answers import Count, Detail, Log, lookup
+from fulfillment.core.answers import Count, Detail, Log
 from fulfillment.core.errors import (
-    ConfigurationError,
     DeadlineExceededError,
-    FulfillmentError,
     OversizedFormError,
     StorageUnavailableError,
     UnreadableFormError,
 )
-from fulfillment.core.pages import BUSY, PARAGRAPH, UNEXPECTED, ErrorPage, Page
+from fulfillment.core.pages import BUSY, BY_CLASS_NAME, PARAGRAPH, ErrorPage, Page
 from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
     RegistrationPendingError,
@@ -77,7 +75,6 @@ _FORM_UNREADABLE = Page(
 )
 
 # How errors are reported: a refusal is counted by its reason; never with contact details.
-_BY_CLASS_NAME = Log(logging.WARNING, "{type}")
 
 
 def _refused(page: Page, reason: SignupRejectionReason) -> ErrorPage:
@@ -153,19 +150,14 @@ ERRORS: dict[type[Exception], ErrorPage] = {
     StorageUnavailableError: ErrorPage(
         BUSY, Log(logging.ERROR, "DynamoDB unavailable", details=(Detail.ERROR,))
     ),
-    DeadlineExceededError: ErrorPage(BUSY, _BY_CLASS_NAME),
-    ConfigurationError: ErrorPage(
-        UNEXPECTED,
-        Log(logging.ERROR, "configuration fault: {error}", details=(Detail.VARIABLE,)),
-    ),
-    FulfillmentError: ErrorPage(UNEXPECTED, _BY_CLASS_NAME),
+    DeadlineExceededError: ErrorPage(BUSY, BY_CLASS_NAME),
+    **pages.SHARED_ERRORS,
 }
-UNFORESEEN = ErrorPage(UNEXPECTED, Log(logging.ERROR, "unexpected error", traceback=True))
 
 
 def answer_for(error: BaseException) -> ErrorPage:
     """The table's entry for ``error``; anything unforeseen gets the 500 page."""
-    return lookup(error, ERRORS, UNFORESEEN)
+    return pages.answer_for(error, ERRORS)
 
 
 class FormField(NamedTuple):
