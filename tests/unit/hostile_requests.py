@@ -258,6 +258,14 @@ def _percent_decode(value: str, charset: str) -> str:
     return raw.decode(charset)
 
 
+def _bad_escape(raw: bytes) -> bool:
+    """A % not followed by two hex digits: the endpoint refuses the body (issue 13)."""
+    return any(
+        len(after) < 2 or any(byte not in b"0123456789abcdefABCDEF" for byte in after[:2])
+        for after in raw.split(b"%")[1:]
+    )
+
+
 def read_fields(
     event: dict[str, Any], name: str, max_body_bytes: int, max_fields: int
 ) -> FormReading:
@@ -288,7 +296,8 @@ def read_fields(
             raw = body.encode("utf-8", errors="surrogateescape")
         except UnicodeEncodeError:
             return FormReading({}, rejected=True)
-    if len(raw) > max_body_bytes or not raw.isascii() or raw.count(b"&") + 1 > max_fields:
+    too_many = raw.count(b"&") + 1 > max_fields
+    if len(raw) > max_body_bytes or not raw.isascii() or too_many or _bad_escape(raw):
         return FormReading({}, rejected=True)
     for pair in raw.decode("ascii").split("&"):
         if not pair:
