@@ -22,11 +22,14 @@ from infra.tables import Tables
 
 # Three functions from the one artifact, each with its own role. The DynamoDB actions are
 # exactly the calls each one makes (tests/infrastructure/test_stack.py pins them).
-# Fulfillment: UpdateItem (customer) and PutItem (session) on the customers table, and for a
-# legacy buyer with a license the fold of an early notification's item: GetItem (both items),
-# then one TransactWriteItems of Update (customer) + Delete (legacy item) + Put (history);
-# Powertools idempotency's get/put/update/delete on its own table; ResolveCustomer.
+# Fulfillment: UpdateItem (customer) and the session: PutItem, or for a buyer with a license
+# one TransactWriteItems of Put (session) + ConditionCheck (nothing under the key before
+# license ids); the fold of an early item (under that key, or a legacy buyer's SNS one):
+# GetItem (both items), then one TransactWriteItems of Update (customer) + Delete (early
+# item) + Put (history); Powertools idempotency's get/put/update/delete on its own table;
+# ResolveCustomer. IAM authorizes each transaction item by its item action.
 CUSTOMERS_TABLE_ACTIONS = (
+    "dynamodb:ConditionCheckItem",
     "dynamodb:DeleteItem",
     "dynamodb:GetItem",
     "dynamodb:PutItem",

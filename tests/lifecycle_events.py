@@ -14,7 +14,7 @@ PRODUCT = "prod-integration1"
 ACCOUNT = "111122223333"
 AGREEMENT = "agmt-1a2b3c4d5e6f7g8h9i0j1k2l3"
 LICENSE_ARN = "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
-LICENSE_PK = "LICENSE#" + LICENSE_ARN
+LICENSE_PK = "LICENSE#l-0123456789abcdef0123456789abcdef"  # the license id keys the customer
 LEGACY_ID = "Ab1Cd2Ef3Gh"
 LEGACY_PK = f"LEGACY#{PRODUCT}#{LEGACY_ID}"
 

@@ -17,7 +17,7 @@ STREAM_RECORDS = (
     "removed",
 )
 LICENSE_ARN = "arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
-CUSTOMER_PK = "LICENSE#" + LICENSE_ARN
+CUSTOMER_PK = "LICENSE#l-0123456789abcdef0123456789abcdef"
 
 
 def stream_record(name: str) -> dict[str, Any]:

@@ -141,7 +141,7 @@ class SignupRejectionReason(StrEnum):
 
 
 class MarketplaceErrorCode(StrEnum):
-    """The ErrorCode of MarketplaceError: AWS's codes we know, and three of our own."""
+    """The ErrorCode of MarketplaceError: AWS's codes we know, and our own."""
 
     INVALID_TOKEN = "InvalidTokenException"
     EXPIRED_TOKEN = "ExpiredTokenException"
@@ -155,6 +155,9 @@ class MarketplaceErrorCode(StrEnum):
     # ResolveCustomer answered without CustomerAWSAccountId (missing or empty): the customer
     # item's indexed attribute cannot hold an empty string, so nothing is stored or parked.
     MISSING_ACCOUNT_ID = "MissingAccountId"
+    # ResolveCustomer answered a LicenseArn that is not a License Manager license's: no
+    # customer key can be made of it (customers/licenses.py), so nothing is stored or parked.
+    INVALID_LICENSE_ARN = "InvalidLicenseArn"
     # Any other AWS code, under one name so the metric stays bounded.
     OTHER_ERROR = "OtherError"
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from fulfillment.customers.models import license_key
 from local.marketplace import MarketplaceStandIn, default_customers
 from local.run import LocalStack
 from tests.e2e.conftest import PRODUCT_CODE
@@ -71,7 +72,7 @@ def test_seller_registration_url_receives_the_hand_off(
     # And the customer is in DynamoDB
     item = stack.dynamodb_client().get_item(
         TableName=stack.customers_table,
-        Key={"pk": {"S": f"LICENSE#{FREE_TRIAL.license_arn}"}, "sk": {"S": "CUSTOMER"}},
+        Key={"pk": {"S": license_key(FREE_TRIAL.license_arn)}, "sk": {"S": "CUSTOMER"}},
         ConsistentRead=True,
     )
     assert item["Item"]["registration_count"] == {"N": "1"}

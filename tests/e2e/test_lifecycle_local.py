@@ -14,6 +14,7 @@ from urllib.parse import urlencode, urlsplit
 
 import pytest
 
+from fulfillment.customers.models import license_key
 from local.lifecycle import customer_key
 from local.marketplace import MarketplaceStandIn
 from local.run import LAMBDA_ROOT, LocalStack
@@ -109,7 +110,7 @@ def test_subscribe_before_registration_then_register_then_unsubscribe_stays(
     # Then the same item carries both the registration and the lifecycle state
     items = stack.dynamodb_client().scan(TableName=stack.customers_table)["Items"]
     customers = [i for i in items if i["sk"]["S"] == "CUSTOMER"]
-    assert [c["pk"]["S"] for c in customers] == [f"LICENSE#{LICENSE_ARN}"]
+    assert [c["pk"]["S"] for c in customers] == [license_key(LICENSE_ARN)]
     assert customers[0]["registration_count"]["N"] == "1"
     assert customers[0]["status"]["S"] in {"pending", "subscribed"}
 

@@ -12,6 +12,7 @@ from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
 import pytest
 
+from fulfillment.customers.models import license_key
 from local.marketplace import MarketplaceStandIn, default_customers
 from local.run import LocalStack
 from tests.e2e.conftest import PRODUCT_CODE
@@ -166,7 +167,7 @@ def test_registration_hands_over_an_id_and_stores_the_customer(
         assert secret not in location
 
     # And the customer is recorded once, keyed by license, without the token anywhere
-    item = customer_item(stack, f"LICENSE#{NEW_STYLE.license_arn}")
+    item = customer_item(stack, license_key(NEW_STYLE.license_arn))
     assert item is not None
     assert item["registration_count"] == {"N": "1"}
     assert item["customer_aws_account_id"] == {"S": NEW_STYLE.customer_aws_account_id}
@@ -188,7 +189,7 @@ def test_registration_hands_over_an_id_and_stores_the_customer(
     assert again.status == 303
     assert again.header("Location") == location
     assert marketplace.resolve_calls_for(token) == 1
-    item = customer_item(stack, f"LICENSE#{NEW_STYLE.license_arn}")
+    item = customer_item(stack, license_key(NEW_STYLE.license_arn))
     assert item is not None
     assert item["registration_count"] == {"N": "1"}
 

@@ -17,7 +17,7 @@ import pytest
 
 from fulfillment.core.ids import new_csrf_token, new_session_id
 from fulfillment.core.redirects import registration_location
-from fulfillment.customers.models import ParkedRegistration
+from fulfillment.customers.models import ParkedRegistration, license_key
 from local.event_sources import local_session
 from local.marketplace import default_customers
 from local.run import LOCAL_REGION, LocalStack
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.browser
 
 NEW_STYLE = {c.name: c for c in default_customers(PRODUCT_CODE)}["new-style"]
-CUSTOMER_PK = f"LICENSE#{NEW_STYLE.license_arn}"
+CUSTOMER_PK = license_key(NEW_STYLE.license_arn)
 CONFIRMATION = "Thank you, your account is set up"
 MOBILE = {"width": 390, "height": 844}
 

@@ -342,8 +342,15 @@ RECOVERY_CONSUMER_ACTIONS = {
     [
         (
             FULFILLMENT_HANDLER,
-            # GetItem, DeleteItem: the fold of an early notification's legacy item
-            {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
+            # GetItem, DeleteItem: the fold of an early item; ConditionCheckItem: the session's
+            # check of the key before license ids
+            {
+                "dynamodb:ConditionCheckItem",
+                "dynamodb:DeleteItem",
+                "dynamodb:GetItem",
+                "dynamodb:PutItem",
+                "dynamodb:UpdateItem",
+            },
             {"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"},
             set(),
             {"sqs:SendMessage"},
@@ -471,6 +478,7 @@ def test_contacts_table_is_encrypted_with_its_own_rotating_key(synth: Synth) -> 
 def test_action_constants_are_what_the_template_grants(synth: Synth) -> None:
     # The constants infra/api.py builds the policies from, as named in the decision log
     assert set(CUSTOMERS_TABLE_ACTIONS) == {
+        "dynamodb:ConditionCheckItem",
         "dynamodb:DeleteItem",
         "dynamodb:GetItem",
         "dynamodb:PutItem",

@@ -26,9 +26,7 @@ from tests.integration.conftest import (
 )
 from tests.secrets_registry import TOKEN
 
-NEW_STYLE_PK = (
-    "LICENSE#arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
-)
+NEW_STYLE_PK = "LICENSE#l-0123456789abcdef0123456789abcdef"
 
 
 def _session_id(response: dict[str, Any]) -> str:
@@ -363,19 +361,34 @@ def test_unknown_product_is_403_and_nothing_is_stored(
     assert any(b.get("Reason") == "UnknownProduct" for b in blobs)
 
 
-def test_an_answer_without_an_account_id_is_refused_and_nothing_is_stored_or_parked(
-    stack: Stack, lambda_context: LambdaContext, capsys: pytest.CaptureFixture[str]
+# ResolveCustomer answers that no customer key can be made of: no account id (an empty
+# string cannot go into an indexed attribute), or a LicenseArn that is not a license's.
+UNKEYABLE_ANSWERS = pytest.mark.parametrize(
+    ("field", "value", "error_code"),
+    [
+        ("customer_aws_account_id", "", "MissingAccountId"),
+        ("license_arn", "arn:aws:iam::111122223333:role/not-a-license", "InvalidLicenseArn"),
+        ("license_arn", "arn:aws:license-manager::111122223333:grant:g-1", "InvalidLicenseArn"),
+    ],
+)
+
+
+@UNKEYABLE_ANSWERS
+def test_an_answer_that_cannot_key_a_customer_is_refused_and_nothing_is_stored_or_parked(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    capsys: pytest.CaptureFixture[str],
+    field: str,
+    value: str,
+    error_code: str,
 ) -> None:
-    # Given a buyer for whom ResolveCustomer answers no CustomerAWSAccountId
+    # Given a buyer for whom ResolveCustomer answers such an identity
     original = next(c for c in stack.marketplace.customers if c.name == "new-style")
-    stack.marketplace.add_customer(
-        dataclasses.replace(original, name="no-account", customer_aws_account_id="")
-    )
+    name = f"unkeyable-{len(stack.marketplace.customers)}"  # the stand-in outlives a test
+    stack.marketplace.add_customer(dataclasses.replace(original, name=name, **{field: value}))
 
     # When their browser posts the token
-    response = lambda_handler(
-        form_post(stack.marketplace.issue_token("no-account")), lambda_context
-    )
+    response = lambda_handler(form_post(stack.marketplace.issue_token(name)), lambda_context)
 
     # Then they see a page saying so, with a reference and no Try again button (the same
     # answer would come back), and the seller's Marketplace failure metric counts it
@@ -386,7 +399,7 @@ def test_an_answer_without_an_account_id_is_refused_and_nothing_is_stored_or_par
     assert stack.items() == []
     assert stack.recovery_messages() == []
     blobs = _emf(capsys.readouterr().out)
-    assert any(b.get("ErrorCode") == "MissingAccountId" for b in blobs)
+    assert any(b.get("ErrorCode") == error_code for b in blobs)
 
 
 def test_throttling_within_retries_is_invisible_to_the_buyer(

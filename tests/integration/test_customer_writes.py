@@ -13,7 +13,7 @@ from fulfillment.customers.store import DynamoDBCustomerStore
 from tests.integration.conftest import PRODUCT, Stack
 
 CUSTOMER = ResolvedCustomer(
-    PRODUCT, "111122223333", "arn:aws:license-manager::1:license:l-retry", None, "agmt-1"
+    PRODUCT, "111122223333", "arn:aws:license-manager::111122223333:license:l-retry", None, "agmt-1"
 )
 AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 

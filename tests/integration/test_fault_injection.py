@@ -56,9 +56,7 @@ from tests.integration.conftest import (
 )
 from tests.secrets_registry import TOKEN
 
-CUSTOMER_PK = (
-    "LICENSE#arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
-)
+CUSTOMER_PK = "LICENSE#l-0123456789abcdef0123456789abcdef"
 THROTTLED = "ProvisionedThroughputExceededException"
 DEFERRED_TEXT = "We received your subscription and are finishing setting up your account"
 
@@ -73,20 +71,27 @@ class _Raw:
 
 @contextmanager
 def failing(
-    client: Any, operation: str, *, times: int, table: str | None = None, timeout: bool = False
+    client: Any,
+    operation: str | tuple[str, ...],
+    *,
+    times: int,
+    table: str | None = None,
+    timeout: bool = False,
 ) -> Iterator[list[int]]:
-    """Fail ``operation`` (on ``table`` only, if given) ``times`` times on ``client``.
+    """Fail ``operation`` (or any of them; on ``table`` only, if given) ``times`` times on
+    ``client``.
 
     DynamoDB gets a 400 ProvisionedThroughputExceededException, retried by botocore like a
     real throttle; ``timeout`` raises ConnectTimeoutError instead (a service that is down).
     Yields a one-item list counting the failures served.
     """
     served = [0]
+    operations = (operation,) if isinstance(operation, str) else operation
 
     def hook(event_name: str, request: Any, **_: Any) -> AWSResponse | None:
-        if not event_name.endswith(f".{operation}") or served[0] >= times:
+        if event_name.rpartition(".")[2] not in operations or served[0] >= times:
             return None
-        if table is not None and json.loads(request.body or b"{}").get("TableName") != table:
+        if table is not None and table not in _tables(request.body):
             return None
         served[0] += 1
         if timeout:
@@ -101,6 +106,18 @@ def failing(
         yield served
     finally:
         client.meta.events.unregister("before-send", unique_id=f"fault-{id(hook)}")
+
+
+def _tables(body: bytes | None) -> set[str]:
+    """The tables a DynamoDB request names, a transaction's included."""
+    request = json.loads(body or b"{}")
+    items = [next(iter(item.values())) for item in request.get("TransactItems", [])]
+    return {t for t in (request.get("TableName"), *(i.get("TableName") for i in items)) if t}
+
+
+# A registration's session write: one TransactWriteItems for a customer with a license (it
+# checks the key before license ids in the same call), a PutItem otherwise and in replays.
+SESSION_WRITES = ("PutItem", "TransactWriteItems")
 
 
 def _api_context(timeout_seconds: float) -> LambdaContext:
@@ -310,14 +327,14 @@ def test_dynamodb_failure_on_the_idempotency_write_is_503_nothing_stored_and_ret
 
 @pytest.mark.parametrize(
     ("operation", "written_before_replay"),
-    [("PutItem", "nothing"), ("UpdateItem", "session")],
+    [(SESSION_WRITES, "nothing"), ("UpdateItem", "session")],
     ids=["session-write", "customer-write"],
 )
 def test_dynamodb_failure_on_the_session_or_customer_write_is_202_and_the_processor_replays_once(
     stack: Stack,
     lambda_context: LambdaContext,
     capsys: pytest.CaptureFixture[str],
-    operation: str,
+    operation: str | tuple[str, ...],
     written_before_replay: str,
     fulfillment_url: Handler,
     clients: FunctionClients,
@@ -399,13 +416,13 @@ def test_after_a_parked_customer_write_the_handoff_answers_503_with_retry_after_
     assert json.loads(found["body"])["customer"]["customerAWSAccountId"] == "111122223333"
 
 
-@pytest.mark.parametrize("operation", ["PutItem", "UpdateItem"], ids=["session", "customer"])
+@pytest.mark.parametrize("operation", [SESSION_WRITES, "UpdateItem"], ids=["session", "customer"])
 def test_an_early_continue_to_the_builtin_signup_page_shows_still_finishing_until_replayed(
     stack: Stack,
     lambda_context: LambdaContext,
     clients: FunctionClients,
     signup_page: Handler,
-    operation: str,
+    operation: str | tuple[str, ...],
 ) -> None:
     # Given buyers go to the built-in sign-up page, and the session (PutItem) or customer
     # (UpdateItem) write fails, so the registration is parked
@@ -505,6 +522,24 @@ def test_a_signup_whose_answer_was_lost_and_retried_is_confirmed_not_already_com
     assert len(stack.items(stack.contacts_table)) == 1
 
 
+def test_a_session_write_whose_answer_was_lost_and_retried_registers_once(
+    stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler, clients: FunctionClients
+) -> None:
+    # When the session's transaction (it also checks the key before license ids) is applied
+    # but its answer is lost, and botocore retries it (moto, unlike DynamoDB, then refuses
+    # the retry's condition on the session it already holds)
+    token = stack.marketplace.issue_token("new-style")
+    with answer_lost(clients.dynamodb, "TransactWriteItems") as lost:
+        response = fulfillment_url(form_post(token), lambda_context)
+
+    # Then the buyer goes on to sign-up, with one session and one new customer stored
+    assert lost[0] == 1
+    assert response["statusCode"] == 303
+    assert len(_sessions(stack)) == 1
+    assert stack.customer(CUSTOMER_PK)["registration_count"] == {"N": "1"}
+    assert stack.recovery_messages() == []
+
+
 def test_deadline_after_resolve_customer_is_202_and_the_processor_replays(
     stack: Stack, fulfillment_url: Handler, clients: FunctionClients
 ) -> None:
@@ -545,7 +580,7 @@ def test_parked_then_the_idempotency_save_fails_is_202_and_a_retry_never_resolve
     # When DynamoDB fails on every table once the token is claimed: the session write, and
     # then Powertools' save of the idempotency record after the registration was parked
     with (
-        failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=10),
+        failing(clients.dynamodb, SESSION_WRITES, table=stack.customers_table, times=10),
         failing(clients.dynamodb, "UpdateItem", table=stack.idempotency_table, times=10) as saves,
     ):
         response = fulfillment_url(form_post(token), short)
@@ -597,7 +632,7 @@ def test_a_park_that_uses_the_last_seconds_is_202_though_the_record_cannot_be_sa
 
     # After the deadline hook, which lets the send start in time
     clients.sqs.meta.events.register_last("before-send", slow_send)
-    with failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=10):
+    with failing(clients.dynamodb, SESSION_WRITES, table=stack.customers_table, times=10):
         response = fulfillment_url(form_post(token), context)
 
     # Then the 202 page, though no time was left to save the idempotency record
@@ -636,7 +671,7 @@ def test_dynamodb_failure_on_both_writes_and_sqs_down_is_503_no_idempotency_reco
 
     # Given the session write fails and the recovery queue cannot be reached either
     with (
-        failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=10),
+        failing(clients.dynamodb, SESSION_WRITES, table=stack.customers_table, times=10),
         failing(clients.sqs, "SendMessage", times=10, timeout=True) as sends,
     ):
         response = fulfillment_url(form_post(token), lambda_context)
@@ -755,7 +790,7 @@ def test_a_failed_replay_fails_its_own_invocation_so_sqs_delivers_it_again(
     stack: Stack, lambda_context: LambdaContext, fulfillment_url: Handler, clients: FunctionClients
 ) -> None:
     # Given two parked registrations (two customers)
-    with failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=100):
+    with failing(clients.dynamodb, SESSION_WRITES, table=stack.customers_table, times=100):
         for customer in ("new-style", "legacy"):
             token = stack.marketplace.issue_token(customer)
             assert fulfillment_url(form_post(token), lambda_context)["statusCode"] == 202
@@ -765,7 +800,7 @@ def test_a_failed_replay_fails_its_own_invocation_so_sqs_delivers_it_again(
 
     # When DynamoDB throttles every attempt of the first replay, and then recovers
     with (
-        failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=3),
+        failing(clients.dynamodb, SESSION_WRITES, table=stack.customers_table, times=3),
         pytest.raises(StorageUnavailableError),
     ):
         _replay(stack, first)
@@ -826,7 +861,7 @@ def test_make_runs_recovery_poller_replays_each_parked_registration_in_its_own_i
     )
     try:
         # And two registrations parked there (the customer write failed for both)
-        with failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=100):
+        with failing(clients.dynamodb, SESSION_WRITES, table=stack.customers_table, times=100):
             for customer in ("new-style", "legacy"):
                 token = stack.marketplace.issue_token(customer)
                 assert fulfillment_url(form_post(token), lambda_context)["statusCode"] == 202
@@ -860,12 +895,12 @@ def test_the_token_is_in_no_recovery_message_and_no_log_line_on_these_paths(
 ) -> None:
     # Given every recovery path: session write parked, customer write parked, both + SQS down
     tokens = [stack.marketplace.issue_token("new-style") for _ in range(3)]
-    with failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=10):
+    with failing(clients.dynamodb, SESSION_WRITES, table=stack.customers_table, times=10):
         fulfillment_url(form_post(tokens[0]), lambda_context)
     with failing(clients.dynamodb, "UpdateItem", table=stack.customers_table, times=10):
         fulfillment_url(form_post(tokens[1]), lambda_context)
     with (
-        failing(clients.dynamodb, "PutItem", table=stack.customers_table, times=10),
+        failing(clients.dynamodb, SESSION_WRITES, table=stack.customers_table, times=10),
         failing(clients.sqs, "SendMessage", times=10, timeout=True),
     ):
         fulfillment_url(form_post(tokens[2]), lambda_context)
@@ -891,7 +926,14 @@ def test_the_token_is_in_no_recovery_message_and_no_log_line_on_these_paths(
         assert json.loads(message["Body"])["registration_id"] not in captured
 
 
-def test_a_registration_parked_without_an_account_id_is_dropped_once_not_retried(
+@pytest.mark.parametrize(
+    ("field", "value", "error_code"),
+    [
+        ("customer_aws_account_id", "", "MissingAccountId"),
+        ("license_arn", "arn:aws:iam::111122223333:role/not-a-license", "InvalidLicenseArn"),
+    ],
+)
+def test_a_registration_parked_that_cannot_key_a_customer_is_dropped_once_not_retried(
     stack: Stack,
     lambda_context: LambdaContext,
     fulfillment_url: Handler,
@@ -899,15 +941,19 @@ def test_a_registration_parked_without_an_account_id_is_dropped_once_not_retried
     function_logs: io.StringIO,
     caplog: pytest.LogCaptureFixture,
     capsys: pytest.CaptureFixture[str],
+    field: str,
+    value: str,
+    error_code: str,
 ) -> None:
-    # Given a message parked before 2026-12-03, when an answer without CustomerAWSAccountId
-    # was parked: no replay could ever write it (an empty string in an indexed attribute)
+    # Given a message parked before the fulfillment URL refused such answers (without
+    # CustomerAWSAccountId, or with a LicenseArn that is no license's): no replay could ever
+    # write it (an empty string in an indexed attribute; no key made of the ARN)
     message = _park(stack, lambda_context, fulfillment_url, clients)
     stack.dynamodb.delete_item(
         TableName=stack.customers_table, Key={"pk": {"S": CUSTOMER_PK}, "sk": {"S": "CUSTOMER"}}
     )
     body = json.loads(message["Body"])
-    message = {**message, "Body": json.dumps({**body, "customer_aws_account_id": ""})}
+    message = {**message, "Body": json.dumps({**body, field: value})}
     capsys.readouterr()
 
     # When SQS delivers it
@@ -918,4 +964,4 @@ def test_a_registration_parked_without_an_account_id_is_dropped_once_not_retried
     assert stack.customer(CUSTOMER_PK) is None
     logs = all_logs(function_logs, caplog)
     assert "can never be stored" in logs and '"level":"ERROR"' in logs.replace(" ", "")
-    assert "MissingAccountId" in _error_codes(capsys.readouterr().out)
+    assert error_code in _error_codes(capsys.readouterr().out)

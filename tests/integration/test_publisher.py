@@ -21,7 +21,12 @@ from local.events import EVENTS_PATH, LocalEvents, start_local_events
 from local.gateway import LambdaContext, LocalRequest
 from tests.events import form_post
 from tests.integration.conftest import PRODUCT, Stack, local_function_environment
-from tests.registration_events import CUSTOMER_PK, sqs_event, stream_event, stream_record
+from tests.registration_events import (
+    LICENSE_ARN,
+    sqs_event,
+    stream_event,
+    stream_record,
+)
 
 CONTACT_FIELDS = ("email", "company", "contact_name", "contactName", "phone")
 
@@ -134,7 +139,7 @@ def test_customer_changes_reach_the_bus_as_registration_events(
     assert first["firstRegistration"] is True and returning["firstRegistration"] is False
     assert returning["registrationCount"] == 2
     assert signed_up["signedUpAt"] == "2026-11-27T14:43:30.789+00:00"
-    assert first["licenseArn"] in CUSTOMER_PK
+    assert first["licenseArn"] == LICENSE_ARN
     assert (
         len({first["eventId"], returning["eventId"], signed_up["eventId"], status["eventId"]}) == 4
     )

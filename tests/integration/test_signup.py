@@ -29,9 +29,7 @@ from tests.retries import without_backoff
 from tests.secrets_registry import CONTACT as CONTACT_DETAIL
 from tests.secrets_registry import TOKEN
 
-NEW_STYLE_PK = (
-    "LICENSE#arn:aws:license-manager::111122223333:license:l-0123456789abcdef0123456789abcdef"
-)
+NEW_STYLE_PK = "LICENSE#l-0123456789abcdef0123456789abcdef"
 CONTACT = {
     "company": "Example Corp",
     "contact_name": "Jane Q. Buyer",

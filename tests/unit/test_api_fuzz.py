@@ -90,7 +90,7 @@ class FakeRegistrar:
             **extra,
             session_id=SESSION_ID,
             session_expires_at=2_000_000_000,
-            customer_key="LICENSE#arn:aws:license-manager::111122223333:license:l-fuzz",
+            customer_key="LICENSE#l-fuzz",
             customer_ref="0123456789abcdef",
             product_code="prod-fuzz",
             new_customer=True,

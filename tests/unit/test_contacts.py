@@ -59,7 +59,7 @@ class FakeSignupStore:
 def store() -> FakeSignupStore:
     session = SignupSession(
         session_id=REGISTRATION,
-        customer_key="LICENSE#arn:aws:license-manager::1:license:l-1",
+        customer_key="LICENSE#l-1",
         product_code="prod-1",
         expires_at=int(NOW.timestamp()) + 60,
         csrf_token=CSRF,

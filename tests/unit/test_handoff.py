@@ -30,7 +30,7 @@ from tests.unit.reports import raise_and_report, reported
 NOW = datetime(2026, 11, 26, 22, 0, tzinfo=UTC)
 SESSION_ID = "s3ss10n-1d_0123456789abcdefABCDEF"
 CSRF = "csrf-secret-never-handed-over"
-CUSTOMER_KEY = "LICENSE#arn:aws:license-manager::111122223333:license:l-0123456789abcdef"
+CUSTOMER_KEY = "LICENSE#l-0123456789abcdef"
 SESSION = SignupSession(
     session_id=SESSION_ID,
     customer_key=CUSTOMER_KEY,

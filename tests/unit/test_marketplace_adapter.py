@@ -48,7 +48,7 @@ def test_new_style_answer_is_mapped(stubbed: tuple[MeteringMarketplace, Stubber]
     assert customer.customer_identifier is None
     assert customer.license_arn == "arn:aws:license-manager::111122223333:license:l-1"
     assert customer.agreement_id == "agmt-1"
-    assert customer.customer_key == "LICENSE#arn:aws:license-manager::111122223333:license:l-1"
+    assert customer.customer_key == "LICENSE#l-1"
 
 
 def test_answer_without_identity_is_incomplete(
@@ -83,6 +83,28 @@ def test_answer_without_account_id_is_incomplete(
         marketplace.resolve_customer(TOKEN)
 
     assert raised.value.code == "MissingAccountId"
+
+
+@pytest.mark.parametrize(
+    "license_arn",
+    [
+        "arn:aws:iam::111122223333:role/l-1",
+        "arn:aws:license-manager::111122223333:grant:g-1",
+        "l-0123456789abcdef",
+    ],
+)
+def test_answer_with_a_license_arn_that_is_no_license_is_incomplete(
+    stubbed: tuple[MeteringMarketplace, Stubber], license_arn: str
+) -> None:
+    # No customer key can be made of it (customers/licenses.py): refused before any write.
+    marketplace, stubber = stubbed
+    answer = {"CustomerAWSAccountId": "111122223333", "ProductCode": "prod-abc"}
+    stubber.add_response("resolve_customer", {**answer, "LicenseArn": license_arn})
+
+    with pytest.raises(IncompleteCustomerError) as raised:
+        marketplace.resolve_customer(TOKEN)
+
+    assert raised.value.code == "InvalidLicenseArn"
 
 
 @pytest.mark.parametrize(

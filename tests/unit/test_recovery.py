@@ -21,7 +21,7 @@ NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 PRODUCT = "prod-abc"
 TOKEN = "tok+en/secret=="
 CUSTOMER = ResolvedCustomer(
-    PRODUCT, "111122223333", "arn:aws:license-manager::1:license:l-1", None, "agmt-1"
+    PRODUCT, "111122223333", "arn:aws:license-manager::111122223333:license:l-1", None, "agmt-1"
 )
 
 

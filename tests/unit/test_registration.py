@@ -15,10 +15,10 @@ from tests.unit.fakes import FakeCustomerStore, FakeMarketplace, FakeRecoveryQue
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 PRODUCT = "prod-abc"
 NEW_STYLE = ResolvedCustomer(
-    PRODUCT, "111122223333", "arn:aws:license-manager::1:license:l-1", None, "agmt-1"
+    PRODUCT, "111122223333", "arn:aws:license-manager::111122223333:license:l-1", None, "agmt-1"
 )
 SECOND_LICENSE = ResolvedCustomer(
-    PRODUCT, "111122223333", "arn:aws:license-manager::1:license:l-2", None, "agmt-2"
+    PRODUCT, "111122223333", "arn:aws:license-manager::111122223333:license:l-2", None, "agmt-2"
 )
 LEGACY = ResolvedCustomer(PRODUCT, "444455556666", None, "Ab1Cd2Ef3Gh", None)
 
@@ -52,7 +52,7 @@ def test_first_registration_records_a_new_customer_and_opens_a_session() -> None
     # Then the customer is new and a session refers to it, expiring after the TTL
     assert outcome.new_customer is True
     assert store.sessions[outcome.session_id] == (
-        "LICENSE#arn:aws:license-manager::1:license:l-1",
+        "LICENSE#l-1",
         PRODUCT,
         int(NOW.timestamp()) + 3600,
     )
@@ -98,12 +98,12 @@ def test_legacy_customer_is_keyed_on_its_identifier() -> None:
 
 
 def test_legacy_customer_with_a_license_is_keyed_on_the_license() -> None:
-    licensed = LEGACY._replace(license_arn="arn:aws:license-manager::1:license:l-3")
+    licensed = LEGACY._replace(license_arn="arn:aws:license-manager::111122223333:license:l-3")
 
     outcome = _register(FakeMarketplace({"t": licensed}), FakeCustomerStore(), "t")
 
     # The key License Updated events (which carry no identifier) name too
-    assert outcome.customer_key == "LICENSE#arn:aws:license-manager::1:license:l-3"
+    assert outcome.customer_key == "LICENSE#l-3"
 
 
 def test_unknown_product_is_refused_and_nothing_is_stored() -> None:

@@ -68,7 +68,7 @@ class FakeSignupStore:
             return None
         return SignupSession(
             session_id=REGISTRATION,
-            customer_key="LICENSE#arn:aws:license-manager::111122223333:license:l-fuzz",
+            customer_key="LICENSE#l-fuzz",
             product_code="prod-fuzz",
             expires_at=4_000_000_000,
             csrf_token=CSRF,

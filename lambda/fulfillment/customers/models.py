@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 from typing import NamedTuple
 
+from fulfillment.contract import MarketplaceErrorCode
+from fulfillment.customers.licenses import InvalidLicenseArnError, parse_license_arn
+
 LICENSE_KEY_PREFIX = "LICENSE#"
 
 
 def license_key(license_arn: str) -> str:
-    """The key of every customer with a license, new and legacy products alike."""
-    return f"{LICENSE_KEY_PREFIX}{license_arn}"
+    """The key of every customer with a license, new and legacy products alike: the license's
+    own id, so every spelling of its ARN names one item. Raises InvalidLicenseArnError."""
+    return f"{LICENSE_KEY_PREFIX}{parse_license_arn(license_arn).license_id}"
 
 
 def legacy_key(product_code: str, customer_identifier: str) -> str:
@@ -27,17 +31,28 @@ class ResolvedCustomer(NamedTuple):
     license_arn: str | None
     customer_identifier: str | None
     agreement_id: str | None
+    # The key of the item this customer was registered under before license ids keyed
+    # customers (``arn_key``): it stays the customer's (docs/lifecycle.md). Set by the store.
+    stored_key: str | None = None
 
     @property
     def customer_key(self) -> str:
         """The customer's identity: the license wherever Marketplace granted one (one account
         can hold several), so the license events that may come first name the same item; the
         legacy identifier only for an answer without a license (docs/lifecycle.md)."""
+        if self.stored_key:
+            return self.stored_key
         if self.license_arn:
             return license_key(self.license_arn)
         if self.customer_identifier:
             return legacy_key(self.product_code, self.customer_identifier)
         raise ValueError("customer has neither a CustomerIdentifier nor a LicenseArn")
+
+    @property
+    def arn_key(self) -> str | None:
+        """For an answer with a license: the key the customer was written under before license
+        ids keyed customers (its ARN as ResolveCustomer spells it, and always did)."""
+        return f"{LICENSE_KEY_PREFIX}{self.license_arn}" if self.license_arn else None
 
     @property
     def early_legacy_key(self) -> str | None:
@@ -109,9 +124,14 @@ class MalformedParkedRegistrationError(ValueError):
 
 
 class UnstorableParkedRegistrationError(MalformedParkedRegistrationError):
-    """A parked registration that no replay can ever store: ResolveCustomer answered no
-    account id (parked before 2026-12-03, when the fulfillment URL did not check it yet), and
-    the customer item's indexed attribute cannot hold an empty string."""
+    """A parked registration that no replay can ever store, parked before the fulfillment URL
+    checked these: ResolveCustomer answered no account id (the customer item's indexed
+    attribute cannot hold an empty string), or a license ARN that is not a license's (no
+    customer key can be made of it). ``code`` is the fulfillment URL's own refusal of it."""
+
+    def __init__(self, problem: str, code: MarketplaceErrorCode) -> None:
+        super().__init__(problem)
+        self.code = code
 
 
 class ParkedRegistration(NamedTuple):
@@ -165,7 +185,16 @@ class ParkedRegistration(NamedTuple):
         if set(message) != (_V1_FIELDS if version == 1 else _V2_FIELDS):
             raise MalformedParkedRegistrationError("unexpected fields")
         if message["customer_aws_account_id"] == "":
-            raise UnstorableParkedRegistrationError("customer_aws_account_id is empty")
+            raise UnstorableParkedRegistrationError(
+                "customer_aws_account_id is empty", MarketplaceErrorCode.MISSING_ACCOUNT_ID
+            )
+        if isinstance(message["license_arn"], str) and message["license_arn"]:
+            try:
+                parse_license_arn(message["license_arn"])
+            except InvalidLicenseArnError:
+                raise UnstorableParkedRegistrationError(
+                    "license_arn is not a license", MarketplaceErrorCode.INVALID_LICENSE_ARN
+                ) from None
         text = ("registration_id", "product_code", "customer_aws_account_id", "csrf_token")
         optional = (
             "license_arn",

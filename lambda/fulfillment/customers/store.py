@@ -3,7 +3,7 @@
 The customers table has two item types. A customer item (sk CUSTOMER) is shared with the
 lifecycle processor, so registration only ever SETs the attributes it owns, with UpdateItem
 (and moves lifecycle facts only by the lifecycle's own rule, when it folds an early
-notification's legacy item into the customer: `fold_legacy_item`); a session item (sk
+notification's item into the customer: `settle_customer`); a session item (sk
 SESSION) is ours alone and expires through the table's TTL attribute. The
 buyer's contact details go to the contacts table (pk = the customer's key), which only the
 sign-up function can reach: the customers table's stream, exports and readers never see them.
@@ -123,46 +123,121 @@ class DynamoDBCustomerStore:
         csrf_token: str,
     ) -> bool:
         """The session unless it exists (then an earlier attempt or delivery stored it)."""
+        item = _session(session_id, customer_key, product_code, at, expires_at, csrf_token)
         try:
             with _storage_errors():
-                self._client.put_item(
-                    TableName=self._table,
-                    Item={
-                        PK: {"S": SESSION_PREFIX + session_id},
-                        SK: {"S": SESSION_SK},
-                        "entity": {"S": "session"},
-                        "customer_pk": {"S": customer_key},
-                        "product_code": {"S": product_code},
-                        "created_at": {"S": _timestamp(at)},
-                        EXPIRES_AT: {"N": str(expires_at)},
-                        "csrf_token": {"S": csrf_token},
-                    },
-                    ConditionExpression="attribute_not_exists(pk)",
-                )
+                self._client.put_item(TableName=self._table, Item=item, ConditionExpression=_ABSENT)
         except _AlreadyWrittenError:
             return False
         return True
 
-    def fold_legacy_item(self, customer: ResolvedCustomer) -> bool:
-        """Fold the item an early SNS notification wrote under the legacy key into the
-        customer's own (``customer.early_legacy_key`` into ``customer.customer_key``): its
-        lifecycle facts by the rule lifecycle records them by (customers/status.py), then the
-        legacy item is deleted, in one transaction conditional on both items as read, so a
-        notification written meanwhile is folded on the next attempt, never lost. True when
-        this call folded one. One consistent read when there is nothing to fold; no call at
-        all for an answer without both a customer identifier and a license."""
-        legacy = customer.early_legacy_key
-        if legacy is None:
-            return False
-        for _ in range(_FOLD_ATTEMPTS):
-            early = self._customer_item(legacy)
-            # A legacy item that was registered (before licenses keyed customers) has sessions
-            # and contacts under its key: it stays (docs/lifecycle.md).
-            if early is None or "registration_count" in early:
+    def open_customer_session(
+        self,
+        customer: ResolvedCustomer,
+        session_id: str,
+        at: datetime,
+        expires_at: int,
+        csrf_token: str,
+    ) -> ResolvedCustomer:
+        """Store a new registration's session, with what earlier writes left under older keys
+        settled first (``settle_customer``); return the customer with the key it is stored
+        under, which the session names.
+
+        For a customer with a license, the session's write also checks, in the same call,
+        that nothing is stored under the license's ARN (the key before license ids keyed
+        customers): the usual answer costs no extra call, and only a customer found there is
+        settled with reads before its session is written."""
+        arn_key = customer.arn_key
+        if arn_key is None or not self._session_unless_stored(
+            customer, arn_key, session_id, at, expires_at, csrf_token
+        ):
+            customer = self.settle_customer(customer)
+            self.restore_session(
+                session_id,
+                customer.customer_key,
+                customer.product_code,
+                at,
+                expires_at,
+                csrf_token,
+            )
+        elif customer.early_legacy_key is not None:
+            self._fold(customer, customer.early_legacy_key)
+        return customer
+
+    def _session_unless_stored(
+        self,
+        customer: ResolvedCustomer,
+        arn_key: str,
+        session_id: str,
+        at: datetime,
+        expires_at: int,
+        csrf_token: str,
+    ) -> bool:
+        """The session, under the customer's key, unless an item is stored under ``arn_key``
+        (False: nothing written)."""
+        session = _session(
+            session_id, customer.customer_key, customer.product_code, at, expires_at, csrf_token
+        )
+        items: list[Any] = [
+            {"Put": {"TableName": self._table, "Item": session, "ConditionExpression": _ABSENT}},
+            {
+                "ConditionCheck": {
+                    "TableName": self._table,
+                    "Key": _key(arn_key),
+                    "ConditionExpression": _ABSENT,
+                }
+            },
+        ]
+        try:
+            with _storage_errors():
+                self._client.transact_write_items(TransactItems=items)
+        except _TransactionConflictError as cancelled:
+            session_found, arn_item_found = (
+                code == _CHECK_FAILED for code in [*cancelled.codes, None, None][:2]
+            )
+            if arn_item_found:
                 return False
-            current = self._customer_item(customer.customer_key, _FOLD_READ) or {}
-            if self._fold(customer, legacy, early, current):
+            if not session_found:
+                # Another transaction held one of the items: like an unavailable table.
+                raise StorageUnavailableError("TransactionConflict") from None
+            # Only the session exists: an earlier attempt of this very call stored it.
+        return True
+
+    def settle_customer(self, customer: ResolvedCustomer) -> ResolvedCustomer:
+        """Join to the customer what earlier writes left under older keys, before
+        registration's own write; return the customer with the key it is stored under.
+
+        - An item **registered** under the license ARN (``customer.arn_key``: customers were
+          keyed so before license ids keyed them) stays the customer, with its sessions,
+          contact details and ``customer_ref``: the answer comes back with ``stored_key``.
+        - An unregistered item under that ARN, or under the legacy key (an early SNS
+          notification's: ``customer.early_legacy_key``), is folded into the customer's own:
+          its lifecycle facts by the rule lifecycle records them by (customers/status.py),
+          then it is deleted, in one transaction conditional on both items as read, so a
+          notification written meanwhile is folded on the next attempt, never lost.
+
+        One consistent read per older key when there is nothing to fold (docs/lifecycle.md).
+        """
+        arn_key = customer.arn_key
+        if arn_key is not None and self._fold(customer, arn_key):
+            customer = customer._replace(stored_key=arn_key)
+        legacy = customer.early_legacy_key
+        if legacy is not None:
+            self._fold(customer, legacy)
+        return customer
+
+    def _fold(self, customer: ResolvedCustomer, older_key: str) -> bool:
+        """Fold the item under ``older_key`` into the customer's unless it was registered;
+        True when it was (it stays: sessions and contact details name its key)."""
+        for _ in range(_FOLD_ATTEMPTS):
+            early = self._customer_item(older_key)
+            if early is None:
+                return False
+            if "registration_count" in early:
                 return True
+            current = self._customer_item(customer.customer_key, _FOLD_READ) or {}
+            if self._fold_once(customer, older_key, early, current):
+                return False
         # Notifications keep landing in between: fail like an unavailable table (parked).
         raise StorageUnavailableError("FoldConflict")
 
@@ -185,10 +260,10 @@ class DynamoDBCustomerStore:
             ).get("Item")
         return None if item is None else dict(item)
 
-    def _fold(
+    def _fold_once(
         self,
         customer: ResolvedCustomer,
-        legacy: str,
+        older_key: str,
         early: dict[str, Any],
         current: dict[str, Any],
     ) -> bool:
@@ -198,7 +273,8 @@ class DynamoDBCustomerStore:
         # find the item even before registration's own write.
         fold.set("entity", {"S": "customer"}, only_if_absent=True)
         for attribute in ("product_code", "license_arn", "customer_identifier"):
-            fold.set(attribute, {"S": getattr(customer, attribute)}, only_if_absent=True)
+            if value := getattr(customer, attribute):
+                fold.set(attribute, {"S": value}, only_if_absent=True)
         change = stored_change(early)
         history: list[Any] = []
         if change is not None and change.supersedes(stored_change(current)):
@@ -218,7 +294,7 @@ class DynamoDBCustomerStore:
                 fold.set(attribute, early.get(attribute))
         items: list[Any] = [
             {"Update": {"TableName": self._table, "Key": _key(key), **fold.arguments()}},
-            {"Delete": {"TableName": self._table, "Key": _key(legacy), **_unchanged(early)}},
+            {"Delete": {"TableName": self._table, "Key": _key(older_key), **_unchanged(early)}},
             *history,
         ]
         try:
@@ -410,11 +486,34 @@ class DynamoDBCustomerStore:
 
 # A fold retries when a notification lands between its read and its write; after this many
 # attempts in a row it gives up, and the registration is parked and replayed later.
+_ABSENT = "attribute_not_exists(pk)"
+# A transaction item's cancellation reason when its condition failed.
+_CHECK_FAILED = "ConditionalCheckFailed"
 _FOLD_ATTEMPTS = 3
 # What versions a customer item's lifecycle facts: every lifecycle write moves one of them.
 _FOLD_VERSION = ("status_changed_at", "status_rank", "entitlements_updated_at")
 # What the rule compares on the customer's own item.
 _FOLD_READ = ("status", *_FOLD_VERSION)
+
+
+def _session(
+    session_id: str,
+    customer_key: str,
+    product_code: str,
+    at: datetime,
+    expires_at: int,
+    csrf_token: str,
+) -> dict[str, Any]:
+    return {
+        PK: {"S": SESSION_PREFIX + session_id},
+        SK: {"S": SESSION_SK},
+        "entity": {"S": "session"},
+        "customer_pk": {"S": customer_key},
+        "product_code": {"S": product_code},
+        "created_at": {"S": _timestamp(at)},
+        EXPIRES_AT: {"N": str(expires_at)},
+        "csrf_token": {"S": csrf_token},
+    }
 
 
 def _key(customer_key: str) -> dict[str, Any]:
@@ -476,7 +575,11 @@ class _Fold:
 
 class _TransactionConflictError(Exception):
     """A transaction was cancelled because an item changed since it was read (or another
-    transaction held it): read again and retry."""
+    transaction held it): read again and retry. ``codes``: each item's cancellation reason."""
+
+    def __init__(self, error_code: str, codes: list[str | None]) -> None:
+        super().__init__(error_code)
+        self.codes = codes
 
 
 class _AlreadyWrittenError(Exception):
@@ -496,9 +599,9 @@ def _storage_errors() -> Iterator[None]:
         if _error_code(exc) == "ConditionalCheckFailedException":
             found: Any = exc.response.get("Item") or {}
             raise _AlreadyWrittenError(dict(found)) from exc
-        reasons = {reason.get("Code") for reason in exc.response.get("CancellationReasons") or []}
-        if reasons & {"ConditionalCheckFailed", "TransactionConflict"}:
-            raise _TransactionConflictError(_error_code(exc)) from exc
+        codes = [reason.get("Code") for reason in exc.response.get("CancellationReasons") or []]
+        if set(codes) & {_CHECK_FAILED, "TransactionConflict"}:
+            raise _TransactionConflictError(_error_code(exc), codes) from exc
         raise StorageUnavailableError(_error_code(exc)) from exc
     except BotoCoreError as exc:
         raise StorageUnavailableError(_error_code(exc)) from exc

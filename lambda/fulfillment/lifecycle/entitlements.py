@@ -7,7 +7,6 @@ customer or product is ignored and counted, never stored on this customer."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Set
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from fulfillment.contract import REASON_DIMENSION, EntitlementDiscardReason, MetricName
 from fulfillment.core.observability import count_by, logger
+from fulfillment.customers.licenses import InvalidLicenseArnError, parse_license_arn
 from fulfillment.lifecycle.subscriptions import (
     Entitlement,
     EntitlementQuery,
@@ -109,10 +109,12 @@ def _count_discarded(reason: EntitlementDiscardReason) -> None:
     count_by(MetricName.ENTITLEMENTS_DISCARDED, REASON_DIMENSION, reason)
 
 
-def _license_id(arn: str) -> str:
-    """The license's own id (``l-...``), the last part of every spelling of its ARN
-    (``...:l-<id>``, ``...:license:l-<id>``, ``.../license/l-<id>``)."""
-    return re.split(r"[:/]", arn)[-1]
+def _license_id(arn: str) -> str | None:
+    """The license's own id, whichever way its ARN is spelt; None for what is no license's."""
+    try:
+        return parse_license_arn(arn).license_id
+    except InvalidLicenseArnError:
+        return None
 
 
 def _belongs_to(raw: dict[str, Any], query: EntitlementQuery) -> bool:

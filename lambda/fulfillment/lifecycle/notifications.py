@@ -30,6 +30,7 @@ from fulfillment.contract import (
     MARKETPLACE_EVENT_SOURCE,
     NotificationType,
 )
+from fulfillment.customers.licenses import InvalidLicenseArnError, parse_license_arn
 
 SNS_NOTIFICATION = "Notification"
 # Far above any Marketplace message; a larger body is refused before JSON parsing.
@@ -243,7 +244,12 @@ def _license_arn(value: str | None) -> str | None:
     # AWS's License event example prints the ARN without its "arn:" prefix; the captured
     # events and ResolveCustomer carry it. Normalise so both name the same customer key.
     if value is not None and value.startswith("aws:"):
-        return "arn:" + value
+        value = "arn:" + value
+    if value is not None:
+        try:
+            parse_license_arn(value)
+        except InvalidLicenseArnError:
+            raise MalformedNotificationError(MalformedReason.INVALID_FIELD, "arn") from None
     return value
 
 

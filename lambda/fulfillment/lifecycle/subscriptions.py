@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import NamedTuple, Protocol
 
 from fulfillment.contract import LifecycleOutcome, NotificationType
+from fulfillment.customers.licenses import parse_license_arn
 from fulfillment.customers.models import LICENSE_KEY_PREFIX, legacy_key, license_key
 from fulfillment.customers.status import CustomerStatus, StatusChange
 from fulfillment.lifecycle.notifications import LifecycleNotification
@@ -228,7 +229,10 @@ def locate(notification: LifecycleNotification, store: LifecycleStore) -> list[s
     agreement id, or nobody yet.
     """
     if notification.license_arn:
-        found = store.customer_keys_by_license(notification.license_arn)
+        # Items keyed before license ids keyed customers carry the ARN as it came, which
+        # for every registered one is ResolveCustomer's spelling: both are looked up.
+        spellings = parse_license_arn(notification.license_arn).spellings
+        found = sorted({key for arn in spellings for key in store.customer_keys_by_license(arn)})
         return _license_keyed_first(found) or [license_key(notification.license_arn)]
     if notification.customer_identifier and notification.product_code:
         product, identifier = notification.product_code, notification.customer_identifier

@@ -24,7 +24,7 @@ from typing import Any
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSEvent, SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from fulfillment.contract import ERROR_CODE_DIMENSION, MarketplaceErrorCode, MetricName
+from fulfillment.contract import ERROR_CODE_DIMENSION, MetricName
 from fulfillment.core import aws, startup
 from fulfillment.core.errors import StorageUnavailableError
 from fulfillment.core.ids import pseudonym
@@ -74,19 +74,15 @@ class RecoveryProcessor:
             # (it feeds the Marketplace failure alarm). The buyer registers again from
             # Marketplace; ResolveCustomer's answer decides then.
             logger.error(
-                "parked registration can never be stored, dropped: ResolveCustomer answered "
-                "no account id",
+                "parked registration can never be stored, dropped: ResolveCustomer's answer "
+                "cannot key a customer",
                 extra={
                     "message_id": record.message_id,
                     "problem": str(error),
                     "receive_count": receive_count,
                 },
             )
-            count_by(
-                MetricName.MARKETPLACE_ERROR,
-                ERROR_CODE_DIMENSION,
-                MarketplaceErrorCode.MISSING_ACCOUNT_ID,
-            )
+            count_by(MetricName.MARKETPLACE_ERROR, ERROR_CODE_DIMENSION, error.code)
             return
         except MalformedParkedRegistrationError as error:
             # Never the body: only what identifies the message and why it was refused.

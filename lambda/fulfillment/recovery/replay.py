@@ -12,9 +12,9 @@ from fulfillment.customers.models import ParkedRegistration, ResolvedCustomer
 class RecoveryStore(Protocol):
     """The writes a parked registration is replayed with; all are idempotent."""
 
-    def fold_legacy_item(self, customer: ResolvedCustomer) -> bool:
-        """Fold an early notification's legacy item into the customer's own, as registration
-        does; True when this call did."""
+    def settle_customer(self, customer: ResolvedCustomer) -> ResolvedCustomer:
+        """Fold older keys' items into the customer's, as registration does; return the
+        customer with the key it is stored under."""
         ...
 
     def restore_session(
@@ -56,7 +56,8 @@ def replay(
     """Write a parked registration's session and customer, each at most once, then complete
     its idempotency record: last, so a resubmission that replays the answer finds both."""
     at = datetime.fromisoformat(parked.registered_at)
-    customer = parked.customer
+    # As registration does, before anything names the customer (docs/lifecycle.md).
+    customer = customers.settle_customer(parked.customer)
     customers.restore_session(
         parked.registration_id,
         customer.customer_key,
@@ -65,8 +66,6 @@ def replay(
         parked.session_expires_at,
         parked.csrf_token,
     )
-    # As registration does, before the customer's own write (docs/lifecycle.md).
-    customers.fold_legacy_item(customer)
     applied = customers.replay_registration(customer, at, parked.registration_id)
     completed = False
     # Messages parked before version 2 name no record.

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fulfillment.contract import MarketplaceErrorCode
+from fulfillment.customers.licenses import InvalidLicenseArnError, parse_license_arn
 from fulfillment.customers.models import ResolvedCustomer
 from fulfillment.registration.errors import (
     ExpiredTokenError,
@@ -58,4 +59,9 @@ class MeteringMarketplace:
         # registration without it could be neither stored nor replayed.
         if not customer.customer_aws_account_id:
             raise IncompleteCustomerError(MarketplaceErrorCode.MISSING_ACCOUNT_ID)
+        if customer.license_arn:
+            try:
+                parse_license_arn(customer.license_arn)
+            except InvalidLicenseArnError:
+                raise IncompleteCustomerError(MarketplaceErrorCode.INVALID_LICENSE_ARN) from None
         return customer

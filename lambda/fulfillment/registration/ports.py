@@ -15,9 +15,17 @@ class Marketplace(Protocol):
 
 
 class CustomerStore(Protocol):
-    def fold_legacy_item(self, customer: ResolvedCustomer) -> bool:
-        """Fold the item an early notification wrote under ``customer.early_legacy_key`` into
-        the customer's own, once; True when this call did (nothing to fold: False)."""
+    def open_customer_session(
+        self,
+        customer: ResolvedCustomer,
+        session_id: str,
+        at: datetime,
+        expires_at: int,
+        csrf_token: str,
+    ) -> ResolvedCustomer:
+        """Store a new registration's session, having folded what earlier writes left under
+        older keys into the customer's item; return the customer with the key it is stored
+        under (a registered older item stays its own), which the session names."""
         ...
 
     def record_registration(

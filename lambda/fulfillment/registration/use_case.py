@@ -40,40 +40,26 @@ def register(
     expires_at = int(now.timestamp()) + session_ttl_seconds
     try:
         # The session first, the customer last: if the customer write fails, the only trace is
-        # a session nobody was given yet, and the replay counts the registration once.
-        opened = open_session(
-            customer.customer_key,
-            customer.product_code,
-            customers=customers,
-            now=now,
-            session_ttl_seconds=session_ttl_seconds,
-            new_customer=False,
-            request_id=request_id,
-            session_id=session_id,
-            csrf_token=csrf_token,
+        # a session nobody was given yet, and the replay counts the registration once. Items
+        # that came first under older keys join the customer's before the session names it
+        # (a registered one stays the customer's item): one item, whatever arrived first.
+        customer = customers.open_customer_session(
+            customer, session_id, now, expires_at, csrf_token
         )
-        # A notification that came first under the legacy key joins the customer's item
-        # before the registration lands on it: one item, whatever arrived first.
-        customers.fold_legacy_item(customer)
-        new_customer = customers.record_registration(customer, now, opened.session_id)
+        new_customer = customers.record_registration(customer, now, session_id)
     except (StorageUnavailableError, DeadlineExceededError) as error:
-        deferred = RegistrationOutcome(
-            session_id=session_id,
-            session_expires_at=expires_at,
-            customer_key=customer.customer_key,
-            customer_ref=pseudonym(customer.customer_key),
-            product_code=customer.product_code,
-            new_customer=False,
-            registered_by_request=request_id,
-            deferred=True,
-            free_trial=free_trial,
-        )
+        deferred = _outcome(
+            customer.customer_key, customer.product_code, session_id, expires_at, request_id
+        )._replace(deferred=True, free_trial=free_trial)
         parked = _parked(customer, session_id, expires_at, csrf_token, now, request_id)
         if idempotency_key is not None:
             parked = parked._replace(idempotency_key=idempotency_key, outcome=deferred.as_record())
         # Raises RecoveryUnavailableError when the queue refuses too: nothing was promised.
         recovery.park(parked, reason=f"{type(error).__name__}: {error}")
         return deferred
+    opened = _outcome(
+        customer.customer_key, customer.product_code, session_id, expires_at, request_id
+    )
     return opened._replace(new_customer=new_customer, free_trial=free_trial)
 
 
@@ -117,12 +103,19 @@ def open_session(
     customers.create_session(
         session_id, customer_key, product_code, now, expires_at, csrf_token or new_csrf_token()
     )
+    outcome = _outcome(customer_key, product_code, session_id, expires_at, request_id)
+    return outcome._replace(new_customer=new_customer)
+
+
+def _outcome(
+    customer_key: str, product_code: str, session_id: str, expires_at: int, request_id: str
+) -> RegistrationOutcome:
     return RegistrationOutcome(
         session_id=session_id,
         session_expires_at=expires_at,
         customer_key=customer_key,
         customer_ref=pseudonym(customer_key),
         product_code=product_code,
-        new_customer=new_customer,
+        new_customer=False,
         registered_by_request=request_id,
     )
