@@ -159,6 +159,15 @@ class Monitoring(Construct):
                     metrics=[by_type_and_outcome],
                 ),
                 CustomMetricGroup(
+                    title="Entitlements discarded by reason",
+                    metrics=[
+                        self._entitlements_discarded_alarm(),
+                        self._entitlements_discarded(
+                            contract.EntitlementDiscardReason.INVALID_PARAMETER
+                        ),
+                    ],
+                ),
+                CustomMetricGroup(
                     title="Processing failures by event type",
                     metrics=[
                         self._metric(
@@ -334,6 +343,37 @@ class Monitoring(Construct):
             statistic=cloudwatch.Stats.SUM,
             period=period,
             label=label,
+        )
+
+    def _entitlements_discarded(self, reason: str) -> cloudwatch.Metric:
+        return self._metric(
+            MetricName.ENTITLEMENTS_DISCARDED,
+            label=reason,
+            dimensions={contract.REASON_DIMENSION: reason},
+        )
+
+    def _entitlements_discarded_alarm(self) -> CustomMetricWithAlarm:
+        # Another customer's entitlements in an answer: a data-integrity signal worth a look
+        # each time. InvalidParameter (a query Marketplace refused) is drawn, not alarmed:
+        # the record is acknowledged and the next license event fetches again.
+        return CustomMetricWithAlarm(
+            metric=self._entitlements_discarded(contract.EntitlementDiscardReason.OTHER_CUSTOMER),
+            alarm_friendly_name="Entitlements-OtherCustomer",
+            add_alarm={
+                _CRITICAL: CustomThreshold(
+                    threshold=1,
+                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
+                    alarm_description_override=(
+                        "GetEntitlements answered entitlements of another license, customer "
+                        "or product for a lifecycle notification; they were ignored and only "
+                        "the customer's own were stored. Check first: the lifecycle function's "
+                        "'entitlements of another customer' log lines (product code, counts), "
+                        "then the customer's stored entitlements against the AWS Marketplace "
+                        "Management Portal (docs/runbook.md)."
+                    ),
+                )
+            },
         )
 
     def _marketplace_error(self, code: str) -> cloudwatch.Metric:

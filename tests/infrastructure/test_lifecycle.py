@@ -19,6 +19,7 @@ from fulfillment.contract import (
     LICENSE_DETAIL_TYPES,
     LIFECYCLE_HANDLER,
     UNKNOWN_EVENT_TYPE,
+    EntitlementDiscardReason,
     LifecycleOutcome,
     NotificationType,
 )
@@ -339,7 +340,20 @@ def test_alarms_watch_errors_dead_letters_and_the_oldest_message(synth: Synth) -
         {"Name": "FunctionName", "Value": function_ref}
     ]
     assert (errors["Threshold"], errors["ComparisonOperator"]) == (0, "GreaterThanThreshold")
-    assert len(alarms) == 3
+    (discarded,) = [
+        a
+        for a in alarms.values()
+        if a["Metrics"][0]["MetricStat"]["Metric"]["MetricName"] == "EntitlementsDiscarded"
+    ]
+    assert {"Name": "Reason", "Value": "OtherCustomer"} in discarded["Metrics"][0]["MetricStat"][
+        "Metric"
+    ]["Dimensions"]
+    assert (discarded["Threshold"], discarded["ComparisonOperator"]) == (
+        1,
+        "GreaterThanOrEqualToThreshold",
+    )
+    assert discarded["TreatMissingData"] == "notBreaching"
+    assert len(alarms) == 4
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["OKActions"] == [{"Ref": topic_id}]
@@ -357,6 +371,10 @@ def test_dashboard_draws_notifications_by_event_type_and_outcome(synth: Synth) -
     # Every pair that occurs (a SEARCH), and the failures per event type by exact dimensions
     assert "SEARCH('{Fulfillment,EventType,Outcome,service} MetricName=" in body
     assert "LifecycleNotification" in body
+    # and GetEntitlements answers that were not (wholly) stored, by reason
+    assert "Entitlements discarded by reason" in body
+    assert "EntitlementsDiscarded" in body
+    assert all(reason in body for reason in EntitlementDiscardReason)
     for event_type in (*NotificationType, UNKNOWN_EVENT_TYPE):
         assert event_type in body
     assert f'\\"{LifecycleOutcome.FAILED}\\"' in body
