@@ -359,21 +359,14 @@ class Monitoring(Construct):
         return CustomMetricWithAlarm(
             metric=self._entitlements_discarded(contract.EntitlementDiscardReason.OTHER_CUSTOMER),
             alarm_friendly_name="Entitlements-OtherCustomer",
-            add_alarm={
-                _CRITICAL: CustomThreshold(
-                    threshold=1,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
-                    alarm_description_override=(
-                        "GetEntitlements answered entitlements of another license, customer "
-                        "or product for a lifecycle notification; they were ignored and only "
-                        "the customer's own were stored. Check first: the lifecycle function's "
-                        "'entitlements of another customer' log lines (product code, counts), "
-                        "then the customer's stored entitlements against the AWS Marketplace "
-                        "Management Portal (docs/runbook.md)."
-                    ),
-                )
-            },
+            add_alarm=_on_any(
+                "GetEntitlements answered entitlements of another license, customer "
+                "or product for a lifecycle notification; they were ignored and only "
+                "the customer's own were stored. Check first: the lifecycle function's "
+                "'entitlements of another customer' log lines (product code, counts), "
+                "then the customer's stored entitlements against the AWS Marketplace "
+                "Management Portal (docs/runbook.md)."
+            ),
         )
 
     def _marketplace_error(self, code: str) -> cloudwatch.Metric:
@@ -389,21 +382,14 @@ class Monitoring(Construct):
                 period=Duration.minutes(1)
             ),
             alarm_friendly_name="Marketplace-DisabledApi",
-            add_alarm={
-                _CRITICAL: CustomThreshold(
-                    threshold=1,
-                    comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-                    treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
-                    alarm_description_override=(
-                        "ResolveCustomer answered DisabledApiException: the Marketplace Metering "
-                        "API is not enabled for this product or region, so EVERY registration "
-                        "fails until it is fixed (buyers see a 503 page). Check first: the "
-                        "function's MARKETPLACE_REGION setting (ResolveCustomer is served in "
-                        "us-east-1) and its 'configuration fault' log lines, then the product's "
-                        "status in the AWS Marketplace Management Portal."
-                    ),
-                )
-            },
+            add_alarm=_on_any(
+                "ResolveCustomer answered DisabledApiException: the Marketplace Metering "
+                "API is not enabled for this product or region, so EVERY registration "
+                "fails until it is fixed (buyers see a 503 page). Check first: the "
+                "function's MARKETPLACE_REGION setting (ResolveCustomer is served in "
+                "us-east-1) and its 'configuration fault' log lines, then the product's "
+                "status in the AWS Marketplace Management Portal."
+            ),
         )
         failure_rate = CustomMetricWithAlarm(
             metric=self._marketplace_failure_percent(),
@@ -661,3 +647,15 @@ class Monitoring(Construct):
                 )
             },
         )
+
+
+def _on_any(description: str) -> dict[str, CustomThreshold]:
+    """A critical alarm on any occurrence in a period; a period without data is fine."""
+    return {
+        _CRITICAL: CustomThreshold(
+            threshold=1,
+            comparison_operator=cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            treat_missing_data_override=cloudwatch.TreatMissingData.NOT_BREACHING,
+            alarm_description_override=description,
+        )
+    }
