@@ -64,7 +64,7 @@ _OTHER_REGISTRATION = (
 _NEWER_REGISTRATION = "attribute_not_exists(last_registered_at) OR last_registered_at < :now"
 
 # The session and customer updates' indexes in complete_signup's TransactItems (and
-# CancellationReasons).
+# CancellationReasons); the session is first in a new session's TransactItems too.
 _SESSION_ITEM = 0
 _CUSTOMER_ITEM = 2
 
@@ -148,10 +148,11 @@ class DynamoDBCustomerStore:
         customers): the usual answer costs no extra call, and only a customer found there is
         settled with reads before its session is written."""
         arn_key = customer.arn_key
-        if arn_key is None or not self._session_unless_stored(
-            customer, arn_key, session_id, at, expires_at, csrf_token
-        ):
-            customer = self.settle_customer(customer)
+        session = _session(
+            session_id, customer.customer_key, customer.product_code, at, expires_at, csrf_token
+        )
+        if arn_key is None or not self._session_unless_stored(session, arn_key):
+            customer = self._settle_arn_item(customer)
             self.restore_session(
                 session_id,
                 customer.customer_key,
@@ -160,24 +161,12 @@ class DynamoDBCustomerStore:
                 expires_at,
                 csrf_token,
             )
-        elif customer.early_legacy_key is not None:
-            self._fold(customer, customer.early_legacy_key)
+        self._fold_legacy_item(customer)
         return customer
 
-    def _session_unless_stored(
-        self,
-        customer: ResolvedCustomer,
-        arn_key: str,
-        session_id: str,
-        at: datetime,
-        expires_at: int,
-        csrf_token: str,
-    ) -> bool:
-        """The session, under the customer's key, unless an item is stored under ``arn_key``
-        (False: nothing written)."""
-        session = _session(
-            session_id, customer.customer_key, customer.product_code, at, expires_at, csrf_token
-        )
+    def _session_unless_stored(self, session: dict[str, Any], arn_key: str) -> bool:
+        """Put ``session`` unless an item is stored under ``arn_key`` (False: nothing
+        written), in one call."""
         items: list[Any] = [
             {"Put": {"TableName": self._table, "Item": session, "ConditionExpression": _ABSENT}},
             {
@@ -192,12 +181,10 @@ class DynamoDBCustomerStore:
             with _storage_errors():
                 self._client.transact_write_items(TransactItems=items)
         except _TransactionConflictError as cancelled:
-            session_found, arn_item_found = (
-                code == _CHECK_FAILED for code in [*cancelled.codes, None, None][:2]
-            )
-            if arn_item_found:
+            codes = dict(enumerate(cancelled.codes))
+            if codes.get(_ARN_CHECK) == _CHECK_FAILED:
                 return False
-            if not session_found:
+            if codes.get(_SESSION_ITEM) != _CHECK_FAILED:
                 # Another transaction held one of the items: like an unavailable table.
                 raise StorageUnavailableError("TransactionConflict") from None
             # Only the session exists: an earlier attempt of this very call stored it.
@@ -218,13 +205,19 @@ class DynamoDBCustomerStore:
 
         One consistent read per older key when there is nothing to fold (docs/lifecycle.md).
         """
+        customer = self._settle_arn_item(customer)
+        self._fold_legacy_item(customer)
+        return customer
+
+    def _settle_arn_item(self, customer: ResolvedCustomer) -> ResolvedCustomer:
         arn_key = customer.arn_key
         if arn_key is not None and self._fold(customer, arn_key):
-            customer = customer._replace(stored_key=arn_key)
-        legacy = customer.early_legacy_key
-        if legacy is not None:
-            self._fold(customer, legacy)
+            return customer._replace(stored_key=arn_key)
         return customer
+
+    def _fold_legacy_item(self, customer: ResolvedCustomer) -> None:
+        if customer.early_legacy_key is not None:
+            self._fold(customer, customer.early_legacy_key)
 
     def _fold(self, customer: ResolvedCustomer, older_key: str) -> bool:
         """Fold the item under ``older_key`` into the customer's unless it was registered;
@@ -464,7 +457,7 @@ class DynamoDBCustomerStore:
             # One reason per item, in TransactItems order: the session update is first.
             reasons = exc.response.get("CancellationReasons") or []
             session_reason = reasons[_SESSION_ITEM].get("Code") if reasons else None
-            if session_reason == "ConditionalCheckFailed":
+            if session_reason == _CHECK_FAILED:
                 stored = self._session_item(session.session_id) or {}
                 if stored.get("completed_at", {}).get("S") == now:
                     # An earlier attempt of this very call was applied and its answer lost (a
@@ -475,7 +468,7 @@ class DynamoDBCustomerStore:
                     raise SignupAlreadyCompletedError("sign-up already submitted") from None
                 raise SignupSessionUnavailableError("sign-up session expired") from None
             if len(reasons) > _CUSTOMER_ITEM and (
-                reasons[_CUSTOMER_ITEM].get("Code") == "ConditionalCheckFailed"
+                reasons[_CUSTOMER_ITEM].get("Code") == _CHECK_FAILED
             ):
                 # A live session whose customer write was parked: not recorded yet.
                 raise RegistrationPendingError("registration's customer not recorded yet") from None
@@ -484,11 +477,13 @@ class DynamoDBCustomerStore:
             raise StorageUnavailableError(_error_code(exc)) from exc
 
 
-# A fold retries when a notification lands between its read and its write; after this many
-# attempts in a row it gives up, and the registration is parked and replayed later.
 _ABSENT = "attribute_not_exists(pk)"
 # A transaction item's cancellation reason when its condition failed.
 _CHECK_FAILED = "ConditionalCheckFailed"
+# The check of the key before license ids, in a new session's TransactItems.
+_ARN_CHECK = 1
+# A fold retries when a notification lands between its read and its write; after this many
+# attempts in a row it gives up, and the registration is parked and replayed later.
 _FOLD_ATTEMPTS = 3
 # What versions a customer item's lifecycle facts: every lifecycle write moves one of them.
 _FOLD_VERSION = ("status_changed_at", "status_rank", "entitlements_updated_at")
