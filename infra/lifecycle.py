@@ -53,10 +53,18 @@ LEGACY_TOPIC_PREFIXES = ("aws-mp-subscription-notification-", "aws-mp-entitlemen
 
 # Exactly the calls the lifecycle function makes (the SQS event source adds its own grants):
 # GetItem/UpdateItem/PutItem on the customers table, Query on its indexes (named from
-# fulfillment.contract, no wildcard), GetEntitlements (no resource ARNs exist for it).
+# fulfillment.contract, no wildcard), GetEntitlements and GetAgreementTerms (no resource ARNs
+# exist for either). The terms only of purchase agreements the seller proposed: the conditions
+# of AWS's own seller policy (AWSMarketplaceSellerFullAccess), and the only role whose events
+# the function reads terms for.
 CUSTOMERS_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 INDEX_ACTIONS = ("dynamodb:Query",)
 ENTITLEMENT_ACTIONS = ("aws-marketplace:GetEntitlements",)
+AGREEMENT_TERMS_ACTIONS = ("aws-marketplace:GetAgreementTerms",)
+AGREEMENT_TERMS_CONDITIONS = {
+    "StringEquals": {"aws-marketplace:PartyType": "Proposer"},
+    "ForAllValues:StringEquals": {"aws-marketplace:AgreementType": ["PurchaseAgreement"]},
+}
 
 # The function: what infra/api.py's helper gives every function (python3.13, arm64, 1024 MB,
 # 20 s, JSON logs, X-Ray). SQS wants the visibility timeout at least 6x the function timeout.
@@ -199,9 +207,9 @@ class Lifecycle(Construct):
             FunctionSpec(
                 construct_prefix="Lifecycle",
                 handler=contract.LIFECYCLE_HANDLER,
-                description="Marketplace subscription lifecycle: status and entitlements",
+                description="Marketplace subscription lifecycle: status, entitlements, free trials",
                 role_description="lifecycle function: customers table, its indexes, "
-                "GetEntitlements",
+                "GetEntitlements, GetAgreementTerms",
                 environment={
                     **lifecycle_environment(table, product_codes),
                     **environment_extra,
@@ -212,6 +220,11 @@ class Lifecycle(Construct):
                     ),
                     iam.PolicyStatement(actions=list(INDEX_ACTIONS), resources=indexes),
                     iam.PolicyStatement(actions=list(ENTITLEMENT_ACTIONS), resources=["*"]),
+                    iam.PolicyStatement(
+                        actions=list(AGREEMENT_TERMS_ACTIONS),
+                        resources=["*"],
+                        conditions=AGREEMENT_TERMS_CONDITIONS,
+                    ),
                 ],
             ),
             code=lambda_.Code.from_asset(str(code_dir)),
@@ -221,7 +234,9 @@ class Lifecycle(Construct):
         self._acknowledge(
             policy,
             "AwsSolutions-IAM5[Resource::*]",
-            "aws-marketplace:GetEntitlements supports no resource ARNs, and X-Ray's "
+            "aws-marketplace:GetEntitlements and GetAgreementTerms support no resource ARNs "
+            "(GetAgreementTerms is held to purchase agreements the seller proposed by IAM "
+            "conditions), and X-Ray's "
             "PutTraceSegments/PutTelemetryRecords (active tracing) require '*'; every DynamoDB "
             "action is scoped to the customers table or one of its named indexes.",
         )

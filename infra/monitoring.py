@@ -168,6 +168,17 @@ class Monitoring(Construct):
                     ],
                 ),
                 CustomMetricGroup(
+                    title="Agreement terms unknown by reason",
+                    metrics=[
+                        self._agreement_terms_unknown_alarm(),
+                        *(
+                            self._agreement_terms_unknown(reason)
+                            for reason in contract.AgreementTermsUnknownReason
+                            if reason is not contract.AgreementTermsUnknownReason.ACCESS_DENIED
+                        ),
+                    ],
+                ),
+                CustomMetricGroup(
                     title="Processing failures by event type",
                     metrics=[
                         self._metric(
@@ -366,6 +377,31 @@ class Monitoring(Construct):
                 "'entitlements of another customer' log lines (product code, counts), "
                 "then the customer's stored entitlements against the AWS Marketplace "
                 "Management Portal (docs/runbook.md)."
+            ),
+        )
+
+    def _agreement_terms_unknown(self, reason: str) -> cloudwatch.Metric:
+        return self._metric(
+            MetricName.AGREEMENT_TERMS_UNKNOWN,
+            label=reason,
+            dimensions={contract.REASON_DIMENSION: reason},
+        )
+
+    def _agreement_terms_unknown_alarm(self) -> CustomMetricWithAlarm:
+        # AccessDenied is the role (or the seller's account) unable to read any agreement's
+        # terms: no free trial will be known until it is fixed. NotFound and InvalidRequest
+        # concern one agreement and are drawn only.
+        return CustomMetricWithAlarm(
+            metric=self._agreement_terms_unknown(
+                contract.AgreementTermsUnknownReason.ACCESS_DENIED
+            ),
+            alarm_friendly_name="AgreementTerms-AccessDenied",
+            add_alarm=_on_any(
+                "GetAgreementTerms answered AccessDeniedException for an agreement the "
+                "seller proposed, so whether its buyer is on a free trial is not known "
+                "(the status and everything else were recorded). Check first: the "
+                "lifecycle function role's aws-marketplace:GetAgreementTerms statement "
+                "and any SCP or permission boundary on it (docs/runbook.md)."
             ),
         )
 

@@ -42,7 +42,9 @@ SHIPPED_DISTRIBUTIONS = ("aws-lambda-powertools", "markupsafe", "typing_extensio
 METERING_MODEL = Path("meteringmarketplace", "2016-01-14", "service-2.json")
 # GetEntitlements' LICENSE_ARN filter is newer than some runtime botocore releases.
 ENTITLEMENT_MODEL = Path("marketplace-entitlement", "2017-01-11", "service-2.json")
-SHIPPED_MODELS = (METERING_MODEL, ENTITLEMENT_MODEL)
+# GetAgreementTerms' freeTrialPricingTerm: a runtime model without it would parse it away.
+AGREEMENT_MODEL = Path("marketplace-agreement", "2020-03-01", "service-2.json")
+SHIPPED_MODELS = (METERING_MODEL, ENTITLEMENT_MODEL, AGREEMENT_MODEL)
 
 PIP_CACHE = REPO_ROOT / "build" / "pip-cache"
 COMPILER = Path(__file__).resolve().parent / "compile_bytecode.mjs"
@@ -197,9 +199,10 @@ def _copy_service_models(data_dir: Path) -> None:
         target.parent.mkdir(parents=True)
         document = json.loads(gzip.decompress(source.read_bytes()))
         metadata = document["metadata"]
-        # Current models may name a newer wire protocol first (marketplace-entitlement:
-        # smithy-rpc-v2-cbor) that an older runtime botocore cannot speak; every service here
-        # also speaks JSON 1.1, which all botocore releases do.
+        # Current models may name a newer wire protocol first (marketplace-entitlement,
+        # marketplace-agreement: smithy-rpc-v2-cbor) that an older runtime botocore cannot
+        # speak; every service here also speaks JSON (1.1, or 1.0 for the agreement service),
+        # which all botocore releases do.
         if metadata.get("protocol") != "json":
             if "json" not in metadata.get("protocols", []):
                 raise PackagingError(f"{model} does not offer the json protocol")

@@ -1,10 +1,12 @@
-"""Local stand-in for AWS Marketplace: the Metering and Entitlement APIs and the buyer page.
+"""Local stand-in for AWS Marketplace: the Metering, Entitlement and Agreement APIs (the calls
+this project makes) and the buyer page.
 
-Never deployed; the one stand-in behind `make run`, the tests and `make bench` (moto has
-neither ResolveCustomer nor GetEntitlements). `MarketplaceStandIn.call` answers a JSON 1.1
-request (``X-Amz-Target`` and body) as the real endpoints do, errors as ``{"__type",
-"message"}`` with their status codes: over HTTP at ``POST /`` (AWS_ENDPOINT_URL_MARKETPLACE_
-METERING and ..._ENTITLEMENT_SERVICE may both name the server), or in-process (bench/fakes.py).
+Never deployed; the one stand-in behind `make run`, the tests and `make bench` (moto has none
+of ResolveCustomer, GetEntitlements, GetAgreementTerms). `MarketplaceStandIn.call` answers a
+JSON 1.1 or 1.0 request (``X-Amz-Target`` and body) as the real endpoints do, errors as
+``{"__type", "message"}`` with their status codes: over HTTP at ``POST /`` (AWS_ENDPOINT_URL_
+MARKETPLACE_METERING, ..._ENTITLEMENT_SERVICE and ..._AGREEMENT may all name the server), or
+in-process (bench/fakes.py).
 ``GET /marketplace`` is a page whose buttons post a fresh registration token to the
 fulfillment URL, as Marketplace does after a buyer subscribes; connected to a lifecycle queue
 it also sends each customer's lifecycle notifications (real-shaped EventBridge events, or
@@ -39,6 +41,8 @@ from local.server import LocalRequest, LocalResponse, RunningServer, serve
 
 RESOLVE_TARGET = "AWSMPMeteringService.ResolveCustomer"
 ENTITLEMENTS_TARGET = "AWSMPEntitlementService.GetEntitlements"
+AGREEMENT_TERMS_TARGET = "AWSMPCommerceService_v20200301.GetAgreementTerms"
+MAX_TERMS_PAGE = 50
 AMZ_JSON = "application/x-amz-json-1.1"
 DEFAULT_ENTITLEMENTS: tuple[tuple[str, int], ...] = (("users", 10),)
 MAX_ENTITLEMENT_PAGE = 25
@@ -80,12 +84,17 @@ ERRORS: dict[str, tuple[int, str]] = {
     "InvalidParameterException": (400, "Invalid request."),
     "SerializationException": (400, "Body is not valid JSON."),
     "UnknownOperationException": (400, "Unknown operation."),
+    # The Agreement API's (JSON 1.0, its own status codes).
+    "AccessDeniedException": (403, "User is not authorized to perform this action."),
+    "ResourceNotFoundException": (404, "Agreement not found."),
+    "ValidationException": (400, "Invalid request."),
 }
 
 
-def _error(code: str) -> tuple[int, dict[str, Any]]:
-    status, message = ERRORS[code]
-    return status, {"__type": code, "message": message}
+def _error(code: str, status: int | None = None) -> tuple[int, dict[str, Any]]:
+    """The answer of error ``code``; ``status`` where an API gives it another status code."""
+    usual, message = ERRORS[code]
+    return status or usual, {"__type": code, "message": message}
 
 
 @dataclass(frozen=True)
@@ -203,6 +212,8 @@ class Faults:
     # GetEntitlements: answer every entitlement of the product, whatever the filter says
     # (an answer carrying other licenses' and customers' entitlements).
     ignore_entitlement_filters: bool = False
+    # GetAgreementTerms: answer the next n calls with AccessDeniedException (permanent).
+    terms_denied_next: int = 0
 
 
 def _number(value: object, most: float = sys.float_info.max) -> bool:
@@ -217,6 +228,7 @@ def _fault_error(name: str, value: object) -> str | None:
         "throttle_next": (count, "a non-negative integer"),
         "internal_error_next": (count, "a non-negative integer"),
         "invalid_parameter_next": (count, "a non-negative integer"),
+        "terms_denied_next": (count, "a non-negative integer"),
         "ignore_entitlement_filters": (isinstance(value, bool), "true or false"),
         "disabled": (isinstance(value, bool), "true or false"),
         "expire_after_seconds": (_number(value), "a finite, non-negative number"),
@@ -254,6 +266,7 @@ class MarketplaceStandIn:
     _tokens: dict[str, _IssuedToken]
     _resolve_calls: int
     _entitlement_calls: int
+    _terms_calls: int
     _calls_by_key: dict[str, int]  # calls per token, by digest
     _answers: dict[str, int]
     # customer name -> (time of its last notification, the bodies last sent)
@@ -312,6 +325,8 @@ class MarketplaceStandIn:
             request = None
         if target == ENTITLEMENTS_TARGET:
             return self.get_entitlements(request)
+        if target == AGREEMENT_TERMS_TARGET:
+            return self.get_agreement_terms(request)
         if target != RESOLVE_TARGET:
             return _error("UnknownOperationException")
         if request is None:
@@ -400,6 +415,38 @@ class MarketplaceStandIn:
             body["NextToken"] = str(start + size)
         return 200, body
 
+    def get_agreement_terms(self, request: object) -> tuple[int, dict[str, Any]]:
+        """The GetAgreementTerms answer for a decoded JSON request: the accepted terms of the
+        customer on that agreement (with a free-trial term for a trial customer)."""
+        request = request if isinstance(request, dict) else {}
+        agreement = request.get("agreementId")
+        size = request.get("maxResults", MAX_TERMS_PAGE)
+        token = request.get("nextToken") or "0"
+        if not (
+            isinstance(agreement, str)
+            and 1 <= len(agreement) <= 64
+            and type(size) is int
+            and 1 <= size <= MAX_TERMS_PAGE
+            and isinstance(token, str)
+            and token.isdigit()
+        ):
+            return _error("ValidationException")
+        with self._lock:
+            self._terms_calls += 1
+            if self._take("throttle_next"):
+                return _error(Code.THROTTLING, 429)  # the Agreement API's code
+            if self._take("terms_denied_next"):
+                return _error("AccessDeniedException")
+            found = [c for c in self._customers.values() if c.agreement_id == agreement]
+        if not found:
+            return _error("ResourceNotFoundException")
+        terms = _accepted_terms(found[0])
+        start = int(token)
+        body: dict[str, Any] = {"acceptedTerms": terms[start : start + size]}
+        if start + size < len(terms):
+            body["nextToken"] = str(start + size)
+        return 200, body
+
     def _take(self, fault: str) -> bool:
         """Use up one of a counted fault (throttle_next, internal_error_next); lock held."""
         left = int(getattr(self._faults, fault))
@@ -446,6 +493,7 @@ class MarketplaceStandIn:
             self._tokens = {}
             self._resolve_calls = 0
             self._entitlement_calls = 0
+            self._terms_calls = 0
             self._calls_by_key = {}
             self._answers = {}
             self._last_sent = {}
@@ -464,6 +512,12 @@ class MarketplaceStandIn:
         """GetEntitlements calls answered since the last reset."""
         with self._lock:
             return self._entitlement_calls
+
+    @property
+    def terms_calls(self) -> int:
+        """GetAgreementTerms calls answered since the last reset."""
+        with self._lock:
+            return self._terms_calls
 
     @property
     def resolve_answers(self) -> dict[str, int]:
@@ -545,6 +599,46 @@ def _entitlements(customer: TestCustomer) -> list[dict[str, Any]]:
             entitlement["LicenseArn"] = customer.license_arn
         found.append(entitlement)
     return found
+
+
+def _accepted_terms(customer: TestCustomer) -> list[dict[str, Any]]:
+    """An agreement's accepted terms as the Agreement API answers them: a legal term, the
+    contract's pricing with the buyer's configuration, and a free trial for a trial buyer."""
+    grants = [{"dimensionKey": d, "maxQuantity": v} for d, v in customer.entitlements]
+    terms: list[dict[str, Any]] = [
+        {
+            "legalTerm": {
+                "id": f"term-legal-{customer.name}",
+                "type": "LegalTerm",
+                "documents": [{"type": "StandardEula", "version": "2022-07-14"}],
+            }
+        },
+        {
+            "configurableUpfrontPricingTerm": {
+                "id": f"term-pricing-{customer.name}",
+                "type": "ConfigurableUpfrontPricingTerm",
+                "currencyCode": "USD",
+                "configuration": {
+                    "selectorValue": "P12M",
+                    "dimensions": [
+                        {"dimensionKey": d, "dimensionValue": v} for d, v in customer.entitlements
+                    ],
+                },
+            }
+        },
+    ]
+    if customer.free_trial:
+        terms.append(
+            {
+                "freeTrialPricingTerm": {
+                    "id": f"term-trial-{customer.name}",
+                    "type": "FreeTrialPricingTerm",
+                    "duration": "P30D",
+                    "grants": grants,
+                }
+            }
+        )
+    return terms
 
 
 _FILTER_FIELDS = {

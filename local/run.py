@@ -328,12 +328,16 @@ def _start(
             environ.get("AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE", "").strip()
             or marketplace_url
         )
+        agreement_url = (
+            environ.get("AWS_ENDPOINT_URL_MARKETPLACE_AGREEMENT", "").strip() or marketplace_url
+        )
         lifecycle = LocalLifecycle(
             endpoint_url=dynamodb_url,
             customers_table=customers_table,
             function_environment={
                 **without_contacts,
                 "AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE": entitlement_url,
+                "AWS_ENDPOINT_URL_MARKETPLACE_AGREEMENT": agreement_url,
             },
             region=LOCAL_REGION,
         )

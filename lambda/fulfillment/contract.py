@@ -94,6 +94,9 @@ class MetricName(StrEnum):
     # GetEntitlements answers not stored: {Reason, service}, Reason an
     # EntitlementDiscardReason. One per fetch that discarded anything.
     ENTITLEMENTS_DISCARDED = "EntitlementsDiscarded"
+    # GetAgreementTerms refused for good, so an agreement's free trial is not known:
+    # {Reason, service}, Reason an AgreementTermsUnknownReason.
+    AGREEMENT_TERMS_UNKNOWN = "AgreementTermsUnknown"
 
 
 SERVICE_DIMENSION = "service"
@@ -126,6 +129,15 @@ class EntitlementDiscardReason(StrEnum):
     # GetEntitlements refused the request (InvalidParameterException, permanent): the
     # notification's status is applied, its entitlements are not fetched again.
     INVALID_PARAMETER = "InvalidParameter"
+
+
+class AgreementTermsUnknownReason(StrEnum):
+    """Why an agreement's terms could not be read: the Reason of AgreementTermsUnknown."""
+
+    # The function's role may not read them (IAM), or the seller is not the proposer.
+    ACCESS_DENIED = "AccessDenied"
+    NOT_FOUND = "NotFound"
+    INVALID_REQUEST = "InvalidRequest"
 
 
 class SignupRejectionReason(StrEnum):
@@ -194,6 +206,7 @@ class DetailType(StrEnum):
     CUSTOMER_REGISTERED = "Customer Registered"
     CUSTOMER_SIGNED_UP = "Customer Signed Up"
     CUSTOMER_STATUS_CHANGED = "Customer Status Changed"
+    CUSTOMER_FREE_TRIAL_CHANGED = "Customer Free Trial Changed"
 
 
 # Marketplace's own: the EventBridge source of agreement and license events, and every

@@ -125,3 +125,28 @@ def test_subscribe_before_registration_then_register_then_unsubscribe_stays(
     assert _settled(stack, marketplace, {"unsubscribed"}) == "unsubscribed"
     assert f'data-customer="{CUSTOMER}">unsubscribed</strong>' in _page(stack)
     assert stack.lifecycle.dead_letters() == []
+
+
+def test_a_free_trial_buyer_subscribing_on_the_local_stack_is_recorded_as_a_trial(
+    stack: LocalStack, marketplace: MarketplaceStandIn
+) -> None:
+    marketplace_url = stack.marketplace_url
+    trial = next(c for c in marketplace.customers if c.name == "free-trial")
+
+    # When the trial buyer subscribes on the Marketplace page
+    _press(marketplace_url, trial.name, "subscribe")
+
+    # Then the local lifecycle function read the agreement's terms from the stand-in
+    deadline, item = time.monotonic() + 30, None
+    while time.monotonic() < deadline:
+        item = (
+            stack.dynamodb_client()
+            .get_item(TableName=stack.customers_table, Key=customer_key(trial), ConsistentRead=True)
+            .get("Item")
+        )
+        if item and "free_trial" in item and _queue_empty(stack):
+            break
+        time.sleep(0.2)
+    assert item is not None and item.get("free_trial") == {"BOOL": True}, item
+    assert marketplace.terms_calls >= 1
+    assert stack.lifecycle is not None and stack.lifecycle.dead_letters() == []

@@ -19,6 +19,7 @@ from fulfillment.contract import (
     LICENSE_DETAIL_TYPES,
     LIFECYCLE_HANDLER,
     UNKNOWN_EVENT_TYPE,
+    AgreementTermsUnknownReason,
     EntitlementDiscardReason,
     LifecycleOutcome,
     NotificationType,
@@ -268,8 +269,20 @@ def test_role_can_do_exactly_what_the_function_calls(synth: Synth) -> None:
     }
     assert by_resource.pop('"*"') == {
         "aws-marketplace:GetEntitlements",
+        "aws-marketplace:GetAgreementTerms",
         "xray:PutTraceSegments",
         "xray:PutTelemetryRecords",
+    }
+    # GetAgreementTerms only for purchase agreements the seller proposed, alone in its statement
+    (terms,) = [
+        s
+        for s in _role_statements(synth)
+        if "aws-marketplace:GetAgreementTerms" in _listed(s["Action"])
+    ]
+    assert _listed(terms["Action"]) == ["aws-marketplace:GetAgreementTerms"]
+    assert terms["Condition"] == {
+        "StringEquals": {"aws-marketplace:PartyType": "Proposer"},
+        "ForAllValues:StringEquals": {"aws-marketplace:AgreementType": ["PurchaseAgreement"]},
     }
     # The SQS event source's own grant, on this queue only
     assert by_resource.pop(json.dumps(queue_arn, sort_keys=True)) == {
@@ -353,7 +366,17 @@ def test_alarms_watch_errors_dead_letters_and_the_oldest_message(synth: Synth) -
         "GreaterThanOrEqualToThreshold",
     )
     assert discarded["TreatMissingData"] == "notBreaching"
-    assert len(alarms) == 4
+    # Any AccessDenied from GetAgreementTerms: no free trial is known until the role is fixed
+    (denied,) = [
+        a
+        for a in alarms.values()
+        if a["Metrics"][0]["MetricStat"]["Metric"]["MetricName"] == "AgreementTermsUnknown"
+    ]
+    assert {"Name": "Reason", "Value": "AccessDenied"} in denied["Metrics"][0]["MetricStat"][
+        "Metric"
+    ]["Dimensions"]
+    assert (denied["Threshold"], denied["TreatMissingData"]) == (1, "notBreaching")
+    assert len(alarms) == 5
     for alarm in alarms.values():
         assert alarm["AlarmActions"] == [{"Ref": topic_id}]
         assert alarm["OKActions"] == [{"Ref": topic_id}]
@@ -375,6 +398,9 @@ def test_dashboard_draws_notifications_by_event_type_and_outcome(synth: Synth) -
     assert "Entitlements discarded by reason" in body
     assert "EntitlementsDiscarded" in body
     assert all(reason in body for reason in EntitlementDiscardReason)
+    # and agreements whose terms (free trial) could not be read, by reason
+    assert "Agreement terms unknown by reason" in body and "AgreementTermsUnknown" in body
+    assert all(reason in body for reason in AgreementTermsUnknownReason)
     for event_type in (*NotificationType, UNKNOWN_EVENT_TYPE):
         assert event_type in body
     assert f'\\"{LifecycleOutcome.FAILED}\\"' in body

@@ -113,6 +113,14 @@ def test_artifact_holds_the_handler_and_current_model(artifact: Path) -> None:
     )
     assert "LICENSE_ARN" in entitlement["shapes"]["GetEntitlementFilterName"]["enum"]
     assert entitlement["metadata"]["protocol"] == "json"
+    # and reads free trials from the agreement's terms, in JSON (1.0), not CBOR.
+    agreement = json.loads(
+        (
+            artifact / DATA_DIR_NAME / "marketplace-agreement" / "2020-03-01" / "service-2.json"
+        ).read_text()
+    )
+    assert "freeTrialPricingTerm" in agreement["shapes"]["AcceptedTerm"]["members"]
+    assert agreement["metadata"]["protocol"] == "json"
 
 
 def test_zip_matches_the_directory_and_is_small(report: ArtifactReport) -> None:

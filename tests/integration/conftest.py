@@ -129,6 +129,9 @@ def stack(
         "AWS_ENDPOINT_URL_SQS": dynamodb_server.url,
         "RECOVERY_QUEUE_URL": recovery_url,
         "AWS_ENDPOINT_URL_MARKETPLACE_METERING": server.url,
+        # The lifecycle function's other Marketplace APIs: the same stand-in, never AWS.
+        "AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE": server.url,
+        "AWS_ENDPOINT_URL_MARKETPLACE_AGREEMENT": server.url,
         "CUSTOMERS_TABLE_NAME": customers,
         "IDEMPOTENCY_TABLE_NAME": idempotency,
         "CONTACTS_TABLE_NAME": contacts,

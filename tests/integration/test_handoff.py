@@ -58,6 +58,8 @@ def test_seller_backend_gets_the_customer_of_a_fresh_registration(
         "licenseArn": NEW_STYLE_LICENSE,
         "customerIdentifier": None,
         "agreementId": "agmt-1a2b3c4d5e6f7g8h9i0j1k2l3",
+        "offerId": None,
+        "freeTrial": None,
         "status": None,
         "signedUpAt": None,
     }

@@ -1,5 +1,6 @@
 """The real lifecycle handler against moto's DynamoDB server, with real-shaped SQS events;
-GetEntitlements through botocore's Stubber on a real client (moto lacks the service)."""
+GetEntitlements through botocore's Stubber on a real client (moto lacks the service), and
+GetAgreementTerms over HTTP from the Marketplace stand-in (a real client, the real protocol)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import json
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
 import pytest
 from aws_lambda_powertools.utilities.batch.exceptions import BatchProcessingError
+from botocore.config import Config
 from botocore.stub import Stubber
 
 from fulfillment.core import aws
@@ -22,9 +25,10 @@ from fulfillment.events.derivation import DomainEvent
 from fulfillment.lifecycle import handler as lifecycle
 from fulfillment.lifecycle.entitlements import ENTITLEMENT_REGION, MarketplaceEntitlements
 from fulfillment.lifecycle.store import DynamoDBLifecycleStore
+from fulfillment.lifecycle.terms import AGREEMENT_REGION, MarketplaceAgreementTerms
 from fulfillment.registration.handler import lambda_handler as api_handler
 from local.gateway import LambdaContext
-from local.marketplace import TestCustomer
+from local.marketplace import TestCustomer, build_notifications
 from tests.events import form_post
 from tests.handoff_events import registration_request
 from tests.integration.conftest import FunctionClients, Handler, Stack
@@ -108,6 +112,7 @@ def flow(
     processor = lifecycle.LifecycleProcessor(
         store=DynamoDBLifecycleStore(stack.dynamodb, stack.customers_table),
         entitlements=MarketplaceEntitlements(client),
+        terms_source=_standin_terms(),
         product_codes=products,
     )
     with Stubber(client) as stub:
@@ -139,6 +144,14 @@ def test_every_eventbridge_event_is_handled(flow: Lifecycle, name: str) -> None:
         )["Item"]
         assert "agreement_id" not in parked and "customer_aws_account_id" not in parked
         assert parked["acceptor_account_id"] == {"S": "111122223333"}
+        if name == "agreement_created_proposer":
+            # The agreement's terms, read from the stand-in: the new-style buyer's, no trial
+            assert parked["free_trial"] == {"BOOL": False}
+    elif name == "agreement_amended_proposer":
+        # An amendment changes no status; its terms are kept for the agreement's customer
+        [parked] = flow.stack.items()
+        assert parked["pk"] == {"S": f"AGREEMENT#{AGREEMENT}"}
+        assert parked["free_trial"] == {"BOOL": False} and "status" not in parked
     else:
         assert flow.stack.items() == []
 
@@ -786,8 +799,20 @@ def _standin_processor(
     return lifecycle.LifecycleProcessor(
         store=DynamoDBLifecycleStore(stack.dynamodb, stack.customers_table),
         entitlements=MarketplaceEntitlements(client, subscription_products),
+        terms_source=_standin_terms(),
         product_codes=frozenset({PRODUCT}),
     )
+
+
+def _standin_terms(config: Config = aws.QUEUE_CONFIG) -> MarketplaceAgreementTerms:
+    """GetAgreementTerms answered by the stand-in: its customers' agreements, trial or not."""
+    client = boto3.client(
+        "marketplace-agreement",
+        region_name=AGREEMENT_REGION,
+        endpoint_url=os.environ["AWS_ENDPOINT_URL_MARKETPLACE_AGREEMENT"],
+        config=config,
+    )
+    return MarketplaceAgreementTerms(client)
 
 
 def _license_updated(
@@ -851,3 +876,92 @@ def test_a_subscription_only_product_never_calls_get_entitlements(
 
     assert (response, stack.marketplace.entitlement_calls) == (NO_FAILURES, 0)
     _assert_subscribed_without_entitlements(stack)
+
+
+# -- free trials: GetAgreementTerms through the Marketplace stand-in ---------------------------
+
+
+def _subscription(stack: Stack, name: str) -> dict[str, Any]:
+    """The batch Marketplace causes when the stand-in's buyer ``name`` subscribes: the
+    agreement's creation in both roles, then the license."""
+    (customer,) = [c for c in stack.marketplace.customers if c.name == name]
+    when = datetime.now(UTC).replace(microsecond=0)
+    return sqs_event(*build_notifications(customer, "subscribe", when))
+
+
+def _subscribe(stack: Stack, context: LambdaContext, name: str) -> dict[str, Any]:
+    """``name`` subscribes, through the real handler."""
+    batch = _subscription(stack, name)
+    return lifecycle.lambda_handler(batch, context, processor=_standin_processor(stack))
+
+
+def _registered_customer(
+    stack: Stack, name: str, context: LambdaContext, seller_handoff: Handler
+) -> dict[str, Any]:
+    token = stack.marketplace.issue_token(name)
+    response = api_handler(form_post(token), context)
+    assert response["statusCode"] == 303, response.get("body")
+    registration = parse_qs(urlsplit(response["headers"]["Location"]).query)["registration"][0]
+    answer = seller_handoff(registration_request(registration), context)
+    assert answer["statusCode"] == 200, answer["body"]
+    customer: dict[str, Any] = json.loads(answer["body"])["customer"]
+    return customer
+
+
+@pytest.mark.parametrize(("name", "trial"), [("free-trial", True), ("new-style", False)])
+def test_the_seller_learns_whether_a_new_buyer_is_on_a_free_trial(
+    stack: Stack, lambda_context: LambdaContext, seller_handoff: Handler, name: str, trial: bool
+) -> None:
+    # Given a buyer subscribed (the agreement's terms read once, for the proposer's event)
+    assert _subscribe(stack, lambda_context, name) == NO_FAILURES
+    assert stack.marketplace.terms_calls == 1
+
+    # When the buyer registers and the seller's backend looks the registration up
+    customer = _registered_customer(stack, name, lambda_context, seller_handoff)
+
+    # Then it says whether the agreement has a free trial, and which offer it came from
+    assert customer["freeTrial"] is trial
+    assert customer["offerId"] == f"offer-{name}"
+    assert customer["status"] == "subscribed"
+
+
+def test_terms_refused_leave_the_trial_unknown_and_the_record_succeeds(
+    stack: Stack,
+    lambda_context: LambdaContext,
+    seller_handoff: Handler,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # Given GetAgreementTerms refuses (the role may not read the terms)
+    stack.marketplace.set_faults(terms_denied_next=1)
+
+    # When the trial buyer subscribes
+    response = _subscribe(stack, lambda_context, "free-trial")
+
+    # Then nothing is retried, the buyer is subscribed, the trial unknown, the refusal counted
+    assert (response, stack.marketplace.terms_calls) == (NO_FAILURES, 1)
+    customer = _registered_customer(stack, "free-trial", lambda_context, seller_handoff)
+    assert (customer["status"], customer["freeTrial"]) == ("subscribed", None)
+    assert '"Reason":"AccessDenied"' in capsys.readouterr().out.replace(" ", "")
+
+
+def test_throttled_terms_fail_the_proposers_event_alone_for_sqs_to_retry(
+    stack: Stack, lambda_context: LambdaContext
+) -> None:
+    # Given GetAgreementTerms throttles (one attempt per call here, five when deployed)
+    stack.marketplace.throttle_next(1)
+    processor = _standin_processor(stack)
+    processor.terms_source = _standin_terms(Config(retries={"total_max_attempts": 1}))
+    batch = _subscription(stack, "free-trial")
+
+    response = lifecycle.lambda_handler(batch, lambda_context, processor=processor)
+
+    # Then only the proposer's creation event fails (SQS delivers it again); the others are
+    # recorded, and its redelivery records the trial
+    proposers = [r["messageId"] for r in batch["Records"] if "Created - Proposer" in r["body"]]
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == proposers
+    customer = stack.customer("LICENSE#l-0a1b2c3d4e5f60718293a4b5c6d7e8f9")
+    assert customer is not None and "free_trial" not in customer
+    retry = {"Records": [r for r in batch["Records"] if r["messageId"] in proposers]}
+    assert lifecycle.lambda_handler(retry, lambda_context, processor=processor) == NO_FAILURES
+    customer = stack.customer("LICENSE#l-0a1b2c3d4e5f60718293a4b5c6d7e8f9")
+    assert customer is not None and customer["free_trial"] == {"BOOL": True}

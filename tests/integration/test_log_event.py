@@ -138,6 +138,7 @@ def test_no_entry_point_logs_its_event_when_powertools_is_told_to(
         AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE=os.environ[
             "AWS_ENDPOINT_URL_MARKETPLACE_METERING"
         ],
+        AWS_ENDPOINT_URL_MARKETPLACE_AGREEMENT=os.environ["AWS_ENDPOINT_URL_MARKETPLACE_METERING"],
         EVENT_BUS_NAME="default",
         PUBLISH_RETRY_QUEUE_URL=retry_queue,
     )

@@ -441,16 +441,23 @@ def test_the_page_escapes_labels_and_urls() -> None:
 # -- GetEntitlements -----------------------------------------------------------------------------
 
 
+def _client_by_variable(service: str, variable: str, url: str) -> Any:
+    """A client whose endpoint comes from ``variable`` alone, as the functions' clients do."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(variable, url)
+        client = boto3.session.Session(
+            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+        ).client(service, config=Config(retries={"total_max_attempts": 1}))
+    assert client.meta.endpoint_url == url
+    return client
+
+
 @pytest.fixture(scope="module")
 def entitlements(server: RunningServer) -> Any:
     # The endpoint variable boto3 reads for service id "Marketplace Entitlement Service"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE", server.url)
-        client = boto3.session.Session(
-            aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-        ).client("marketplace-entitlement", config=Config(retries={"total_max_attempts": 1}))
-    assert client.meta.endpoint_url == server.url
-    return client
+    return _client_by_variable(
+        "marketplace-entitlement", "AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE", server.url
+    )
 
 
 def test_get_entitlements_filters_pages_and_throttles(
@@ -484,6 +491,54 @@ def test_get_entitlements_filters_pages_and_throttles(
     with pytest.raises(ClientError) as caught:
         entitlements.get_entitlements(ProductCode=PRODUCT_CODE)
     assert caught.value.response["Error"]["Code"] == "ThrottlingException"
+
+
+# -- GetAgreementTerms ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def agreements(server: RunningServer) -> Any:
+    # The endpoint variable boto3 reads for service id "Marketplace Agreement"; JSON 1.0
+    return _client_by_variable(
+        "marketplace-agreement", "AWS_ENDPOINT_URL_MARKETPLACE_AGREEMENT", server.url
+    )
+
+
+def test_get_agreement_terms_names_the_free_trial_pages_and_refuses(
+    agreements: Any, stand_in: MarketplaceStandIn
+) -> None:
+    def term_types(agreement: str) -> list[str]:
+        pages = agreements.get_paginator("get_agreement_terms").paginate(
+            agreementId=agreement, PaginationConfig={"PageSize": 1}
+        )
+        return [kind for page in pages for term in page["acceptedTerms"] for kind in term]
+
+    def error(agreement: str = "agmt-1a2b3c4d5e6f7g8h9i0j1k2l3") -> tuple[str, int]:
+        with pytest.raises(ClientError) as caught:
+            agreements.get_agreement_terms(agreementId=agreement)
+        response = caught.value.response
+        return response["Error"]["Code"], response["ResponseMetadata"]["HTTPStatusCode"]
+
+    # A trial buyer's agreement has a free-trial term (parsed by botocore's own model),
+    # one term per page here; the others have none
+    trial = term_types("agmt-f1r2e3e4t5r6i7a8l9o0f1f2e")
+    assert trial == ["legalTerm", "configurableUpfrontPricingTerm", "freeTrialPricingTerm"]
+    (term,) = [
+        t["freeTrialPricingTerm"]
+        for t in agreements.get_agreement_terms(agreementId="agmt-f1r2e3e4t5r6i7a8l9o0f1f2e")[
+            "acceptedTerms"
+        ]
+        if "freeTrialPricingTerm" in t
+    ]
+    assert (term["type"], term["duration"]) == ("FreeTrialPricingTerm", "P30D")
+    assert "freeTrialPricingTerm" not in term_types("agmt-1a2b3c4d5e6f7g8h9i0j1k2l3")
+    # Refusals with the Agreement API's own codes and statuses
+    assert error("agmt-nobodyhasthisone") == ("ResourceNotFoundException", 404)
+    stand_in.set_faults(terms_denied_next=1)
+    assert error() == ("AccessDeniedException", 403)
+    stand_in.throttle_next(1)
+    assert error() == ("ThrottlingException", 429)
+    assert stand_in.terms_calls == 3 + 1 + 2 + 3  # pages of the trial, one call, pages, refusals
 
 
 # -- lifecycle notifications ---------------------------------------------------------------------

@@ -71,6 +71,8 @@ def test_a_first_registration_announces_a_new_customer() -> None:
         "licenseArn": ARN,
         "customerIdentifier": None,
         "agreementId": "agmt-0123",
+        "offerId": None,
+        "freeTrial": None,
         "firstRegistration": True,
         "registeredAt": "2026-11-26T09:15:02.123+00:00",
         "registrationCount": 1,
@@ -110,6 +112,8 @@ def test_a_sign_up_announces_its_registration_and_time() -> None:
         "licenseArn": ARN,
         "customerIdentifier": None,
         "agreementId": "agmt-0123",
+        "offerId": None,
+        "freeTrial": None,
         "signedUpAt": "2026-11-27T14:43:30+00:00",
     }
 
@@ -173,6 +177,48 @@ def test_a_legacy_customer_carries_its_identifier() -> None:
 
     assert event.detail["customerIdentifier"] == "cust-1"
     assert event.detail["licenseArn"] is None
+
+
+SUBSCRIBED = {
+    **FIRST,
+    "status": "subscribed",
+    "status_changed_at": "2026-11-26T09:01:00.000+00:00",
+    "offer_id": "offer-abc",
+}
+TRIAL = {**SUBSCRIBED, "free_trial": True, "agreement_terms_checked_at": "2026-11-26T09:01:02.5"}
+
+
+def test_a_free_trial_read_after_the_status_is_announced_on_its_own() -> None:
+    (event,) = _events(SUBSCRIBED, TRIAL)
+
+    assert event.detail_type == "Customer Free Trial Changed"
+    assert event.occurred_at == "2026-11-26T09:01:02.5"
+    assert event.detail["freeTrial"] is True
+    assert event.detail["previousFreeTrial"] is None
+    assert event.detail["offerId"] == "offer-abc"
+    assert event.detail["knownAt"] == "2026-11-26T09:01:02.5"
+
+
+def test_a_free_trial_is_announced_when_it_changes_and_only_then() -> None:
+    ended = {**TRIAL, "free_trial": False, "agreement_terms_checked_at": "2026-12-01"}
+    renewed = {**TRIAL, "agreement_id": "agmt-4567"}
+
+    (upgraded,) = _events(TRIAL, ended)
+    reread = _events(TRIAL, {**TRIAL, "agreement_terms_checked_at": "2026-12-02"})
+    (on_renewal,) = _events(ended, renewed)
+
+    assert (upgraded.detail["previousFreeTrial"], upgraded.detail["freeTrial"]) == (True, False)
+    assert reread == []
+    assert on_renewal.event_id != _events(SUBSCRIBED, TRIAL)[0].event_id
+
+
+def test_a_legacy_trial_is_announced_with_its_status() -> None:
+    legacy = {**SUBSCRIBED, "free_trial": True}
+
+    events = {e.detail_type: e for e in _events(FIRST, legacy)}
+
+    assert events["Customer Status Changed"].detail["freeTrial"] is True
+    assert events["Customer Free Trial Changed"].detail["knownAt"] == legacy["status_changed_at"]
 
 
 @pytest.mark.parametrize("count", ["1", Decimal("1.5"), True])

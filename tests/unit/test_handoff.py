@@ -219,6 +219,8 @@ def test_found_answers_200_with_the_customer_and_nothing_secret(
             "licenseArn": CUSTOMER.license_arn,
             "customerIdentifier": None,
             "agreementId": "agmt-0123456789abcdef",
+            "offerId": None,
+            "freeTrial": None,
             "status": "subscribe-success",
             "signedUpAt": "2026-11-26T21:59:00Z",
         },

@@ -56,6 +56,8 @@ def test_a_status_change_announces_both_statuses_and_the_notifications_time() ->
         "licenseArn": ARN,
         "customerIdentifier": None,
         "agreementId": "agmt-0123",
+        "offerId": "offer-1",
+        "freeTrial": None,
         "previousStatus": "subscribed",
         "status": "unsubscribed",
         "statusChangedAt": "2026-12-01T12:00:00.000+00:00",
@@ -88,13 +90,14 @@ def test_writes_that_keep_the_status_announce_no_status_change() -> None:
 
 
 def test_no_contact_or_entitlement_details_leak_into_the_event() -> None:
+    # The offer is the agreement's, and is in the event; entitlements and contacts never are.
     noisy = {**ENDED, "email": "jane@example.com", "company": "Example Corp"}
 
     (event,) = _status_events(SUBSCRIBED, noisy)
 
     text = event.to_detail_json()
     assert "jane@example.com" not in text and "Example Corp" not in text
-    assert "Seats" not in text and "offer-1" not in text
+    assert "Seats" not in text and "entitlements" not in text
 
 
 def test_the_event_id_is_stable_per_change_and_new_for_a_return_to_an_old_status() -> None:

@@ -13,9 +13,12 @@ from fulfillment.contract import LifecycleOutcome
 from fulfillment.customers.status import CustomerStatus, StatusChange
 from fulfillment.lifecycle.notifications import LifecycleNotification, parse_notification
 from fulfillment.lifecycle.subscriptions import (
+    AgreementTerms,
+    AgreementTermsUnavailableError,
     Entitlement,
     EntitlementQuery,
     Identity,
+    ParkedAgreement,
     apply_notification,
     status_change,
 )
@@ -28,6 +31,7 @@ from tests.lifecycle_events import (
     body,
     event,
     eventbridge_names,
+    renewal,
     sns_envelope,
     sns_names,
 )
@@ -42,6 +46,7 @@ class FakeStore:
 
     items: dict[str, dict[str, Any]] = field(default_factory=dict)
     parked: dict[str, StatusChange] = field(default_factory=dict)
+    parked_terms: dict[str, AgreementTerms] = field(default_factory=dict)
     writes: list[str] = field(default_factory=list)
 
     def customer_keys_by_license(self, license_arn: str) -> list[str]:
@@ -58,8 +63,9 @@ class FakeStore:
             and v.get("product_code") == product_code
         )
 
-    def parked_change(self, agreement_id: str) -> StatusChange | None:
-        return self.parked.get(agreement_id)
+    def parked_agreement(self, agreement_id: str) -> ParkedAgreement | None:
+        change, terms = self.parked.get(agreement_id), self.parked_terms.get(agreement_id)
+        return None if change is None and terms is None else ParkedAgreement(change, terms)
 
     def record_status(
         self,
@@ -90,6 +96,23 @@ class FakeStore:
         self.parked[agreement_id] = change
         return True
 
+    def park_terms(self, terms: AgreementTerms, expires_at: int) -> bool:
+        kept = self.parked_terms.get(terms.agreement_id)
+        if kept is not None and kept.checked_at >= terms.checked_at:
+            return False
+        self.parked_terms[terms.agreement_id] = terms
+        return True
+
+    def record_terms(self, customer_key: str, terms: AgreementTerms) -> bool:
+        item = self.items.get(customer_key, {})
+        if item.get("agreement_id") != terms.agreement_id:
+            return False
+        if item.get("terms_at", "") >= terms.checked_at:
+            return False
+        self.writes.append(customer_key)
+        item["free_trial"], item["terms_at"] = terms.free_trial, terms.checked_at
+        return True
+
     def record_entitlements(
         self,
         customer_key: str,
@@ -112,6 +135,7 @@ class FakeStore:
             return False
         self.writes.append(customer_key)
         item["agreement_id"], item["agreement_at"] = identity.agreement_id, at
+        item.pop("free_trial", None), item.pop("terms_at", None)
         return True
 
     def status(self, key: str) -> CustomerStatus | None:
@@ -129,6 +153,21 @@ class FakeEntitlements:
         return list(self.answer)
 
 
+@dataclass
+class FakeTerms:
+    """The agreement terms port: a free-trial answer per agreement (None: refused)."""
+
+    answers: dict[str, bool | None] = field(default_factory=dict)
+    failing: bool = False
+    asked: list[str] = field(default_factory=list)
+
+    def free_trial(self, agreement_id: str) -> bool | None:
+        self.asked.append(agreement_id)
+        if self.failing:
+            raise AgreementTermsUnavailableError("ThrottlingException")
+        return self.answers.get(agreement_id)
+
+
 def _eb(name: str, **changes: Any) -> LifecycleNotification:
     return parse_notification(body(event(name, **changes)))
 
@@ -142,13 +181,16 @@ def _apply(
     store: FakeStore,
     entitlements: FakeEntitlements | None = None,
     products: frozenset[str] = frozenset({PRODUCT}),
+    terms: FakeTerms | None = None,
+    now: datetime = NOW,
 ) -> LifecycleOutcome:
     return apply_notification(
         notification,
         store=store,
         entitlements=entitlements or FakeEntitlements(),
+        terms_source=terms or FakeTerms(),
         product_codes=products,
-        now=NOW,
+        now=now,
     )
 
 
@@ -349,3 +391,118 @@ def test_entitlement_updated_stores_entitlements_without_a_status() -> None:
     assert store.items[LEGACY_PK]["entitlements"] == []
     assert store.status(LEGACY_PK) is None
     assert entitlements.queries == [EntitlementQuery(PRODUCT, customer_identifier="Ab1Cd2Ef3Gh")]
+
+
+# -- free trials: the agreement's terms (GetAgreementTerms) ----------------------------------
+
+RENEWED = "agmt-2b3c4d5e6f7g8h9i0j1k2l3m4"
+LATER = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+
+
+def test_a_trial_read_when_the_agreement_is_created_reaches_the_customer_of_its_license() -> None:
+    # Given the agreement's creation arrives before anybody has its license (the usual order)
+    store, terms = FakeStore(), FakeTerms(answers={AGREEMENT: True})
+    assert _apply(_eb("agreement_created_manufacturer"), store, terms=terms) is (
+        LifecycleOutcome.PARKED
+    )
+    assert _apply(_eb("agreement_created_proposer"), store, terms=terms) is (
+        LifecycleOutcome.PARKED
+    )
+
+    # When the license event creates the customer
+    _apply(_eb("license_updated_manufacturer"), store, terms=terms)
+
+    # Then the customer records the trial; only the proposer's copy asked, once
+    assert store.items[LICENSE_PK]["free_trial"] is True
+    assert terms.asked == [AGREEMENT]
+
+
+def test_a_late_creation_records_the_trial_on_a_customer_with_a_newer_status() -> None:
+    store, terms = FakeStore(), FakeTerms(answers={AGREEMENT: False})
+    _apply(_eb("license_updated_manufacturer"), store)
+
+    outcome = _apply(_eb("agreement_created_proposer"), store, terms=terms)
+
+    # The status (pending, older) is not recorded, the terms (read now) are.
+    assert outcome is LifecycleOutcome.APPLIED
+    assert store.status(LICENSE_PK) is CustomerStatus.SUBSCRIBED
+    assert store.items[LICENSE_PK]["free_trial"] is False
+
+
+def test_an_amendment_read_later_replaces_the_trial_and_an_older_reading_does_not() -> None:
+    store = FakeStore()
+    _apply(_eb("license_updated_manufacturer"), store)
+    _apply(_eb("agreement_created_proposer"), store, terms=FakeTerms(answers={AGREEMENT: True}))
+
+    # The buyer upgraded from the trial: the amendment's terms have none
+    outcome = _apply(
+        _eb("agreement_amended_proposer"),
+        store,
+        terms=FakeTerms(answers={AGREEMENT: False}),
+        now=LATER,
+    )
+    # A redelivery of the creation, read before the amendment's reading, changes nothing
+    redelivered = _apply(
+        _eb("agreement_created_proposer"), store, terms=FakeTerms(answers={AGREEMENT: True})
+    )
+
+    assert (outcome, redelivered) == (LifecycleOutcome.APPLIED, LifecycleOutcome.STALE)
+    assert store.items[LICENSE_PK]["free_trial"] is False
+
+
+def test_terms_refused_for_good_leave_the_trial_unknown_and_the_status_applies() -> None:
+    store = FakeStore()
+    _apply(_eb("license_updated_manufacturer"), store)
+
+    outcome = _apply(_eb("agreement_ended_proposer"), store, terms=FakeTerms())
+    _apply(_eb("agreement_amended_proposer"), store, terms=FakeTerms(answers={AGREEMENT: None}))
+
+    assert outcome is LifecycleOutcome.APPLIED
+    assert "free_trial" not in store.items[LICENSE_PK]
+
+
+def test_terms_unavailable_fail_the_notification_before_any_write() -> None:
+    store = FakeStore()
+
+    with pytest.raises(AgreementTermsUnavailableError):
+        _apply(_eb("agreement_created_proposer"), store, terms=FakeTerms(failing=True))
+
+    assert (store.items, store.parked, store.parked_terms) == ({}, {}, {})
+
+
+def test_terms_of_an_agreement_the_customer_has_left_are_not_recorded() -> None:
+    # Given a customer a renewal moved on to a new agreement
+    store = FakeStore(items={LICENSE_PK: {"agreement_id": RENEWED, "agreement_at": "9"}})
+
+    # When the old agreement's terms are read
+    _apply(_eb("agreement_amended_proposer"), store, terms=FakeTerms(answers={AGREEMENT: True}))
+
+    assert "free_trial" not in store.items[LICENSE_PK]
+
+
+@pytest.mark.parametrize("first", ["manufacturer", "proposer"])
+def test_a_renewal_replaces_the_trial_with_the_new_agreements_terms(first: str) -> None:
+    # Given a trial customer
+    store = FakeStore()
+    _apply(_eb("license_updated_manufacturer"), store)
+    _apply(_eb("agreement_created_proposer"), store, terms=FakeTerms(answers={AGREEMENT: True}))
+    terms = FakeTerms(answers={RENEWED: False})
+    second = "proposer" if first == "manufacturer" else "manufacturer"
+
+    # When both roles' copies of the renewal arrive, in either order
+    for role in (first, second):
+        _apply(
+            _eb_payload(renewal(role, RENEWED, AGREEMENT, "2026-12-02T09:00:00Z")),
+            store,
+            terms=terms,
+            now=LATER,
+        )
+
+    # Then the customer is on the new agreement, with its terms (no trial)
+    item = store.items[LICENSE_PK]
+    assert (item["agreement_id"], item["free_trial"]) == (RENEWED, False)
+    assert terms.asked == [RENEWED]
+
+
+def _eb_payload(payload: dict[str, Any]) -> LifecycleNotification:
+    return parse_notification(body(payload))

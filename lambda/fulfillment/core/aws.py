@@ -7,6 +7,7 @@ standard AWS_ENDPOINT_URL_* variables, which is how the local stack reaches its 
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -43,6 +44,23 @@ QUEUE_CONFIG = _config(connect=2, read=5, attempts=5)
 def _deadline_bound(client: Any) -> Any:
     client.meta.events.register("before-send", deadline.check)
     return client
+
+
+class RepeatedTokenError(Exception):
+    """A paginated API gave a page token it had already given: reading on would loop."""
+
+
+def every_page(pages: Iterable[dict[str, Any]], token_key: str) -> Iterator[dict[str, Any]]:
+    """Every page of a botocore paginator. botocore refuses a token repeated on the very next
+    page only; one seen on any earlier page would loop until the function times out, so that
+    raises RepeatedTokenError (a page may be empty and still carry a token: not an end)."""
+    seen: set[object] = set()
+    for page in pages:
+        yield page
+        token = page.get(token_key)
+        if token in seen:
+            raise RepeatedTokenError(token_key)
+        seen.add(token)
 
 
 @cache
@@ -89,3 +107,10 @@ def entitlement(region: str) -> Any:
     honours AWS_ENDPOINT_URL_MARKETPLACE_ENTITLEMENT_SERVICE (service id "Marketplace
     Entitlement Service"), which is how the local stack reaches its stand-in."""
     return session().client("marketplace-entitlement", region_name=region, config=QUEUE_CONFIG)
+
+
+@cache
+def agreement(region: str) -> Any:
+    """GetAgreementTerms (fulfillment.lifecycle.terms). The endpoint honours
+    AWS_ENDPOINT_URL_MARKETPLACE_AGREEMENT (service id "Marketplace Agreement")."""
+    return session().client("marketplace-agreement", region_name=region, config=QUEUE_CONFIG)

@@ -86,6 +86,9 @@ class CustomerRecord(NamedTuple):
     agreement_id: str | None
     status: str | None
     signed_up_at: str | None
+    # The agreement's offer, and whether it has a free-trial term (None: not known yet).
+    offer_id: str | None = None
+    free_trial: bool | None = None
 
 
 class ContactDetails(NamedTuple):

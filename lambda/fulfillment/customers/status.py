@@ -48,11 +48,18 @@ NEWER_CONDITION = (
 NEWER_ENTITLEMENTS_CONDITION = (
     "attribute_not_exists(entitlements_updated_at) OR entitlements_updated_at < :fetched"
 )
+# An agreement's terms: a later reading only (placeholder :checked).
+NEWER_TERMS_CONDITION = (
+    "attribute_not_exists(agreement_terms_checked_at) OR agreement_terms_checked_at < :checked"
+)
 
+# When the agreement's terms (free_trial) were last read (GetAgreementTerms); a later reading
+# wins. Legacy SNS notifications set free_trial with their status instead.
+TERMS_CHECKED_AT = "agreement_terms_checked_at"
 # What a status change sets beside `status` (the notification's offer and trial go with it),
 # and what an entitlement fetch sets. Together with them: the item's lifecycle attributes.
 STATUS_ATTRIBUTES = ("status", "status_changed_at", "status_rank", "status_source")
-STATUS_COMPANIONS = ("offer_id", "free_trial")
+STATUS_COMPANIONS = ("offer_id", "free_trial", TERMS_CHECKED_AT)
 ENTITLEMENT_ATTRIBUTES = ("entitlements", "entitlements_updated_at")
 
 HISTORY_TTL = timedelta(days=400)

@@ -393,6 +393,8 @@ class DynamoDBCustomerStore:
             agreement_id=text("agreement_id"),
             status=text("status"),
             signed_up_at=text("signed_up_at"),
+            offer_id=text("offer_id"),
+            free_trial=item["free_trial"].get("BOOL") if "free_trial" in item else None,
         )
 
     def complete_signup(

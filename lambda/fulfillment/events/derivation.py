@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any, NamedTuple, Protocol
 
 from fulfillment.contract import REGISTRATION_EVENT_SOURCE, DetailType
+from fulfillment.customers.status import TERMS_CHECKED_AT
 
 # Format version of a retry-queue message (see DomainEvent.to_message).
 MESSAGE_VERSION = 1
@@ -141,14 +142,26 @@ def _count(image: Image | None, name: str) -> int | None:
     return int(value)
 
 
+def _flag(image: Image | None, name: str) -> bool | None:
+    if image is None or image.get(name) is None:
+        return None
+    value = image[name]
+    if not isinstance(value, bool):
+        raise MalformedChangeError(f"{name} is not a boolean")
+    return value
+
+
 def _identity(image: Image) -> dict[str, Any]:
-    """The customer's Marketplace identity: the only customer data an event carries."""
+    """The customer's Marketplace identity and agreement (its offer, whether it has a free
+    trial): the only customer data an event carries."""
     return {
         "productCode": _text(image, "product_code"),
         "customerAWSAccountId": _text(image, "customer_aws_account_id"),
         "licenseArn": _text(image, "license_arn"),
         "customerIdentifier": _text(image, "customer_identifier"),
         "agreementId": _text(image, "agreement_id"),
+        "offerId": _text(image, "offer_id"),
+        "freeTrial": _flag(image, "free_trial"),
     }
 
 
@@ -201,6 +214,23 @@ def _status_changed(change: CustomerChange) -> tuple[dict[str, Any], str | None]
     return detail, changed_at
 
 
+def _free_trial_changed(change: CustomerChange) -> tuple[dict[str, Any], str | None] | None:
+    assert change.new is not None
+    free_trial = _flag(change.new, "free_trial")
+    previous = _flag(change.old, "free_trial")
+    if free_trial is None or free_trial == previous:
+        return None
+    # When the agreement's terms were read; a legacy SNS notification says it with its status.
+    known_at = _text(change.new, TERMS_CHECKED_AT) or _text(change.new, "status_changed_at")
+    detail = {**_identity(change.new), "previousFreeTrial": previous, "knownAt": known_at}
+    return detail, known_at
+
+
+def _free_trial_change_id(image: Image) -> object:
+    # The agreement and the answer: a renewal's new agreement announces its own.
+    return f"{image.get('agreement_id')}#{image.get('free_trial')}"
+
+
 def _status_change_id(image: Image) -> object:
     # Time and status: a customer can return to an earlier status later (a new id), and two
     # changes can share one event time (EventBridge times have one-second resolution).
@@ -226,6 +256,12 @@ RULES: tuple[EventRule, ...] = (
     EventRule(DetailType.CUSTOMER_REGISTERED, "registration_count", _registered),
     EventRule(DetailType.CUSTOMER_SIGNED_UP, "signed_up_at", _signed_up),
     EventRule(DetailType.CUSTOMER_STATUS_CHANGED, "status", _status_changed, _status_change_id),
+    EventRule(
+        DetailType.CUSTOMER_FREE_TRIAL_CHANGED,
+        "free_trial",
+        _free_trial_changed,
+        _free_trial_change_id,
+    ),
 )
 
 

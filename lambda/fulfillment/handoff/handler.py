@@ -179,6 +179,8 @@ def _representation(found: RegistrationLookup) -> dict[str, Any]:
             "licenseArn": customer.license_arn,
             "customerIdentifier": customer.customer_identifier,
             "agreementId": customer.agreement_id,
+            "offerId": customer.offer_id,
+            "freeTrial": customer.free_trial,
             "status": customer.status,
             "signedUpAt": customer.signed_up_at,
         },

@@ -14,6 +14,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from fulfillment.contract import REASON_DIMENSION, EntitlementDiscardReason, MetricName
+from fulfillment.core.aws import RepeatedTokenError, every_page
 from fulfillment.core.observability import count_by, logger
 from fulfillment.customers.licenses import InvalidLicenseArnError, parse_license_arn
 from fulfillment.lifecycle.subscriptions import (
@@ -61,24 +62,18 @@ class MarketplaceEntitlements:
             raise ValueError("an entitlement query needs a customer filter")
         found: list[Entitlement] = []
         others = 0
-        # Every page (a page may be empty and still carry a NextToken). botocore's paginator
-        # refuses a token repeated on the very next page only; a token seen on any earlier page
-        # would loop until the function times out, so that is refused here.
-        seen: set[str] = set()
         pages = self._client.get_paginator("get_entitlements").paginate(
             ProductCode=query.product_code, Filter=filters
         )
         try:
-            for page in pages:
+            for page in every_page(pages, "NextToken"):
                 for raw in page.get("Entitlements") or []:
                     if _belongs_to(raw, query):
                         found.append(_entitlement(raw))
                     else:
                         others += 1
-                token = page.get("NextToken")
-                if token in seen:
-                    raise EntitlementsUnavailableError(REPEATED_TOKEN_ERROR_CODE)
-                seen.add(token)
+        except RepeatedTokenError:
+            raise EntitlementsUnavailableError(REPEATED_TOKEN_ERROR_CODE) from None
         except ClientError as exc:
             code = str(exc.response.get("Error", {}).get("Code", ""))
             if code == INVALID_PARAMETER_ERROR_CODE:

@@ -2,9 +2,10 @@
 and legacy SNS notifications on one queue).
 
 Each record is parsed, applied to its customer and counted by event type and outcome. A
-record that fails (a body that is not a notification, DynamoDB or GetEntitlements unavailable)
-fails alone: Powertools reports it as a batch item failure, SQS delivers it again, and after
-the queue's maxReceiveCount it moves to the dead-letter queue. A Marketplace event of a
+record that fails (a body that is not a notification; DynamoDB, GetEntitlements or
+GetAgreementTerms unavailable) fails alone: Powertools reports it as a batch item failure,
+SQS delivers it again, and after the queue's maxReceiveCount it moves to the dead-letter
+queue. A Marketplace event of a
 detail type not handled here (the rules subscribe to none, but AWS adds types) is
 acknowledged: logged at INFO, counted as ignored, never retried.
 
@@ -48,12 +49,15 @@ from fulfillment.lifecycle.notifications import (
 from fulfillment.lifecycle.settings import get_lifecycle_settings
 from fulfillment.lifecycle.store import DynamoDBLifecycleStore
 from fulfillment.lifecycle.subscriptions import (
+    AgreementTermsSource,
+    AgreementTermsUnavailableError,
     CustomerNotIdentifiableError,
     Entitlements,
     EntitlementsUnavailableError,
     LifecycleStore,
     apply_notification,
 )
+from fulfillment.lifecycle.terms import AGREEMENT_REGION, MarketplaceAgreementTerms
 
 
 def _count(event_type: str, outcome: LifecycleOutcome) -> None:
@@ -79,13 +83,20 @@ def _safe_fields(notification: LifecycleNotification) -> dict[str, Any]:
 
 
 class LifecycleProcessor:
-    """The lifecycle use case wired to its store, the entitlements and the products served."""
+    """The lifecycle use case wired to its store, the entitlements, the agreement terms and the
+    products served."""
 
     def __init__(
-        self, *, store: LifecycleStore, entitlements: Entitlements, product_codes: frozenset[str]
+        self,
+        *,
+        store: LifecycleStore,
+        entitlements: Entitlements,
+        terms_source: AgreementTermsSource,
+        product_codes: frozenset[str],
     ) -> None:
         self.store = store
         self.entitlements = entitlements
+        self.terms_source = terms_source
         self.product_codes = product_codes
 
     @classmethod
@@ -97,6 +108,7 @@ class LifecycleProcessor:
             entitlements=MarketplaceEntitlements(
                 aws.entitlement(ENTITLEMENT_REGION), settings.subscription_product_codes
             ),
+            terms_source=MarketplaceAgreementTerms(aws.agreement(AGREEMENT_REGION)),
             product_codes=settings.product_codes,
         )
 
@@ -147,10 +159,15 @@ class LifecycleProcessor:
                 notification,
                 store=self.store,
                 entitlements=self.entitlements,
+                terms_source=self.terms_source,
                 product_codes=self.product_codes,
                 now=datetime.now(UTC),
             )
-        except (StorageUnavailableError, EntitlementsUnavailableError) as error:
+        except (
+            StorageUnavailableError,
+            EntitlementsUnavailableError,
+            AgreementTermsUnavailableError,
+        ) as error:
             logger.error(
                 "lifecycle notification not recorded, SQS will deliver it again",
                 extra={

@@ -9,8 +9,9 @@ Two more item types belong to the lifecycle alone:
   `STATUS#<time>#<status>`, written in the same transaction as the change (so only applied
   changes are in the history), removed by the table's TTL after HISTORY_TTL (customers/status.py);
 - a parked agreement, `pk` = `AGREEMENT#<agreement id>`, `sk` = AGREEMENT: the newest status
-  of an agreement no customer had yet, for its license event to merge; TTL'd too. It carries
-  none of the indexed attribute names, so no customer lookup ever finds it.
+  and the latest reading of the terms of an agreement no customer had yet, for its license
+  event to merge; TTL'd too. It carries none of the indexed attribute names, so no customer
+  lookup ever finds it.
 """
 
 from __future__ import annotations
@@ -36,11 +37,18 @@ from fulfillment.core.errors import StorageUnavailableError
 from fulfillment.customers.status import (
     NEWER_CONDITION,
     NEWER_ENTITLEMENTS_CONDITION,
+    NEWER_TERMS_CONDITION,
+    TERMS_CHECKED_AT,
     StatusChange,
     history_item,
     stored_change,
 )
-from fulfillment.lifecycle.subscriptions import Entitlement, Identity
+from fulfillment.lifecycle.subscriptions import (
+    AgreementTerms,
+    Entitlement,
+    Identity,
+    ParkedAgreement,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -55,6 +63,8 @@ RENEWAL_CONDITION = (
     "agreement_id = :previous AND "
     "(attribute_not_exists(agreement_changed_at) OR agreement_changed_at < :at)"
 )
+# Terms are recorded on a customer on their agreement only, and only a later reading.
+TERMS_CONDITION = f"agreement_id = :agreement AND ({NEWER_TERMS_CONDITION})"
 _CONDITIONAL_CHECK_FAILED = "ConditionalCheckFailedException"
 
 
@@ -99,14 +109,21 @@ class DynamoDBLifecycleStore:
             }
         return sorted(keys)
 
-    def parked_change(self, agreement_id: str) -> StatusChange | None:
+    def parked_agreement(self, agreement_id: str) -> ParkedAgreement | None:
         with _storage_errors():
             item = self._client.get_item(
                 TableName=self._table,
-                Key={PK: {"S": AGREEMENT_PREFIX + agreement_id}, SK: {"S": AGREEMENT_SK}},
+                Key=_parked_key(agreement_id),
                 ConsistentRead=True,
             ).get("Item")
-        return None if item is None else stored_change(item)
+        if item is None:
+            return None
+        terms = None
+        if "free_trial" in item and TERMS_CHECKED_AT in item:
+            terms = AgreementTerms(
+                agreement_id, item["free_trial"]["BOOL"], item[TERMS_CHECKED_AT]["S"]
+            )
+        return ParkedAgreement(stored_change(item), terms)
 
     # -- writes ----------------------------------------------------------------------------
 
@@ -186,10 +203,23 @@ class DynamoDBLifecycleStore:
             update.set("offer_id", {"S": identity.offer_id})
         update.status(change)
         update.set(EXPIRES_AT, {"N": str(expires_at)})
+        return self._conditional_update(_parked_key(agreement_id), update, NEWER_CONDITION)
+
+    def park_terms(self, terms: AgreementTerms, expires_at: int) -> bool:
+        update = _Update()
+        update.set("entity", {"S": "agreement"})
+        update.terms(terms)
+        update.set(EXPIRES_AT, {"N": str(expires_at)})
         return self._conditional_update(
-            {PK: {"S": AGREEMENT_PREFIX + agreement_id}, SK: {"S": AGREEMENT_SK}},
-            update,
-            NEWER_CONDITION,
+            _parked_key(terms.agreement_id), update, NEWER_TERMS_CONDITION
+        )
+
+    def record_terms(self, customer_key: str, terms: AgreementTerms) -> bool:
+        update = _Update()
+        update.terms(terms)
+        update.value(":agreement", {"S": terms.agreement_id})
+        return self._conditional_update(
+            {PK: {"S": customer_key}, SK: {"S": CUSTOMER_SK}}, update, TERMS_CONDITION
         )
 
     def record_entitlements(
@@ -218,6 +248,8 @@ class DynamoDBLifecycleStore:
         update.set("agreement_changed_at", {"S": at})
         if identity.offer_id:
             update.set("offer_id", {"S": identity.offer_id})
+        # The previous agreement's terms are not the new one's (recorded when read).
+        update.remove("free_trial", TERMS_CHECKED_AT)
         update.value(":previous", {"S": previous_agreement_id})
         update.value(":at", {"S": at})
         return self._conditional_update(
@@ -243,13 +275,18 @@ class _Update:
 
     def __init__(self) -> None:
         self._clauses: list[str] = []
+        self._removed: list[str] = []
         self._values: dict[str, Any] = {}
         self._names: dict[str, str] = {}
 
-    def set(self, attribute: str, value: Any, *, only_if_absent: bool = False) -> None:
-        # Every name through a placeholder: `status` is a DynamoDB reserved word.
+    def _name(self, attribute: str) -> str:
         name = f"#n{len(self._names)}"
         self._names[name] = attribute
+        return name
+
+    def set(self, attribute: str, value: Any, *, only_if_absent: bool = False) -> None:
+        # Every name through a placeholder: `status` is a DynamoDB reserved word.
+        name = self._name(attribute)
         placeholder = f":v{len(self._values)}"
         self._values[placeholder] = value
         if only_if_absent:
@@ -278,6 +315,14 @@ class _Update:
         if identity.free_trial is not None:
             self.set("free_trial", {"BOOL": identity.free_trial})
 
+    def remove(self, *attributes: str) -> None:
+        self._removed += [self._name(attribute) for attribute in attributes]
+
+    def terms(self, terms: AgreementTerms) -> None:
+        self.set("free_trial", {"BOOL": terms.free_trial})
+        self._values[":checked"] = {"S": terms.checked_at}
+        self._clauses.append(f"{TERMS_CHECKED_AT} = :checked")
+
     def value(self, placeholder: str, value: Any) -> None:
         """A value only a condition uses."""
         self._values[placeholder] = value
@@ -299,11 +344,18 @@ class _Update:
         self._clauses.append("entitlements_updated_at = :fetched")
 
     def arguments(self) -> dict[str, Any]:
+        expression = "SET " + ", ".join(self._clauses)
+        if self._removed:
+            expression += " REMOVE " + ", ".join(self._removed)
         return {
-            "UpdateExpression": "SET " + ", ".join(self._clauses),
+            "UpdateExpression": expression,
             "ExpressionAttributeNames": dict(self._names),
             "ExpressionAttributeValues": dict(self._values),
         }
+
+
+def _parked_key(agreement_id: str) -> dict[str, Any]:
+    return {PK: {"S": AGREEMENT_PREFIX + agreement_id}, SK: {"S": AGREEMENT_SK}}
 
 
 def _entitlement_item(entitlement: Entitlement) -> dict[str, Any]:

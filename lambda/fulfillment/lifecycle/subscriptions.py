@@ -1,8 +1,9 @@
 """Subscription lifecycle: which status a notification means, and how it is recorded.
 
 Pure domain. The mapping (`status_change`) is a function of the notification alone; the use
-case (`apply_notification`) finds the customer, fetches entitlements and records the change
-through two ports (the lifecycle store and the Marketplace entitlements), so its ordering
+case (`apply_notification`) finds the customer, fetches entitlements (license events) or the
+agreement's terms (agreement events of the Proposer role) and records the change through three
+ports (the lifecycle store, the Marketplace entitlements and agreement terms), so its ordering
 rules are tested with fakes. No boto3, no environment, no clock: the caller passes `now`.
 The status and its ordering rule are the customers layer's (`fulfillment.customers.status`):
 registration merges by them too.
@@ -38,6 +39,11 @@ _STATUS_OF: dict[NotificationType, CustomerStatus] = {
 ENTITLEMENT_TYPES = frozenset(
     {NotificationType.LICENSE_UPDATED, NotificationType.ENTITLEMENT_UPDATED}
 )
+# Agreement events after which the agreement's terms are read (GetAgreementTerms), in the
+# role allowed to read them: only an agreement's proposer (and its acceptor) may, so the
+# Manufacturer copy of the same change is not asked about (docs/lifecycle.md, "Free trials").
+TERMS_TYPES = frozenset({NotificationType.AGREEMENT_CREATED, NotificationType.AGREEMENT_AMENDED})
+TERMS_ROLE = "Proposer"
 
 # A parked agreement fact is needed only until its license event arrives (seconds to minutes);
 # an agreement of a product this stack does not serve is never merged and expires.
@@ -77,8 +83,31 @@ class EntitlementQuery(NamedTuple):
     customer_identifier: str | None = None
 
 
+class AgreementTerms(NamedTuple):
+    """What an agreement's terms said when they were read: whether it has a free trial."""
+
+    agreement_id: str
+    free_trial: bool
+    checked_at: str  # when they were read; a later reading wins
+
+
+class ParkedAgreement(NamedTuple):
+    """What is kept for an agreement no customer had yet: its newest status, its terms."""
+
+    change: StatusChange | None
+    terms: AgreementTerms | None
+
+
 class EntitlementsUnavailableError(Exception):
     """GetEntitlements failed after the SDK's retries; ``code`` is the bounded error code."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+class AgreementTermsUnavailableError(Exception):
+    """GetAgreementTerms failed after the SDK's retries; ``code`` is the bounded error code."""
 
     def __init__(self, code: str) -> None:
         super().__init__(code)
@@ -101,8 +130,8 @@ class LifecycleStore(Protocol):
         """The customer items of ``product_code`` that carry this legacy identifier."""
         ...
 
-    def parked_change(self, agreement_id: str) -> StatusChange | None:
-        """The status change kept for an agreement no customer had yet, if any."""
+    def parked_agreement(self, agreement_id: str) -> ParkedAgreement | None:
+        """What is kept for an agreement no customer had yet, if anything."""
         ...
 
     def record_status(
@@ -124,6 +153,16 @@ class LifecycleStore(Protocol):
         """Keep ``change`` for an agreement no customer has yet; False when stale."""
         ...
 
+    def park_terms(self, terms: AgreementTerms, expires_at: int) -> bool:
+        """Keep ``terms`` for an agreement no customer has yet; False when a later reading
+        is kept."""
+        ...
+
+    def record_terms(self, customer_key: str, terms: AgreementTerms) -> bool:
+        """Record ``terms`` on the customer if it is on their agreement and no later reading
+        is stored; False otherwise."""
+        ...
+
     def record_entitlements(
         self,
         customer_key: str,
@@ -139,7 +178,7 @@ class LifecycleStore(Protocol):
     ) -> bool:
         """Move the customer from ``previous_agreement_id`` to ``identity.agreement_id``, unless
         it is on another agreement by now or its agreement was named at ``at`` or later;
-        False when not moved."""
+        False when not moved. What the previous agreement's terms said is dropped with it."""
         ...
 
 
@@ -148,6 +187,14 @@ class Entitlements(Protocol):
         """Every page of GetEntitlements, the query's customer's only; None when there is no
         answer to store (a subscription-only product, or a request the service refuses as
         invalid); raise EntitlementsUnavailableError on a failure worth retrying."""
+        ...
+
+
+class AgreementTermsSource(Protocol):
+    def free_trial(self, agreement_id: str) -> bool | None:
+        """Whether the agreement's accepted terms include a free-trial pricing term; None when
+        the service refuses to say (permanent: not allowed, no such agreement); raise
+        AgreementTermsUnavailableError on a failure worth retrying."""
         ...
 
 
@@ -243,38 +290,57 @@ def locate(notification: LifecycleNotification, store: LifecycleStore) -> list[s
     return []
 
 
+def read_terms(
+    notification: LifecycleNotification, source: AgreementTermsSource, now: datetime
+) -> AgreementTerms | None:
+    """The agreement's terms, for the agreement events they are read after; None otherwise
+    and when the service would not say."""
+    agreement = notification.agreement_id
+    if (
+        notification.event_type not in TERMS_TYPES
+        or notification.role != TERMS_ROLE
+        or agreement is None
+    ):
+        return None
+    free_trial = source.free_trial(agreement)
+    if free_trial is None:
+        return None
+    return AgreementTerms(agreement, free_trial, timestamp(now))
+
+
 def apply_notification(
     notification: LifecycleNotification,
     *,
     store: LifecycleStore,
     entitlements: Entitlements,
+    terms_source: AgreementTermsSource,
     product_codes: Set[str],
     now: datetime,
 ) -> LifecycleOutcome:
     """Record what ``notification`` says about its customer; return what became of it."""
     if notification.product_code is not None and notification.product_code not in product_codes:
         return LifecycleOutcome.IGNORED_PRODUCT
+    # Before any write: a failed read fails the record and nothing is half-done.
+    terms = read_terms(notification, terms_source, now)
+    expires_at = int((now + PARKED_AGREEMENT_TTL).timestamp())
     if notification.previous_agreement_id is not None and notification.agreement_id is not None:
-        return renew(notification, store)
+        return renew(notification, store, terms, expires_at)
     change = status_change(notification)
     identity = identity_of(notification)
     fetched = None
     if notification.event_type in ENTITLEMENT_TYPES:
-        # Before any write: a failed fetch fails the record and nothing is half-done.
         fetched = entitlements.fetch(entitlement_query(notification))
     keys = locate(notification, store)
     if not keys:
-        if change is None or notification.agreement_id is None:
-            return LifecycleOutcome.NO_CHANGE
-        expires_at = int((now + PARKED_AGREEMENT_TTL).timestamp())
-        parked = store.park(notification.agreement_id, identity, change, expires_at)
-        return LifecycleOutcome.PARKED if parked else LifecycleOutcome.STALE
+        return park(notification, store, change, terms, expires_at)
     if notification.license_arn and notification.agreement_id:
-        # A fact parked for this agreement before any customer had it: the newer one wins.
-        kept = store.parked_change(notification.agreement_id)
-        if kept is not None and kept.supersedes(change):
-            change = kept
-    if change is None and fetched is None:
+        # What was parked for this agreement before any customer had it: the newer wins.
+        kept = store.parked_agreement(notification.agreement_id)
+        if kept is not None:
+            if kept.change is not None and kept.change.supersedes(change):
+                change = kept.change
+            terms = terms or kept.terms
+    if change is None and fetched is None and terms is None:
         return LifecycleOutcome.NO_CHANGE
     written = False
     for key in keys:
@@ -284,28 +350,65 @@ def apply_notification(
             written |= store.record_status(key, identity, change, fetched, timestamp(now))
         elif fetched is not None:
             written |= store.record_entitlements(key, identity, fetched, timestamp(now))
+        if terms is not None:
+            # After the status, which names the customer's agreement: terms are recorded only
+            # on a customer on their agreement.
+            written |= store.record_terms(key, terms)
     return LifecycleOutcome.APPLIED if written else LifecycleOutcome.STALE
 
 
-def renew(notification: LifecycleNotification, store: LifecycleStore) -> LifecycleOutcome:
+def park(
+    notification: LifecycleNotification,
+    store: LifecycleStore,
+    change: StatusChange | None,
+    terms: AgreementTerms | None,
+    expires_at: int,
+) -> LifecycleOutcome:
+    """Keep what an agreement event says for the customer its license event will create."""
+    agreement = notification.agreement_id
+    if terms is None and (change is None or agreement is None):
+        return LifecycleOutcome.NO_CHANGE
+    parked = terms is not None and store.park_terms(terms, expires_at)
+    if change is not None and agreement is not None:
+        parked |= store.park(agreement, identity_of(notification), change, expires_at)
+    return LifecycleOutcome.PARKED if parked else LifecycleOutcome.STALE
+
+
+def renew(
+    notification: LifecycleNotification,
+    store: LifecycleStore,
+    terms: AgreementTerms | None,
+    expires_at: int,
+) -> LifecycleOutcome:
     """A renewal (or replacement) moves the customers of the previous agreement to the new
     one, so the new agreement's later events find them and the old one's do not; a change
-    parked for the new agreement before the move (its Ended came first) is then recorded."""
+    parked for the new agreement before the move (its Ended came first) is then recorded,
+    and so are the new agreement's terms (the previous one's go with the move)."""
     previous = notification.previous_agreement_id
     agreement = notification.agreement_id
     if previous is None or agreement is None:
         return LifecycleOutcome.NO_CHANGE
     keys = store.customer_keys_by_agreement(previous)
-    if not keys:
-        # Moved already (the other role's variant of this event), or nobody known yet.
-        return LifecycleOutcome.NO_CHANGE
     identity = identity_of(notification)
     at = timestamp(notification.occurred_at)
     written = False
     for key in keys:
         written |= store.move_agreement(key, previous, identity, at)
-    kept = store.parked_change(agreement)
+    kept = store.parked_agreement(agreement) if keys else None
     if kept is not None:
-        for key in keys:
-            written |= store.record_status(key, identity, kept)
+        if kept.change is not None:
+            for key in keys:
+                written |= store.record_status(key, identity, kept.change)
+        terms = terms or kept.terms
+    if terms is not None:
+        # The other role's copy of this event may have moved them already.
+        holders = sorted(set(keys) | set(store.customer_keys_by_agreement(agreement)))
+        if not holders:
+            parked = store.park_terms(terms, expires_at)
+            return LifecycleOutcome.PARKED if parked else LifecycleOutcome.STALE
+        for key in holders:
+            written |= store.record_terms(key, terms)
+    elif not keys:
+        # Moved already (the other role's variant of this event), or nobody known yet.
+        return LifecycleOutcome.NO_CHANGE
     return LifecycleOutcome.APPLIED if written else LifecycleOutcome.STALE
