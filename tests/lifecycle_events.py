@@ -104,6 +104,22 @@ def aws_sns_envelope(name: str, action: str) -> dict[str, Any]:
     return envelope
 
 
+# AWS's EventBridge examples (aws_eventbridge_examples.json): their product and license.
+AWS_EVENT_PRODUCT = "aw4fgf5tyo5w2ap6fEXAMPLE"
+AWS_EVENT_LICENSE_PK = "LICENSE#l-e52ca6f38bf84d0fafb8802ca15ac11x"
+
+
+def aws_eventbridge_names() -> list[str]:
+    return sorted(_load("aws_eventbridge_examples.json"))
+
+
+def aws_eventbridge_event(name: str, **changes: Any) -> dict[str, Any]:
+    """AWS's example event, as an EventBridge rule with an SQS target delivers it (the event
+    JSON is the body); ``changes`` update its envelope (e.g. an earlier ``time``)."""
+    example = _load("aws_eventbridge_examples.json")[name]
+    return {**{k: v for k, v in example.items() if not k.startswith("_")}, **changes}
+
+
 def body(payload: dict[str, Any] | str) -> str:
     return payload if isinstance(payload, str) else json.dumps(payload)
 

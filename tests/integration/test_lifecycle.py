@@ -36,6 +36,8 @@ from tests.integration.test_fault_injection import _replay, failing
 from tests.lifecycle_events import (
     ACCOUNT,
     AGREEMENT,
+    AWS_EVENT_LICENSE_PK,
+    AWS_EVENT_PRODUCT,
     AWS_PRODUCT,
     FIXTURES,
     LEGACY_ID,
@@ -44,6 +46,8 @@ from tests.lifecycle_events import (
     LICENSE_PK,
     PRODUCT,
     agreement_event,
+    aws_eventbridge_event,
+    aws_eventbridge_names,
     aws_sns_envelope,
     aws_sns_examples,
     event,
@@ -965,3 +969,122 @@ def test_throttled_terms_fail_the_proposers_event_alone_for_sqs_to_retry(
     assert lifecycle.lambda_handler(retry, lambda_context, processor=processor) == NO_FAILURES
     customer = stack.customer("LICENSE#l-0a1b2c3d4e5f60718293a4b5c6d7e8f9")
     assert customer is not None and customer["free_trial"] == {"BOOL": True}
+
+
+# -- AWS's own EventBridge examples (aws_eventbridge_examples.json), as the stack delivers them --
+
+# The buyer of AWS's examples, known to the stand-in: its agreement has a free trial.
+AWS_EVENT_BUYER = TestCustomer(
+    name="aws-eventbridge-example",
+    label="The buyer of AWS's EventBridge examples",
+    product_code=AWS_EVENT_PRODUCT,
+    customer_aws_account_id="845735284135",
+    license_arn="arn:aws:license-manager:us-east-1:123456789012:l-e52ca6f38bf84d0fafb8802ca15ac11x",
+    customer_identifier="",
+    agreement_id="agmt-4mwg1nevbokzw95eca5797ixs",
+    free_trial=True,
+)
+# The day before AWS's examples: the buyer's agreement was created and its license granted.
+DAY_BEFORE = "2024-08-29T21:36:03Z"
+GIVEN_SUBSCRIBED = ("agreement_created_proposer", "license_updated_manufacturer")
+EXAMPLE_OFFER, LICENSE_OFFER = "offer-1234567890123", "8kkr91jo647j3qxlcjhlqce7y"
+# example -> (subscribed the day before?, what the customer item (or the parked agreement,
+# before any customer) then says: status, agreement, offer, free trial)
+AWS_EVENT_OUTCOMES: dict[str, tuple[bool, str, tuple[Any, ...] | None]] = {
+    "agreement_created_proposer": (False, "parked", ("pending", None, EXAMPLE_OFFER, True)),
+    "agreement_created_manufacturer": (False, "parked", ("pending", None, EXAMPLE_OFFER, None)),
+    "agreement_created_renewal_proposer": (
+        True,
+        "customer",
+        # Moved to the new agreement; its terms are unknown to the stand-in, the old one's gone
+        ("subscribed", "agmt-newrenewalagreementid", EXAMPLE_OFFER, None),
+    ),
+    "agreement_amended_proposer": (
+        True,
+        "customer",
+        ("subscribed", "agmt-4mwg1nevbokzw95eca5797ixs", LICENSE_OFFER, True),
+    ),
+    "agreement_amended_manufacturer": (
+        True,
+        "customer",
+        ("subscribed", "agmt-4mwg1nevbokzw95eca5797ixs", LICENSE_OFFER, True),
+    ),
+    "agreement_ended_proposer": (
+        True,
+        "customer",
+        ("unsubscribed", "agmt-4mwg1nevbokzw95eca5797ixs", EXAMPLE_OFFER, True),
+    ),
+    "agreement_ended_manufacturer": (
+        True,
+        "customer",
+        ("unsubscribed", "agmt-4mwg1nevbokzw95eca5797ixs", EXAMPLE_OFFER, True),
+    ),
+    "license_updated_manufacturer": (
+        False,
+        "customer",
+        ("subscribed", "agmt-4mwg1nevbokzw95eca5797ixs", LICENSE_OFFER, None),
+    ),
+    "license_deprovisioned_manufacturer": (
+        False,
+        "customer",
+        ("deprovisioned", "agmt-4mwg1nevbokzw95eca5797ixs", LICENSE_OFFER, None),
+    ),
+    # Detail types the processor does not handle: acknowledged, nothing stored
+    "agreement_advisory_issued_manufacturer": (False, "nothing", None),
+    "agreement_ending_proposer": (False, "nothing", None),
+}
+
+
+def _facts(item: dict[str, Any]) -> tuple[Any, ...]:
+    def text(name: str) -> str | None:
+        return item[name]["S"] if name in item else None
+
+    trial = item["free_trial"]["BOOL"] if "free_trial" in item else None
+    return text("status"), text("agreement_id"), text("offer_id"), trial
+
+
+def test_every_aws_eventbridge_example_is_in_the_outcome_table() -> None:
+    examples = json.loads((FIXTURES / "aws_eventbridge_examples.json").read_text())
+
+    assert set(AWS_EVENT_OUTCOMES) == set(aws_eventbridge_names())
+    for example in examples.values():
+        assert example["_source"].startswith("https://docs.aws.amazon.com/marketplace/")
+
+
+@pytest.mark.parametrize("name", aws_eventbridge_names())
+def test_an_aws_eventbridge_example_stores_what_it_says(
+    stack: Stack, lambda_context: LambdaContext, name: str
+) -> None:
+    if AWS_EVENT_BUYER.name not in {c.name for c in stack.marketplace.customers}:
+        stack.marketplace.add_customer(AWS_EVENT_BUYER)
+    processor = _standin_processor(stack)
+    processor.product_codes = frozenset({AWS_EVENT_PRODUCT})
+    given, where, expected = AWS_EVENT_OUTCOMES[name]
+    if given:
+        before = [aws_eventbridge_event(n, time=DAY_BEFORE) for n in GIVEN_SUBSCRIBED]
+        assert lifecycle.lambda_handler(
+            sqs_event(*before), lambda_context, processor=processor
+        ) == (NO_FAILURES)
+
+    # When AWS's example arrives as the stack delivers it (the event JSON in an SQS body)
+    response = lifecycle.lambda_handler(
+        sqs_event(aws_eventbridge_event(name)), lambda_context, processor=processor
+    )
+
+    # Then it is acknowledged, and the stored state is what the example says
+    assert response == NO_FAILURES
+    customer = stack.customer(AWS_EVENT_LICENSE_PK)
+    parked = [i for i in stack.items() if i["pk"]["S"].startswith("AGREEMENT#")]
+    if where == "customer":
+        assert customer is not None
+        assert _facts(customer) == expected
+        # The license as received (AWS prints it without "arn:"), keyed by its own id
+        assert customer["license_arn"] == {"S": AWS_EVENT_BUYER.license_arn}
+        assert customer["customer_aws_account_id"] == {"S": "845735284135"}
+    elif where == "parked":
+        assert customer is None
+        (agreement,) = parked
+        assert _facts(agreement) == expected
+        assert agreement["acceptor_account_id"] == {"S": "845735284135"}
+    else:
+        assert stack.items() == []
