@@ -37,6 +37,7 @@ from urllib.parse import parse_qs
 
 from fulfillment.contract import MARKETPLACE_EVENT_SOURCE, NotificationType
 from fulfillment.contract import MarketplaceErrorCode as Code
+from local.metering import BATCH_METER_USAGE_TARGET, MeteredCustomer, MeteringStandIn
 from local.server import LocalRequest, LocalResponse, RunningServer, serve
 
 RESOLVE_TARGET = "AWSMPMeteringService.ResolveCustomer"
@@ -88,6 +89,13 @@ ERRORS: dict[str, tuple[int, str]] = {
     "AccessDeniedException": (403, "User is not authorized to perform this action."),
     "ResourceNotFoundException": (404, "Agreement not found."),
     "ValidationException": (400, "Invalid request."),
+    # BatchMeterUsage's refusals of a whole request (local/metering.py).
+    "TimestampOutOfBoundsException": (400, "Timestamp is out of the allowed range."),
+    "InvalidLicenseException": (400, "The license ARN is not valid."),
+    "InvalidUsageDimensionException": (400, "The usage dimension does not match the product."),
+    "InvalidTagException": (400, "A tag is not valid."),
+    "InvalidUsageAllocationsException": (400, "The usage allocations are not valid."),
+    "InvalidCustomerIdentifierException": (400, "The customer identifier is not valid."),
 }
 
 
@@ -285,6 +293,10 @@ class MarketplaceStandIn:
         self._default_faults = Faults(expire_after_seconds=float(expire_after_seconds))
         self.notification_sink: NotificationSink | None = None
         self.status_reader: StatusReader | None = None
+        # Customers whose subscription ended (the lifecycle actions unsubscribe, deprovisioned):
+        # BatchMeterUsage answers CustomerNotSubscribed for them.
+        self._ended: set[str] = set()
+        self.metering = MeteringStandIn(self._metered_customer, self._is_subscribed)
         self.reset()
 
     # -- customers and tokens --------------------------------------------------------------
@@ -327,6 +339,8 @@ class MarketplaceStandIn:
             return self.get_entitlements(request)
         if target == AGREEMENT_TERMS_TARGET:
             return self.get_agreement_terms(request)
+        if target == BATCH_METER_USAGE_TARGET:
+            return self.batch_meter_usage(request)
         if target != RESOLVE_TARGET:
             return _error("UnknownOperationException")
         if request is None:
@@ -415,6 +429,53 @@ class MarketplaceStandIn:
             body["NextToken"] = str(start + size)
         return 200, body
 
+    def batch_meter_usage(self, request: object) -> tuple[int, dict[str, Any]]:
+        """The BatchMeterUsage answer (local/metering.py holds its rules and ledger)."""
+        with self._lock:
+            if self._take("throttle_next"):
+                return _error(Code.THROTTLING)
+            if self._take("internal_error_next"):
+                return _error(Code.INTERNAL_SERVICE_ERROR)
+        error, answer = self.metering.batch_meter_usage(request)
+        return _error(error) if error else (200, answer)
+
+    def _metered_customer(
+        self, license_arn: str | None, identifier: str | None, product_code: str | None
+    ) -> MeteredCustomer | None:
+        with self._lock:
+            for customer in self._customers.values():
+                by_license = license_arn is not None and customer.license_arn == license_arn
+                by_identifier = (
+                    license_arn is None
+                    and identifier == customer.customer_identifier
+                    and product_code == customer.product_code
+                )
+                if by_license or by_identifier:
+                    return MeteredCustomer(
+                        customer.product_code,
+                        customer.customer_aws_account_id,
+                        customer.license_arn,
+                        customer.customer_identifier or None,
+                    )
+        return None
+
+    def _is_subscribed(self, customer: MeteredCustomer) -> bool:
+        with self._lock:
+            ended = {self._customers[n] for n in self._ended if n in self._customers}
+        return not any(
+            (c.license_arn or None, c.customer_identifier or None, c.product_code)
+            == (customer.license_arn, customer.customer_identifier, customer.product_code)
+            for c in ended
+        )
+
+    def set_subscribed(self, customer_name: str, subscribed: bool) -> None:
+        """Start or end a customer's subscription as BatchMeterUsage sees it (KeyError if
+        unknown); the lifecycle buttons do it too."""
+        with self._lock:
+            if customer_name not in self._customers:
+                raise KeyError(customer_name)
+            (self._ended.discard if subscribed else self._ended.add)(customer_name)
+
     def get_agreement_terms(self, request: object) -> tuple[int, dict[str, Any]]:
         """The GetAgreementTerms answer for a decoded JSON request: the accepted terms of the
         customer on that agreement (with a free-trial term for a trial customer)."""
@@ -486,7 +547,8 @@ class MarketplaceStandIn:
         self.set_faults(latency_seconds=seconds)
 
     def reset(self) -> None:
-        """Faults and counts back to defaults; issued tokens forgotten; customers kept."""
+        """Faults and counts back to defaults; issued tokens, ended subscriptions and billed usage
+        forgotten; customers kept."""
         with self._lock:
             self._faults = dataclasses.replace(self._default_faults)
             self._random = random.Random()  # noqa: S311 - fault injection only
@@ -494,9 +556,11 @@ class MarketplaceStandIn:
             self._resolve_calls = 0
             self._entitlement_calls = 0
             self._terms_calls = 0
+            self._ended = set()
             self._calls_by_key = {}
             self._answers = {}
             self._last_sent = {}
+        self.metering.reset()
 
     @property
     def resolve_calls(self) -> int:
@@ -578,6 +642,10 @@ class MarketplaceStandIn:
                 when = max(now, last[0] + timedelta(seconds=1)) if last else now
                 bodies = build_notifications(customer, action, when)
                 self._last_sent[customer_name] = (when, bodies)
+                if action in ("subscribe", "unsubscribe", "deprovisioned"):
+                    (self._ended.discard if action == "subscribe" else self._ended.add)(
+                        customer_name
+                    )
         for body in bodies:
             sink(body)
         return bodies
