@@ -59,6 +59,9 @@ LEGACY_TOPIC_PREFIXES = ("aws-mp-subscription-notification-", "aws-mp-entitlemen
 # the function reads terms for.
 CUSTOMERS_TABLE_ACTIONS = ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem")
 INDEX_ACTIONS = ("dynamodb:Query",)
+# The indexes the lifecycle store queries (fulfillment/lifecycle/store.py); not by_status, the
+# metering run's, nor by_account, which nothing queries.
+LIFECYCLE_INDEXES = (contract.BY_LICENSE, contract.BY_CUSTOMER_IDENTIFIER, contract.BY_AGREEMENT)
 ENTITLEMENT_ACTIONS = ("aws-marketplace:GetEntitlements",)
 AGREEMENT_TERMS_ACTIONS = ("aws-marketplace:GetAgreementTerms",)
 AGREEMENT_TERMS_CONDITIONS = {
@@ -201,7 +204,7 @@ class Lifecycle(Construct):
         environment_extra: Mapping[str, str],
         log_retention: logs.RetentionDays,
     ) -> lambda_.Function:
-        indexes = [f"{table.table_arn}/index/{index.name}" for index in contract.CUSTOMERS.indexes]
+        indexes = [f"{table.table_arn}/index/{name}" for name in LIFECYCLE_INDEXES]
         function = lambda_function(
             self,
             FunctionSpec(

@@ -23,6 +23,8 @@ HANDOFF_HANDLER = "fulfillment.handoff.handler.lambda_handler"
 PUBLISHER_HANDLER = "fulfillment.events.handler.lambda_handler"
 LIFECYCLE_HANDLER = "fulfillment.lifecycle.handler.lambda_handler"
 RECOVERY_HANDLER = "fulfillment.recovery.handler.lambda_handler"
+# Metering (issue 15): the hourly run.
+METERING_HANDLER = "fulfillment.metering.handler.lambda_handler"
 
 # --- Environment variables ---------------------------------------------------------------
 # Each function's settings module says which of these it reads (its ENVIRONMENT_KEYS).
@@ -42,6 +44,11 @@ SIGNUP_EXTRA_FIELDS = "SIGNUP_EXTRA_FIELDS"
 EVENT_BUS_NAME = "EVENT_BUS_NAME"
 PUBLISH_RETRY_QUEUE_URL = "PUBLISH_RETRY_QUEUE_URL"
 RECOVERY_QUEUE_URL = "RECOVERY_QUEUE_URL"
+USAGE_TABLE_NAME = "USAGE_TABLE_NAME"
+# Comma-separated metering dimensions of the deployment's products; empty: metering is off.
+METERING_DIMENSIONS = "METERING_DIMENSIONS"
+# "true": the hourly run does everything but BatchMeterUsage, and logs what it would send.
+METERING_DRY_RUN = "METERING_DRY_RUN"
 # Powertools' own; every function gets both from the stack.
 POWERTOOLS_SERVICE_NAME = "POWERTOOLS_SERVICE_NAME"
 POWERTOOLS_METRICS_NAMESPACE = "POWERTOOLS_METRICS_NAMESPACE"
@@ -97,6 +104,13 @@ class MetricName(StrEnum):
     # GetAgreementTerms refused for good, so an agreement's free trial is not known:
     # {Reason, service}, Reason an AgreementTermsUnknownReason.
     AGREEMENT_TERMS_UNKNOWN = "AgreementTermsUnknown"
+    # Metering. UsageReports {Outcome, service}: accepted, duplicate, or rejected-<reason>.
+    # MeteringRecords {Outcome, service}: an Outcome of fulfillment.metering.records, one per
+    # record the hourly run answered. OldestUnmeteredHourAge {service}: seconds since the start
+    # of the oldest closed hour not metered for good (0: none).
+    USAGE_REPORTS = "UsageReports"
+    METERING_RECORDS = "MeteringRecords"
+    OLDEST_UNMETERED_HOUR_AGE = "OldestUnmeteredHourAge"
 
 
 SERVICE_DIMENSION = "service"
@@ -271,6 +285,9 @@ BY_LICENSE = "by_license"
 BY_ACCOUNT = "by_account"
 BY_CUSTOMER_IDENTIFIER = "by_customer_identifier"
 BY_AGREEMENT = "by_agreement"
+# Customers by status (sort key sk, so a query can ask for customer items only): the hourly
+# metering run's roster of subscribed customers.
+BY_STATUS = "by_status"
 
 
 class Index(NamedTuple):
@@ -307,10 +324,16 @@ CUSTOMERS = TableSchema(
         Index(BY_ACCOUNT, "customer_aws_account_id", "product_code"),
         Index(BY_CUSTOMER_IDENTIFIER, "customer_identifier"),
         Index(BY_AGREEMENT, "agreement_id"),
+        Index(BY_STATUS, "status", SK),
     ),
     # The registration events publisher derives its events from both images of each write.
     stream_view_type="NEW_AND_OLD_IMAGES",
 )
+
+# Metering (fulfillment/metering/store.py): reported usage by hour (HOUR#<hour>: PART#...
+# items, the SEAL of a metered hour, RESULT#... per record, DONE), and remembered usage ids
+# (USAGE#<id>). Everything expires (TTL).
+USAGE = TableSchema(partition_key=PK, sort_key=SK, ttl_attribute=EXPIRES_AT)
 
 # Powertools idempotency records: its default key and expiry attribute names.
 IDEMPOTENCY = TableSchema(partition_key="id", sort_key=None, ttl_attribute="expiration")

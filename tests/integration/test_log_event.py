@@ -18,6 +18,7 @@ import pytest
 
 from fulfillment import contract
 from fulfillment.customers.models import ParkedRegistration
+from infra.schema import create_table_request
 from tests import lifecycle_events, registration_events
 from tests.events import form_post, rest_event
 from tests.fresh_process import run_fresh
@@ -99,6 +100,28 @@ def _recovery(stack: Stack) -> tuple[dict[str, Any], list[str]]:
     return registration_events.sqs_event(parked.to_message()), [ACCOUNT, LICENSE_ARN]
 
 
+USAGE_TABLE = "usage-log-event"
+
+
+def _metering(stack: Stack) -> tuple[dict[str, Any], list[str]]:
+    # The schedule's event: nothing secret in it; the run must still not log it.
+    tables = stack.dynamodb.list_tables()["TableNames"]
+    if USAGE_TABLE not in tables:
+        stack.dynamodb.create_table(**create_table_request(contract.USAGE, USAGE_TABLE))
+    event = {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": ACCOUNT,
+        "time": "2026-12-03T13:05:00Z",
+        "region": "us-east-1",
+        "resources": [f"arn:aws:events:us-east-1:{ACCOUNT}:rule/metering-{ACCOUNT}"],
+        "detail": {},
+    }
+    return event, [ACCOUNT]
+
+
 EVENTS: dict[str, Callable[[Stack], tuple[dict[str, Any], list[str]]]] = {
     contract.FULFILLMENT_HANDLER: _fulfillment,
     contract.SIGNUP_HANDLER: _signup,
@@ -106,6 +129,7 @@ EVENTS: dict[str, Callable[[Stack], tuple[dict[str, Any], list[str]]]] = {
     contract.PUBLISHER_HANDLER: _publisher,
     contract.LIFECYCLE_HANDLER: _lifecycle,
     contract.RECOVERY_HANDLER: _recovery,
+    contract.METERING_HANDLER: _metering,
 }
 
 
@@ -141,6 +165,8 @@ def test_no_entry_point_logs_its_event_when_powertools_is_told_to(
         AWS_ENDPOINT_URL_MARKETPLACE_AGREEMENT=os.environ["AWS_ENDPOINT_URL_MARKETPLACE_METERING"],
         EVENT_BUS_NAME="default",
         PUBLISH_RETRY_QUEUE_URL=retry_queue,
+        USAGE_TABLE_NAME=USAGE_TABLE,
+        METERING_DIMENSIONS="requests",
     )
     # Then it ran to the end and none of those values is in its output
     output = done.stdout + done.stderr

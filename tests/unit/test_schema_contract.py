@@ -6,12 +6,16 @@ from infra.schema import CONTACTS, CUSTOMERS, IDEMPOTENCY, create_table_request
 
 
 def test_indexed_attributes_are_the_ones_registration_writes() -> None:
+    # ... and, for by_status, the lifecycle's status over the item's own sort key: values that
+    # are never empty strings (DynamoDB refuses those in an index key).
     written = {
         "license_arn",
         "customer_identifier",
         "agreement_id",
         "customer_aws_account_id",
         "product_code",
+        "status",
+        "sk",
     }
 
     indexed = {key for index in CUSTOMERS.indexes for key in (index.partition_key, index.sort_key)}
@@ -38,6 +42,7 @@ def test_create_table_request_declares_every_key_attribute_once() -> None:
         "by_account",
         "by_customer_identifier",
         "by_agreement",
+        "by_status",
     }
 
 

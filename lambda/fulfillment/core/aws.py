@@ -114,3 +114,13 @@ def agreement(region: str) -> Any:
     """GetAgreementTerms (fulfillment.lifecycle.terms). The endpoint honours
     AWS_ENDPOINT_URL_MARKETPLACE_AGREEMENT (service id "Marketplace Agreement")."""
     return session().client("marketplace-agreement", region_name=region, config=QUEUE_CONFIG)
+
+
+@cache
+def batch_metering(region: str) -> MarketplaceMeteringClient:
+    """BatchMeterUsage for the hourly run (fulfillment.metering): nobody waits, so the queue
+    consumers' patience and no invocation deadline."""
+    client: MarketplaceMeteringClient = session().client(
+        "meteringmarketplace", region_name=region, config=QUEUE_CONFIG
+    )
+    return client

@@ -32,17 +32,18 @@ def count(name: MetricName) -> None:
     metrics.add_metric(name=name, unit=MetricUnit.Count, value=1)
 
 
-def count_by(name: MetricName, dimension: str, value: str) -> None:
-    """Emit one ``name`` with an extra bounded dimension, in a blob of its own."""
-    count_with(name, {dimension: value})
+def count_by(name: MetricName, dimension: str, value: str, number: int = 1) -> None:
+    """Emit ``number`` of ``name`` with an extra bounded dimension, in a blob of its own."""
+    count_with(name, {dimension: value}, number)
 
 
-def count_with(name: MetricName, dimensions: dict[str, str]) -> None:
-    """Emit one ``name`` with several extra bounded dimensions, in a blob of its own."""
+def count_with(name: MetricName, dimensions: dict[str, str], number: int = 1) -> None:
+    """Emit ``number`` of ``name`` with several extra bounded dimensions, in a blob of its
+    own."""
     with single_metric(
         name=name,
         unit=MetricUnit.Count,
-        value=1,
+        value=number,
         namespace=metrics.namespace,
     ) as metric:
         for dimension, value in dimensions.items():
