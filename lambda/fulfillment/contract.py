@@ -23,7 +23,8 @@ HANDOFF_HANDLER = "fulfillment.handoff.handler.lambda_handler"
 PUBLISHER_HANDLER = "fulfillment.events.handler.lambda_handler"
 LIFECYCLE_HANDLER = "fulfillment.lifecycle.handler.lambda_handler"
 RECOVERY_HANDLER = "fulfillment.recovery.handler.lambda_handler"
-# Metering (issue 15): the hourly run.
+# Metering (issue 15): the usage intake (POST /usage) and the hourly run.
+USAGE_HANDLER = "fulfillment.metering.intake.lambda_handler"
 METERING_HANDLER = "fulfillment.metering.handler.lambda_handler"
 
 # --- Environment variables ---------------------------------------------------------------

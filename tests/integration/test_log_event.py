@@ -7,6 +7,7 @@ container would), against this stack's moto server and the Marketplace stand-in.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -22,7 +23,7 @@ from infra.schema import create_table_request
 from tests import lifecycle_events, registration_events
 from tests.events import form_post, rest_event
 from tests.fresh_process import run_fresh
-from tests.handoff_events import registration_request
+from tests.handoff_events import registration_request, usage_request
 from tests.integration.conftest import Stack
 from tests.secrets_registry import encoded_forms
 
@@ -105,8 +106,8 @@ USAGE_TABLE = "usage-log-event"
 
 def _metering(stack: Stack) -> tuple[dict[str, Any], list[str]]:
     # The schedule's event: nothing secret in it; the run must still not log it.
-    tables = stack.dynamodb.list_tables()["TableNames"]
-    if USAGE_TABLE not in tables:
+    # Created already for another entry point's test, or not yet
+    with contextlib.suppress(stack.dynamodb.exceptions.ResourceInUseException):
         stack.dynamodb.create_table(**create_table_request(contract.USAGE, USAGE_TABLE))
     event = {
         "version": "0",
@@ -122,6 +123,21 @@ def _metering(stack: Stack) -> tuple[dict[str, Any], list[str]]:
     return event, [ACCOUNT]
 
 
+def _usage(stack: Stack) -> tuple[dict[str, Any], list[str]]:
+    # The customer's license, and the caller's credentials, only the event carries.
+    _metering(stack)  # the usage table
+    report = {
+        "usageId": "log-event-1",
+        "licenseArn": LICENSE_ARN,
+        "dimension": "requests",
+        "quantity": 1,
+        "timestamp": "2026-12-03T12:00:00+00:00",
+    }
+    event = usage_request({"reports": [report]})
+    session_token = event["headers"]["X-Amz-Security-Token"]
+    return event, [LICENSE_ARN, session_token]
+
+
 EVENTS: dict[str, Callable[[Stack], tuple[dict[str, Any], list[str]]]] = {
     contract.FULFILLMENT_HANDLER: _fulfillment,
     contract.SIGNUP_HANDLER: _signup,
@@ -130,6 +146,7 @@ EVENTS: dict[str, Callable[[Stack], tuple[dict[str, Any], list[str]]]] = {
     contract.LIFECYCLE_HANDLER: _lifecycle,
     contract.RECOVERY_HANDLER: _recovery,
     contract.METERING_HANDLER: _metering,
+    contract.USAGE_HANDLER: _usage,
 }
 
 

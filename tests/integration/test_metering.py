@@ -5,6 +5,7 @@ lifecycle events Marketplace sends."""
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -310,3 +311,106 @@ def test_a_legacy_customer_is_metered_by_identifier_and_product_code(metering: M
     legacy = f"{PRODUCT}/Ab1Cd2Ef3Gh"
     assert metering.billed()[legacy, "requests", TWO_HOURS_AGO.isoformat()] == 3
     assert all(who == legacy for who, _, _ in metering.billed())
+
+
+# -- POST /usage: the real intake handler with API Gateway's IAM-authorized event ------------
+
+
+def _post(metering: Metering, body: object, **settings: Any) -> tuple[int, dict[str, Any]]:
+    from fulfillment.metering import intake
+    from fulfillment.metering.settings import MeteringSettings
+    from tests.handoff_events import usage_request
+
+    response = intake.lambda_handler(
+        usage_request(body),
+        metering.context,
+        store=metering.store,
+        settings=MeteringSettings(
+            metering.stack.customers_table, metering.usage_table, frozenset({PRODUCT}), DIMENSIONS
+        ),
+    )
+    assert response["headers"]["Content-Type"] == "application/json"
+    return response["statusCode"], json.loads(response["body"])
+
+
+def _usage(usage_id: str, quantity: object, at: datetime, **who: str) -> dict[str, Any]:
+    return {
+        "usageId": usage_id,
+        **(who or {"licenseArn": LICENSE}),
+        "dimension": "requests",
+        "quantity": quantity,
+        "timestamp": at.isoformat(),
+    }
+
+
+def test_the_seller_posts_a_batch_and_learns_the_fate_of_each_report(metering: Metering) -> None:
+    # Given a subscribed buyer, named by license, by its registration id, or not at all
+    metering.subscribe("new-style", NOW - timedelta(hours=3))
+    an_hour_ago = NOW - timedelta(hours=1)
+    body = {
+        "reports": [
+            _usage("u-1", 0.1, an_hour_ago),
+            _usage("u-2", 0.2, an_hour_ago, registrationId=metering.registration),
+            _usage("u-1", 0.1, an_hour_ago),
+            _usage("u-3", 1, an_hour_ago, licenseArn=LICENSE.replace("0123", "9999")),
+            {**_usage("u-4", 1, an_hour_ago), "dimension": "gigabytes"},
+            _usage("u-5", 1, NOW + timedelta(hours=1)),
+            "not a report",
+        ]
+    }
+
+    status, answer = _post(metering, body)
+
+    hour = hour_of(an_hour_ago).isoformat()
+    assert status == 200
+    assert answer["results"] == [
+        {"usageId": "u-1", "status": "accepted", "hour": hour},
+        {"usageId": "u-2", "status": "accepted", "hour": hour},
+        {"usageId": "u-1", "status": "duplicate"},
+        {"usageId": "u-3", "status": "rejected", "reason": "UnknownCustomer"},
+        {"usageId": "u-4", "status": "rejected", "reason": "UnknownDimension"},
+        {"usageId": "u-5", "status": "rejected", "reason": "FutureTimestamp"},
+        {"usageId": None, "status": "rejected", "reason": "Malformed"},
+    ]
+    # And the hour bills 0.3 exactly (decimals, never floats)
+    metering.run(NOW)
+    assert metering.billed()[LICENSE, "requests", hour] == Decimal("0.3")
+
+
+@pytest.mark.parametrize(
+    "body", ["not json", {"reports": []}, {"reports": [{}] * 101}, ["a list"], {"other": 1}]
+)
+def test_a_body_that_is_no_batch_is_refused_whole(metering: Metering, body: object) -> None:
+    status, answer = _post(metering, body)
+
+    assert status == 400
+    assert "reports" in answer["message"] and answer["requestId"]
+
+
+def test_storage_unavailable_answers_503_and_the_same_batch_again_counts_once(
+    metering: Metering,
+) -> None:
+    metering.subscribe("new-style", NOW - timedelta(hours=3))
+    an_hour_ago = NOW - timedelta(hours=1)
+    body = {"reports": [_usage("r-1", 2, an_hour_ago), _usage("r-2", 3, an_hour_ago)]}
+    add = metering.store.add
+    calls: list[str] = []
+
+    def fail_second(report: UsageReport, key: str, now: datetime) -> Any:
+        calls.append(report.usage_id)
+        if len(calls) == 2:
+            from fulfillment.core.errors import StorageUnavailableError
+
+            raise StorageUnavailableError("ProvisionedThroughputExceededException")
+        return add(report, key, now)
+
+    metering.store.add = fail_second  # type: ignore[method-assign]
+    status, refused = _post(metering, body)
+    metering.store.add = add  # type: ignore[method-assign]
+    again_status, again = _post(metering, body)
+
+    assert (status, again_status) == (503, 200)
+    assert "same batch again" in refused["message"]
+    assert [r["status"] for r in again["results"]] == ["duplicate", "accepted"]
+    metering.run(NOW)
+    assert metering.billed()[LICENSE, "requests", hour_of(an_hour_ago).isoformat()] == 5

@@ -12,7 +12,6 @@ built on the first request, once per container; the system clock.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -27,7 +26,8 @@ from fulfillment.core.answers import Detail, Log, lookup, report
 from fulfillment.core.errors import ConfigurationError, StorageUnavailableError
 from fulfillment.core.ids import pseudonym
 from fulfillment.core.observability import logger, metrics
-from fulfillment.core.responses import SECURITY_HEADERS
+from fulfillment.core.responses import caller as caller_of
+from fulfillment.core.responses import json_answer
 from fulfillment.customers.errors import (
     MalformedRegistrationIdError,
     RegistrationPendingError,
@@ -43,8 +43,6 @@ from fulfillment.handoff.lookup import (
 from fulfillment.handoff.settings import get_handoff_settings
 
 PATH_PARAMETER = "id"
-# A JSON answer loads nothing and may be framed by nothing.
-JSON_CSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'"
 RETRY_AFTER_SECONDS = 5
 NOT_FOUND = "No such registration, or it has expired."
 
@@ -136,7 +134,7 @@ def lambda_handler(
 ) -> dict[str, Any]:
     request_context = event.get("requestContext") or {}
     request_id = str(request_context.get("requestId") or context.aws_request_id)
-    caller = _caller(request_context)
+    caller = caller_of(request_context)
     registration_id = str((event.get("pathParameters") or {}).get(PATH_PARAMETER) or "")
     try:
         if store is None:
@@ -154,14 +152,7 @@ def lambda_handler(
             "sign_up_completed": found.session.completed,
         },
     )
-    return _json(200, _representation(found))
-
-
-def _caller(request_context: dict[str, Any]) -> str | None:
-    """Who signed the request, as API Gateway's IAM authorization saw it."""
-    identity = request_context.get("identity") or {}
-    value = identity.get("userArn") or identity.get("caller")
-    return str(value) if value else None
+    return json_answer(200, _representation(found))
 
 
 def _representation(found: RegistrationLookup) -> dict[str, Any]:
@@ -192,23 +183,7 @@ def _error(error: Exception, request_id: str, caller: str | None) -> dict[str, A
     answer.report(error, caller)
     headers = {"Retry-After": str(answer.retry_after)} if answer.retry_after else {}
     body = {"message": answer.message, "requestId": request_id}
-    return _json(answer.status, body, headers)
-
-
-def _json(
-    status: int, body: dict[str, Any], extra_headers: dict[str, str] | None = None
-) -> dict[str, Any]:
-    return {
-        "statusCode": status,
-        "headers": {
-            **SECURITY_HEADERS,
-            "Content-Security-Policy": JSON_CSP,
-            "Content-Type": "application/json",
-            **(extra_headers or {}),
-        },
-        "body": json.dumps(body, separators=(",", ":")),
-        "isBase64Encoded": False,
-    }
+    return json_answer(answer.status, body, headers)
 
 
 startup.imports_done()
