@@ -150,6 +150,7 @@ class FunctionSpec:
     role_description: str
     environment: Mapping[str, str]
     statements: Sequence[iam.PolicyStatement]
+    timeout_seconds: int = TIMEOUT_SECONDS
 
 
 def lambda_function(
@@ -181,7 +182,7 @@ def lambda_function(
         handler=spec.handler,
         code=code,
         memory_size=MEMORY_MB,
-        timeout=Duration.seconds(TIMEOUT_SECONDS),
+        timeout=Duration.seconds(spec.timeout_seconds),
         role=role,
         environment=dict(spec.environment),
         log_group=log_group,

@@ -149,6 +149,23 @@ def _subscription_product_codes(value: Any, key: str, parsed: Parsed) -> tuple[s
     return _known_products(_product_codes(value, key, {**parsed, "deploy": False}), key, parsed)
 
 
+def _metering_dimensions(value: Any, key: str, parsed: Parsed) -> tuple[str, ...]:
+    """The products' metering dimensions (BatchMeterUsage's UsageDimension: 1 to 255
+    characters); none: metering is off and the stack has no metering resources."""
+    if value is None or value == [] or value == "":
+        return ()
+    items = value if isinstance(value, list) else str(value).split(",")
+    names = tuple(str(item).strip() for item in items)
+    for name in names:
+        if not 1 <= len(name) <= 255 or "," in name:
+            raise ConfigError(
+                f"context '{key}' holds {name!r}: a dimension is 1 to 255 characters, no comma"
+            )
+    if len(set(names)) < len(names):
+        raise ConfigError(f"context '{key}' names a dimension twice")
+    return names
+
+
 def _known_products(codes: tuple[str, ...], key: str, parsed: Parsed) -> tuple[str, ...]:
     unknown = [code for code in codes if code not in parsed.get("product_codes", ())]
     if unknown:
@@ -282,6 +299,10 @@ class FulfillmentConfig(BaseModel):
     # Product codes priced by subscription only (no contract dimensions; a subset of
     # product_codes): their lifecycle notifications never call GetEntitlements.
     subscription_product_codes: Annotated[tuple[str, ...], _read(_subscription_product_codes)]
+    # Metering (infra/metering.py, docs/metering.md): off (no resources) while empty.
+    metering_dimensions: Annotated[tuple[str, ...], _read(_metering_dimensions)]
+    # The hourly run does everything but BatchMeterUsage, and logs what it would send.
+    metering_dry_run: Annotated[bool, _read(_boolean(False))]
 
     @classmethod
     def from_context(cls, source: ContextSource) -> FulfillmentConfig:

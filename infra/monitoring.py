@@ -44,6 +44,8 @@ MARKETPLACE_FAILURE_PERCENT = 10
 MARKETPLACE_FAILURE_MIN_COUNT = 3  # in the 5-minute period
 
 _PERIOD = Duration.minutes(5)
+# An hour still unmetered this long after it began pages (Marketplace's limit is 24 hours).
+UNMETERED_HOUR_ALARM = Duration.hours(6)
 # Every EventType of LifecycleNotification: the notification types, and one for unreadable bodies.
 LIFECYCLE_EVENT_TYPES: tuple[str, ...] = (*contract.NotificationType, contract.UNKNOWN_EVENT_TYPE)
 _CRITICAL = "Critical"
@@ -287,6 +289,170 @@ class Monitoring(Construct):
                 "to the recovery queue and is retried, then dead-lettered. Check its log "
                 "group (error codes) and the last deployment."
             ),
+        )
+        self.alarms += [created.alarm for created in facade.created_alarms()[before:]]
+
+    def monitor_metering(
+        self,
+        *,
+        intake: lambda_.IFunction,
+        run: lambda_.IFunction,
+        dead_letter_queue: sqs.IQueue,
+        dimensions: Sequence[str],
+    ) -> None:
+        """Rows and alarms for metering (infra/metering.py, docs/metering.md)."""
+        facade = self._facade
+        before = len(facade.created_alarms())
+        facade.add_large_header("Metering")
+        outcome = contract.OUTCOME_DIMENSION
+
+        def records(value: str) -> cloudwatch.Metric:
+            return self._metric(
+                MetricName.METERING_RECORDS, label=value, dimensions={outcome: value}
+            )
+
+        def alarmed(value: str, name: str, description: str) -> CustomMetricWithAlarm:
+            return CustomMetricWithAlarm(
+                metric=records(value), alarm_friendly_name=name, add_alarm=_on_any(description)
+            )
+
+        oldest = cloudwatch.Metric(
+            namespace=self._namespace,
+            metric_name=MetricName.OLDEST_UNMETERED_HOUR_AGE,
+            dimensions_map={contract.SERVICE_DIMENSION: self._service},
+            statistic=cloudwatch.Stats.MAXIMUM,
+            period=Duration.hours(1),
+            label="Oldest unmetered hour (s)",
+        )
+        facade.monitor_custom(
+            alarm_friendly_name="Metering",
+            human_readable_name="Usage and metering",
+            description=(
+                f"{MetricName.USAGE_REPORTS} and {MetricName.METERING_RECORDS} by "
+                f"{outcome}; dimensions metered: {', '.join(dimensions)}."
+            ),
+            metric_groups=[
+                CustomMetricGroup(
+                    title="Usage reports by outcome",
+                    metrics=[
+                        cloudwatch.MathExpression(
+                            expression=(
+                                f"SEARCH('{{{self._namespace},{outcome},"
+                                f"{contract.SERVICE_DIMENSION}}} "
+                                f'MetricName="{MetricName.USAGE_REPORTS}" '
+                                f"{contract.SERVICE_DIMENSION}=\"{self._service}\"', 'Sum', "
+                                f"{int(_PERIOD.to_seconds())})"
+                            ),
+                            using_metrics={},
+                            label="",
+                            period=_PERIOD,
+                        )
+                    ],
+                ),
+                CustomMetricGroup(
+                    title="Metering records by outcome",
+                    metrics=[
+                        records("metered"),
+                        records("pending"),
+                        alarmed(
+                            "duplicate-record",
+                            "Metering-DuplicateRecord",
+                            "BatchMeterUsage answered DuplicateRecord: Marketplace already "
+                            "holds another quantity for that customer, dimension and hour. A "
+                            "data-integrity fault: something else meters this product, or "
+                            "usage changed after it was sealed. Check first: the metering "
+                            "run's RESULT items of that hour (docs/runbook.md).",
+                        ),
+                        alarmed(
+                            "customer-not-subscribed",
+                            "Metering-CustomerNotSubscribed",
+                            "BatchMeterUsage answered CustomerNotSubscribed: usage was "
+                            "accepted for a customer Marketplace no longer bills. It is kept, "
+                            "not retried. Check first: the customer's status and the "
+                            "lifecycle queue (docs/runbook.md).",
+                        ),
+                        alarmed(
+                            "quarantined",
+                            "Metering-Quarantined",
+                            "BatchMeterUsage refused a record as invalid (license, "
+                            "dimension, tag, allocation or timestamp); it is quarantined with "
+                            "its error code and will not be sent again. Check first: the "
+                            "RESULT items with error_code, and the product's dimensions "
+                            "against context meteringDimensions (docs/runbook.md).",
+                        ),
+                        alarmed(
+                            "expired",
+                            "Metering-Expired",
+                            "An hour's usage could no longer be sent within Marketplace's "
+                            "window: it is lost for billing. Check first: why the hourly "
+                            "runs failed (the run function's errors, the schedule's "
+                            "dead-letter queue) (docs/runbook.md).",
+                        ),
+                    ],
+                ),
+                CustomMetricGroup(
+                    title="Oldest unmetered hour",
+                    metrics=[
+                        CustomMetricWithAlarm(
+                            metric=oldest,
+                            alarm_friendly_name="Metering-OldestUnmeteredHour",
+                            add_alarm={
+                                _CRITICAL: CustomThreshold(
+                                    threshold=UNMETERED_HOUR_ALARM.to_seconds(),
+                                    comparison_operator=(
+                                        cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+                                    ),
+                                    treat_missing_data_override=(
+                                        cloudwatch.TreatMissingData.BREACHING
+                                    ),
+                                    alarm_description_override=(
+                                        f"An hour's usage is still not metered "
+                                        f"{UNMETERED_HOUR_ALARM.to_hours()} hours after it "
+                                        f"began (or the hourly run reported nothing): "
+                                        f"Marketplace refuses records 24 hours old, so it "
+                                        f"is lost unless the run succeeds soon. Check first: "
+                                        f"the run function's log group and errors, throttling "
+                                        f"of BatchMeterUsage (docs/runbook.md)."
+                                    ),
+                                )
+                            },
+                        )
+                    ],
+                ),
+            ],
+        )
+        self._monitor_function(
+            facade,
+            intake,
+            "UsageIntake-Function",
+            "Usage intake function",
+            "The usage intake (POST /usage) failed an invocation in the last 5 minutes: a "
+            "timeout or a crash; the seller's backend got API Gateway's 502 and should send "
+            "the same batch again. Check its log group.",
+        )
+        self._monitor_function(
+            facade,
+            run,
+            "MeteringRun-Function",
+            "Metering run function",
+            "The hourly metering run failed (DynamoDB unavailable, a timeout or a crash). "
+            "The schedule retries it twice; the next hour's run starts where it stopped and "
+            "bills nothing twice. Check its log group.",
+        )
+        facade.monitor_sqs_queue(
+            queue=dead_letter_queue,
+            alarm_friendly_name="Metering-ScheduleDLQ",
+            human_readable_name="Metering schedule dead-letter queue",
+            add_queue_max_size_alarm={
+                _CRITICAL: MaxMessageCountThreshold(
+                    max_message_count=0,
+                    alarm_description_override=(
+                        "An hourly metering invocation failed three times and its event waits "
+                        "in the dead-letter queue. The next hour's run meters the missed hour "
+                        "too, within 23 hours. Check the run function's log group."
+                    ),
+                )
+            },
         )
         self.alarms += [created.alarm for created in facade.created_alarms()[before:]]
 

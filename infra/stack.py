@@ -14,6 +14,7 @@ from infra.api import FulfillmentApi, powertools_environment
 from infra.config import FulfillmentConfig
 from infra.events import RegistrationEvents
 from infra.lifecycle import MAX_RECEIVE_COUNT, OLDEST_MESSAGE_AGE, Lifecycle
+from infra.metering import Metering
 from infra.monitoring import Monitoring
 from infra.nag import Acknowledgement, acknowledge, default_policy
 from infra.packaging import DATA_PATH_ENV
@@ -135,6 +136,40 @@ class FulfillmentStack(Stack):
                 dead_letter_queue=self.lifecycle.dead_letter_queue,
                 oldest_message_age=OLDEST_MESSAGE_AGE,
                 max_receive_count=MAX_RECEIVE_COUNT,
+            )
+        self.metering: Metering | None = None
+        if config.metering_dimensions:
+            self.metering = Metering(
+                self,
+                "Metering",
+                customers=tables.customers,
+                handoff_api=api.handoff_api,
+                product_codes=config.product_codes,
+                dimensions=config.metering_dimensions,
+                dry_run=config.metering_dry_run,
+                code_dir=code_dir,
+                # BatchMeterUsage with LicenseArn and QuantityAsDecimal: the shipped model.
+                environment_extra={**powertools, **DATA_PATH_ENV},
+                log_retention=api.log_retention,
+            )
+            self.acknowledgements.extend(self.metering.acknowledgements)
+            monitoring.monitor_metering(
+                intake=self.metering.intake_function,
+                run=self.metering.run_function,
+                dead_letter_queue=self.metering.dead_letter_queue,
+                dimensions=config.metering_dimensions,
+            )
+            CfnOutput(
+                self,
+                "UsageEndpoint",
+                value=self.metering.usage_endpoint,
+                description="POST usage reports here, signed with SigV4 (docs/metering.md)",
+            )
+            CfnOutput(
+                self,
+                "UsageInvokeArn",
+                value=self.metering.usage_invoke_arn,
+                description="Grant your backend's role execute-api:Invoke on this ARN",
             )
         self._acknowledge_by_design(api)
 

@@ -1,4 +1,5 @@
-"""The customers, contacts and idempotency tables, built from fulfillment.contract's schemas."""
+"""The customers, contacts and idempotency tables (and metering's usage table), built from
+fulfillment.contract's schemas."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from aws_cdk import aws_dynamodb as dynamodb
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from fulfillment.contract import CONTACTS, CUSTOMERS, IDEMPOTENCY, TableSchema
+from fulfillment.contract import CONTACTS, CUSTOMERS, IDEMPOTENCY, USAGE, TableSchema
 
 
 def _attribute(name: str) -> dynamodb.Attribute:
@@ -51,6 +52,11 @@ def _table(
             projection_type=dynamodb.ProjectionType.ALL,
         )
     return table
+
+
+def usage_table(scope: Construct, construct_id: str) -> dynamodb.Table:
+    """Reported usage and metering results (infra/metering.py): billing evidence, retained."""
+    return _table(scope, construct_id, USAGE)
 
 
 class Tables(Construct):
