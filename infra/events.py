@@ -31,7 +31,7 @@ from aws_cdk.interfaces.aws_events import IRuleRef
 from constructs import Construct, IConstruct
 
 from fulfillment import contract
-from infra.nag import Acknowledgement, acknowledge, default_policy
+from infra.nag import RUNTIME_REASON, Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
 
 # Exactly the calls the publisher makes itself; the event sources add their own read grants.
@@ -222,8 +222,7 @@ class RegistrationEvents(Construct):
         self._acknowledge(
             function,
             "AwsSolutions-L1",
-            "python3.13 on purpose: the shipped bytecode is compiled for 3.13 (see "
-            "docs/decisions.md); move to a newer runtime together with the bytecode compiler.",
+            RUNTIME_REASON,
         )
         return function
 

@@ -36,7 +36,7 @@ from constructs import Construct, IConstruct
 from fulfillment import contract
 from infra.api import FunctionSpec, lambda_function
 from infra.config import ConfigError
-from infra.nag import Acknowledgement, acknowledge, default_policy
+from infra.nag import RUNTIME_REASON, Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
 
 # The Marketplace events (and the legacy topics) exist in this region only.
@@ -246,8 +246,7 @@ class Lifecycle(Construct):
         self._acknowledge(
             function,
             "AwsSolutions-L1",
-            "python3.13 on purpose: the shipped bytecode is compiled for 3.13 (see "
-            "docs/decisions.md); move to a newer runtime together with the bytecode compiler.",
+            RUNTIME_REASON,
         )
         return function
 

@@ -28,7 +28,7 @@ from constructs import Construct, IConstruct
 
 from fulfillment import contract
 from infra.api import FunctionSpec, lambda_function
-from infra.nag import Acknowledgement, acknowledge, default_policy
+from infra.nag import RUNTIME_REASON, Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
 from infra.tables import usage_table
 
@@ -189,8 +189,7 @@ class Metering(Construct):
             self._acknowledge(
                 function,
                 "AwsSolutions-L1",
-                "python3.13 on purpose: the shipped bytecode is compiled for 3.13 (see "
-                "docs/decisions.md).",
+                RUNTIME_REASON,
             )
 
     def _acknowledge(self, construct: IConstruct, rule_id: str, reason: str) -> None:

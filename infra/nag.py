@@ -38,3 +38,10 @@ def default_policy(function: IFunction) -> IConstruct:
     if role is None or (policy := role.node.try_find_child("DefaultPolicy")) is None:
         raise ValueError(f"{function.node.path} has no role policy to acknowledge on")
     return policy
+
+
+# The AwsSolutions-L1 acknowledgement of every function.
+RUNTIME_REASON = (
+    "python3.13 on purpose: the shipped bytecode is compiled for 3.13 (see "
+    "docs/decisions.md); move to a newer runtime together with the bytecode compiler."
+)

@@ -27,7 +27,7 @@ from constructs import Construct, IConstruct
 
 from fulfillment import contract
 from infra.api import FunctionSpec, lambda_function
-from infra.nag import Acknowledgement, acknowledge, default_policy
+from infra.nag import RUNTIME_REASON, Acknowledgement, acknowledge, default_policy
 from infra.queues import encrypted_queue
 
 # What the fulfillment function may do with the queue: send, nothing else.
@@ -132,8 +132,7 @@ class RegistrationRecovery(Construct):
         self._acknowledge(
             self.function,
             "AwsSolutions-L1",
-            "python3.13 on purpose: the shipped bytecode is compiled for 3.13 (see "
-            "docs/decisions.md); move to a newer runtime together with the bytecode compiler.",
+            RUNTIME_REASON,
         )
 
     def connect(self, function: lambda_.Function) -> None:

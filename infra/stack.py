@@ -16,7 +16,7 @@ from infra.events import RegistrationEvents
 from infra.lifecycle import MAX_RECEIVE_COUNT, OLDEST_MESSAGE_AGE, Lifecycle
 from infra.metering import Metering
 from infra.monitoring import Monitoring
-from infra.nag import Acknowledgement, acknowledge, default_policy
+from infra.nag import RUNTIME_REASON, Acknowledgement, acknowledge, default_policy
 from infra.packaging import DATA_PATH_ENV
 from infra.recovery import RegistrationRecovery
 from infra.tables import Tables
@@ -272,8 +272,7 @@ class FulfillmentStack(Stack):
             self._acknowledge(
                 function,
                 "AwsSolutions-L1",
-                "python3.13 on purpose: the shipped bytecode is compiled for 3.13 (see "
-                "docs/decisions.md); move to a newer runtime together with the bytecode compiler.",
+                RUNTIME_REASON,
             )
         cloudwatch_role = api.api.node.try_find_child("CloudWatchRole")
         assert cloudwatch_role is not None
