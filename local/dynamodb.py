@@ -8,7 +8,7 @@ request handling makes moto behave like DynamoDB for the idempotency and race te
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from fulfillment.contract import CONTACTS, CUSTOMERS, IDEMPOTENCY, TableSchema
+from fulfillment.contract import CONTACTS, CUSTOMERS, IDEMPOTENCY, USAGE, TableSchema
 from infra.schema import create_table_request
 
 
@@ -66,14 +66,21 @@ def start_dynamodb(host: str = "127.0.0.1", port: int = 0) -> RunningDynamoDB:
 
 
 def create_tables(
-    client: Any, customers_table: str, idempotency_table: str, contacts_table: str
+    client: Any,
+    customers_table: str,
+    idempotency_table: str,
+    contacts_table: str,
+    usage_table: str | None = None,
 ) -> None:
-    """Create the three tables with the stack's keys, indexes and TTL, unless they exist."""
-    wanted: Iterable[tuple[TableSchema, str]] = (
+    """Create the stack's tables (and metering's usage table when named) with their keys,
+    indexes and TTL, unless they exist."""
+    wanted: list[tuple[TableSchema, str]] = [
         (CUSTOMERS, customers_table),
         (IDEMPOTENCY, idempotency_table),
         (CONTACTS, contacts_table),
-    )
+    ]
+    if usage_table:
+        wanted.append((USAGE, usage_table))
     # ListTables pages at 100 names: a busy endpoint (a long test session) holds more.
     existing = {
         name

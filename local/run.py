@@ -67,18 +67,26 @@ ROUTES = [
         json_errors=True,
     ),
 ]
+# With metering on (METERING_DIMENSIONS, on by default here): the hand-off API's POST /usage.
+USAGE_ROUTE = Route(
+    "POST", "/usage", handler=contract.USAGE_HANDLER, iam_auth=True, json_errors=True
+)
 
 DEFAULTS = {
     contract.PRODUCT_CODES: "prod-localexample1",
     contract.CUSTOMERS_TABLE_NAME: "fulfillment-customers",
     contract.IDEMPOTENCY_TABLE_NAME: "fulfillment-idempotency",
     contract.CONTACTS_TABLE_NAME: "fulfillment-contacts",
+    contract.USAGE_TABLE_NAME: "fulfillment-usage",
+    # Example dimensions, so `make run` meters; empty turns metering off.
+    contract.METERING_DIMENSIONS: "requests,storage_gb",
 }
 DEFAULT_WORKERS = 4
 LOCAL_REGION = "us-east-1"
 LOCAL_CREDENTIAL = "local"  # dummy: every endpoint the stack talks to is on this machine
 # Passed on to the functions only when set.
 _OPTIONAL_SETTINGS = (
+    contract.METERING_DRY_RUN,
     contract.MARKETPLACE_REGION,
     contract.SESSION_TTL_SECONDS,
     contract.SIGNUP_EXTRA_FIELDS,
@@ -243,6 +251,17 @@ def _start(
     }
     customers_table = tables[contract.CUSTOMERS_TABLE_NAME]
     product_codes = _setting(environ, contract.PRODUCT_CODES)
+    dimensions = environ.get(
+        contract.METERING_DIMENSIONS, DEFAULTS[contract.METERING_DIMENSIONS]
+    ).strip()
+    metering = (
+        {
+            contract.USAGE_TABLE_NAME: _setting(environ, contract.USAGE_TABLE_NAME),
+            contract.METERING_DIMENSIONS: dimensions,
+        }
+        if dimensions
+        else {}
+    )
     urls = {
         name: (base_url + value if value.startswith("/") else value)
         for name in _URL_SETTINGS
@@ -257,7 +276,13 @@ def _start(
         stop_callbacks.append(moto.stop)
         dynamodb_url = moto.url
     client = _dynamodb_client(dynamodb_url)
-    create_tables(client, *tables.values())
+    create_tables(
+        client,
+        customers_table,
+        tables[contract.IDEMPOTENCY_TABLE_NAME],
+        tables[contract.CONTACTS_TABLE_NAME],
+        usage_table=metering.get(contract.USAGE_TABLE_NAME),
+    )
 
     # Marketplace: an external endpoint, or our stand-in posting buyers to the gateway.
     marketplace_url = environ.get("AWS_ENDPOINT_URL_MARKETPLACE_METERING", "").strip()
@@ -278,6 +303,7 @@ def _start(
 
     function_environment: dict[str, str] = {
         **tables,
+        **metering,
         contract.PRODUCT_CODES: product_codes,
         **urls,
         **{name: environ[name].strip() for name in _OPTIONAL_SETTINGS if _setting(environ, name)},
@@ -374,7 +400,8 @@ def _start(
             local_pages[path] = not_found
     stack._gateway = start_gateway(
         handler=HANDLER,
-        routes=[r for r in ROUTES if builtin_signup or r not in SIGNUP_ROUTES],
+        routes=[r for r in ROUTES if builtin_signup or r not in SIGNUP_ROUTES]
+        + ([USAGE_ROUTE] if metering else []),
         host=host,
         port=gateway_port,
         workers=workers,

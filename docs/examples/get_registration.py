@@ -49,10 +49,13 @@ def signed_request(
 
 
 def send(request: AWSRequest) -> tuple[int, dict[str, object]]:
-    """Send the signed request exactly as signed; (status, JSON body)."""
+    """Send the signed request exactly as signed, body included; (status, JSON body)."""
     prepared = request.prepare()
-    outgoing = urllib.request.Request(  # noqa: S310 - https checked in registration_url
-        prepared.url, headers=dict(prepared.headers.items()), method=prepared.method
+    outgoing = urllib.request.Request(  # noqa: S310 - https checked before signing
+        prepared.url,
+        data=prepared.body,
+        headers=dict(prepared.headers.items()),
+        method=prepared.method,
     )
     try:
         with urllib.request.urlopen(outgoing, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
